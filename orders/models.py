@@ -1,0 +1,381 @@
+"""HCOINT's data: partners, what Redox sent us, orders, notes, deliveries, audit.
+
+Single-object rules and state transitions live here as methods; the workflows that
+touch several objects (ingesting a message, submitting a note, delivering it) live
+in `orders/ingest.py`, `orders/notes.py` and `orders/delivery.py`.
+"""
+
+import hashlib
+import hmac
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+
+def hash_token(token):
+    """A verification token as stored: SHA-256 hex.
+
+    Tokens are long random secrets that identify the partner, so a fast hash is
+    enough to keep them out of a database dump while still letting us find the
+    partner a request belongs to.
+    """
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class PartnerQuerySet(models.QuerySet):
+    def for_token(self, token):
+        """The active partner whose current or second token is `token`, or None.
+
+        Every active partner's hashes are compared with `hmac.compare_digest`, with
+        no early exit, so the time taken does not reveal which prefix matched.
+        """
+        if not token:
+            return None
+        presented = hash_token(token)
+        found = None
+        for partner in self.filter(is_active=True):
+            for stored in (partner.token_hash, partner.second_token_hash):
+                if stored and hmac.compare_digest(stored, presented) and found is None:
+                    found = partner
+        return found
+
+
+class Partner(models.Model):
+    """A hospital connection through Redox. Adding one is configuration, not code."""
+
+    class Outbound(models.TextChoices):
+        RESULTS = "results", "Results.New"
+        NOTES = "notes", "Notes.New"
+
+    name = models.CharField(max_length=200, unique=True)
+    is_active = models.BooleanField("active", default=True)
+    is_production = models.BooleanField(
+        "production connection",
+        default=False,
+        help_text="Off for a Redox development or staging connection.",
+    )
+    source_id = models.CharField(
+        "Redox source id", max_length=100, blank=True, help_text="Meta.Source.ID of the partner's messages."
+    )
+    source_name = models.CharField("Redox source name", max_length=200, blank=True)
+    destination_id = models.CharField("Redox destination id", max_length=100)
+    destination_name = models.CharField("Redox destination name", max_length=200)
+    outbound_model = models.CharField(
+        "outbound data model", max_length=10, choices=Outbound.choices, default=Outbound.RESULTS
+    )
+    token_hash = models.CharField(max_length=64, editable=False)
+    second_token_hash = models.CharField(max_length=64, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = PartnerQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def set_tokens(self, token, second_token=None):
+        """Store the verification token(s) hashed. A second token is valid during a rotation."""
+        self.token_hash = hash_token(token)
+        self.second_token_hash = hash_token(second_token) if second_token else ""
+
+    def check_token(self, token):
+        if not token:
+            return False
+        presented = hash_token(token)
+        ok_first = hmac.compare_digest(self.token_hash, presented)
+        ok_second = bool(self.second_token_hash) and hmac.compare_digest(self.second_token_hash, presented)
+        return ok_first or ok_second
+
+
+class Order(models.Model):
+    """One order per (partner, EHR `Order.ID`), as the latest applied event describes it."""
+
+    class State(models.TextChoices):
+        AWAITING_NOTE = "awaiting_note", "Awaiting note"
+        SENDING = "sending", "Note sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="orders")
+    ehr_order_id = models.CharField("EHR order id", max_length=100)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.AWAITING_NOTE)
+
+    # Patient, as Redox sent it (identifiers and demographics are echoed back in Results).
+    patient_identifiers = models.JSONField(default=list, blank=True)
+    patient_demographics = models.JSONField(default=dict, blank=True)
+    identifiers_text = models.TextField(
+        blank=True, editable=False, help_text="Every patient identifier, space-separated, for search."
+    )
+    patient_mrn = models.CharField("MRN", max_length=100, blank=True)
+    patient_first_name = models.CharField(max_length=200, blank=True)
+    patient_middle_name = models.CharField(max_length=200, blank=True)
+    patient_last_name = models.CharField(max_length=200, blank=True)
+    patient_dob = models.DateField("date of birth", null=True, blank=True)
+    patient_sex = models.CharField(max_length=50, blank=True)
+    visit_number = models.CharField(max_length=100, blank=True)
+
+    # The order itself.
+    procedure_code = models.CharField(max_length=100, blank=True)
+    procedure_codeset = models.CharField(max_length=100, blank=True)
+    procedure_description = models.CharField(max_length=500, blank=True)
+    provider = models.JSONField("ordering provider", default=dict, blank=True)
+    provider_npi = models.CharField("provider NPI", max_length=20, blank=True)
+    provider_name = models.CharField(max_length=300, blank=True)
+    priority = models.CharField(max_length=50, blank=True)
+    comments = models.TextField(blank=True)
+    diagnoses = models.JSONField(default=list, blank=True)
+    redox_status = models.CharField("Redox order status", max_length=50, blank=True)
+    transaction_at = models.DateTimeField("ordered at", null=True, blank=True)
+    is_test = models.BooleanField("test", default=False)
+
+    first_received_at = models.DateTimeField(default=timezone.now)
+    last_event_at = models.DateTimeField(
+        null=True, blank=True, help_text="Meta.EventDateTime of the newest event applied."
+    )
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-first_received_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["partner", "ehr_order_id"], name="order_unique_per_partner"),
+        ]
+        indexes = [
+            models.Index(fields=["-first_received_at", "-id"], name="order_newest_first"),
+            models.Index(fields=["state", "-first_received_at"], name="order_state_newest"),
+        ]
+        permissions = [
+            ("upload_note", "Can upload and send clinical notes"),
+            ("manage_delivery", "Can retry or abandon deliveries"),
+            ("view_usage", "Can view usage figures"),
+        ]
+
+    def __str__(self):
+        # Opaque on purpose: __str__ reaches admin messages and logs.
+        return f"Order {self.pk}"
+
+    def get_absolute_url(self):
+        return reverse("order_detail", args=[self.pk])
+
+    @property
+    def patient_name(self):
+        return ", ".join(p for p in (self.patient_last_name, self.patient_first_name) if p)
+
+    @property
+    def is_cancelled(self):
+        return self.state == self.State.CANCELLED
+
+    def cancel(self, when=None):
+        """Mark the order cancelled. Nothing is ever deleted."""
+        self.state = self.State.CANCELLED
+        self.cancelled_at = when or timezone.now()
+
+
+class InboundMessage(models.Model):
+    """Every authenticated delivery from Redox, verbatim, with how we handled it."""
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", "Received"
+        PROCESSED = "processed", "Processed"
+        FAILED = "failed", "Failed"
+        IGNORED = "ignored", "Ignored"
+
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="messages")
+    dedupe_key = models.CharField(max_length=200)
+    redox_log_id = models.CharField("Redox log id", max_length=100, blank=True, db_index=True)
+    data_model = models.CharField(max_length=50, blank=True)
+    event_type = models.CharField(max_length=50, blank=True)
+    event_at = models.DateTimeField("event time", null=True, blank=True)
+    body = models.BinaryField("raw body")
+    headers = models.JSONField(default=dict, blank=True)
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+    times_seen = models.PositiveIntegerField(default=1)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.RECEIVED, db_index=True)
+    error = models.TextField(blank=True, help_text="Why processing failed; never patient data.")
+    processed_at = models.DateTimeField(null=True, blank=True)
+    orders = models.ManyToManyField(Order, related_name="messages", blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["partner", "dedupe_key"], name="message_unique_per_partner"),
+        ]
+
+    def __str__(self):
+        return f"Message {self.pk}"
+
+
+class ClinicalNote(models.Model):
+    """An uploaded PDF. The bytes live in the database: containers have no durable disk."""
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="notes")
+    file_name = models.CharField(max_length=255)
+    content = models.BinaryField()
+    size = models.PositiveIntegerField()
+    sha256 = models.CharField("SHA-256", max_length=64)
+    page_count = models.PositiveIntegerField()
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    uploaded_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["uploaded_at", "id"]
+
+    def __str__(self):
+        return f"Note {self.pk}"
+
+
+class DeliveryQuerySet(models.QuerySet):
+    def in_flight(self):
+        return self.filter(status__in=Delivery.IN_FLIGHT)
+
+    def billable(self):
+        """Deliveries that are, or may become, a result in the partner's chart."""
+        return self.filter(status__in=(*Delivery.IN_FLIGHT, Delivery.Status.SENT))
+
+
+class Delivery(models.Model):
+    """One send of one note for one order to Redox. The row is the source of truth."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"
+        RETRY_SCHEDULED = "retry_scheduled", "Retry scheduled"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+        ABANDONED = "abandoned", "Abandoned"
+
+    IN_FLIGHT = (Status.PENDING, Status.SENDING, Status.RETRY_SCHEDULED)
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="deliveries")
+    note = models.OneToOneField(ClinicalNote, on_delete=models.PROTECT, related_name="delivery")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
+    is_correction = models.BooleanField("corrected resend", default=False)
+    correction_reason = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    attempt_count = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    sending_started_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    redox_log_id = models.CharField("Redox log id", max_length=100, blank=True)
+    last_error = models.TextField(blank=True)
+    abandoned_reason = models.TextField(blank=True)
+    abandoned_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+
+    objects = DeliveryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name_plural = "deliveries"
+        constraints = [
+            # The database, not just the form, refuses a second concurrent send.
+            models.UniqueConstraint(
+                fields=["order"],
+                condition=Q(status__in=["pending", "sending", "retry_scheduled"]),
+                name="delivery_one_in_flight_per_order",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="delivery_due"),
+        ]
+
+    def __str__(self):
+        return f"Delivery {self.pk}"
+
+    @property
+    def in_flight(self):
+        return self.status in self.IN_FLIGHT
+
+
+class DeliveryAttempt(models.Model):
+    """One HTTP try of a delivery, successful or not."""
+
+    class Outcome(models.TextChoices):
+        SENT = "sent", "Sent"
+        TRANSIENT = "transient", "Transient error"
+        PERMANENT = "permanent", "Permanent error"
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempts")
+    started_at = models.DateTimeField(default=timezone.now)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    outcome = models.CharField(max_length=20, choices=Outcome.choices)
+    http_status = models.PositiveIntegerField("HTTP status", null=True, blank=True)
+    redox_log_id = models.CharField("Redox log id", max_length=100, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["started_at", "id"]
+
+    def __str__(self):
+        return f"Attempt {self.pk}"
+
+
+class AuditEventQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise PermissionError("Audit events are append-only.")
+
+    def delete(self):
+        raise PermissionError("Audit events are append-only.")
+
+
+class AuditEvent(models.Model):
+    """Who did what to which object, when, from where. Append-only; never patient data."""
+
+    class Action(models.TextChoices):
+        SIGN_IN = "sign_in", "Signed in"
+        SIGN_IN_FAILED = "sign_in_failed", "Sign-in failed"
+        SIGN_OUT = "sign_out", "Signed out"
+        VIEW_ORDER = "view_order", "Viewed order"
+        VIEW_PDF = "view_pdf", "Viewed PDF"
+        DOWNLOAD_PDF = "download_pdf", "Downloaded PDF"
+        UPLOAD_NOTE = "upload_note", "Uploaded note"
+        SEND_NOTE = "send_note", "Sent note"
+        RESEND_NOTE = "resend_note", "Sent corrected note"
+        RETRY_DELIVERY = "retry_delivery", "Retried delivery"
+        ABANDON_DELIVERY = "abandon_delivery", "Abandoned delivery"
+        VIEW_MESSAGE = "view_message", "Viewed raw message"
+        PARTNER_CHANGE = "partner_change", "Changed partner"
+
+    class Outcome(models.TextChoices):
+        SUCCESS = "success", "Success"
+        FAILURE = "failure", "Failure"
+        DENIED = "denied", "Denied"
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    actor_username = models.CharField(max_length=150, blank=True)
+    action = models.CharField(max_length=30, choices=Action.choices)
+    object_type = models.CharField(max_length=50, blank=True)
+    object_id = models.CharField(max_length=50, blank=True)
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, null=True, blank=True, related_name="audit_events")
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.SUCCESS)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self):
+        return f"{self.get_action_display()} ({self.outcome})"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and not self._state.adding:
+            raise PermissionError("Audit events are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("Audit events are append-only.")

@@ -1,0 +1,69 @@
+"""Shared fixtures: partners, sample Redox payloads, staff users in each role."""
+
+import json
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import Group, User
+
+from orders.models import Partner
+
+SAMPLES = Path(__file__).resolve().parent.parent / "redox" / "samples"
+PARTNER_TOKEN = "partner-token-0123456789abcdef"
+SECOND_PARTNER_TOKEN = "second-partner-token-fedcba9876543210"
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hasher(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def sample_bytes(name):
+    return (SAMPLES / name).read_bytes()
+
+
+def sample_json(name):
+    return json.loads(sample_bytes(name))
+
+
+@pytest.fixture
+def partner(db):
+    partner = Partner(
+        name="Cascade Health",
+        source_id="5c1e8a90-2f47-4b6d-9e13-7a0c4d2b8f61",
+        destination_id="5c1e8a90-2f47-4b6d-9e13-7a0c4d2b8f61",
+        destination_name="Cascade Health Epic (Staging)",
+    )
+    partner.set_tokens(PARTNER_TOKEN)
+    partner.save()
+    return partner
+
+
+@pytest.fixture
+def second_partner(db):
+    partner = Partner(name="Second Hospital", destination_id="dest-2", destination_name="Second Epic")
+    partner.set_tokens(SECOND_PARTNER_TOKEN)
+    partner.save()
+    return partner
+
+
+def make_user(username, role=None, **extra):
+    user = User.objects.create_user(username=username, password="correct-horse-battery", **extra)
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+@pytest.fixture
+def viewer(db):
+    return make_user("vera", "viewer")
+
+
+@pytest.fixture
+def uploader(db):
+    return make_user("ursula", "uploader")
+
+
+@pytest.fixture
+def admin_user(db):
+    return make_user("ada", "admin", is_staff=True)
