@@ -1,0 +1,38 @@
+# The image Aptible builds on `git push`. Aptible runs the Procfile's commands in it
+# (web: gunicorn, worker: db_worker) and the .aptible.yml migration before each
+# deploy; CMD below is only for a plain `docker run`.
+FROM python:3.12-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PORT=8000
+
+# The app runs as this unprivileged user; the code it runs stays owned by root,
+# so a compromised process cannot rewrite it.
+RUN groupadd --system --gid 10001 app \
+    && useradd --system --uid 10001 --gid app --home-dir /app --no-create-home --shell /usr/sbin/nologin app
+
+WORKDIR /app
+
+# Dependencies first, in their own layer: a code-only change reuses it.
+COPY requirements.txt ./
+RUN pip install --no-cache-dir -r requirements.txt
+
+COPY . .
+
+# Static files are part of the image (WhiteNoise serves them with hashed names).
+# Settings refuse to load without a SECRET_KEY when DEBUG is off; this throwaway
+# one exists only for this RUN step and is never in the image's environment.
+RUN SECRET_KEY=collectstatic-build-step-only-not-a-secret \
+    python manage.py collectstatic --no-input
+
+# Numeric, so a platform can verify without the passwd file that this is not root.
+USER 10001:10001
+
+# gunicorn.conf.py binds 0.0.0.0:$PORT; Aptible's endpoint uses the exposed port.
+EXPOSE 8000
+
+# Exec form: gunicorn (via ddtrace-run, which execs it) is PID 1 and gets SIGTERM.
+CMD ["ddtrace-run", "gunicorn", "hcoint.wsgi:application", "--config", "gunicorn.conf.py"]

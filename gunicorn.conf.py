@@ -1,0 +1,81 @@
+"""Gunicorn settings for the `web` process (see Procfile).
+
+Every knob reads the environment so Aptible can tune it with `aptible config:set`
+without a rebuild. Settings reference: https://docs.gunicorn.org/en/stable/settings.html
+"""
+
+import os
+
+
+def _env_int(name, default):
+    value = os.environ.get(name, "")
+    return int(value) if value.strip() else default
+
+
+def _env_bool(name, default=False):
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be true or false, not {value!r}")
+
+
+# Aptible's endpoint reaches the container on the port the Dockerfile EXPOSEs, on
+# the container's own interface, so bind every interface (127.0.0.1 would fail
+# the health check).
+bind = f"0.0.0.0:{_env_int('PORT', 8000)}"
+
+# Threads, not more processes: requests mostly wait on PostgreSQL, and the
+# container has little memory to spare for extra copies of Django.
+workers = _env_int("WEB_CONCURRENCY", 2)
+threads = _env_int("GUNICORN_THREADS", 4)
+worker_class = "gthread"
+
+# A worker that stops heart-beating this long is killed. With gthread the
+# heartbeat comes from the main loop, so a slow upload on one thread does not
+# trip it; this catches a worker that is truly stuck.
+timeout = _env_int("GUNICORN_TIMEOUT", 30)
+# On SIGTERM (a deploy, a restart), requests in progress get this long to finish.
+graceful_timeout = _env_int("GUNICORN_GRACEFUL_TIMEOUT", 20)
+# Longer than the load balancer's idle timeout (60 s by default), so the proxy
+# closes idle connections first; the other order shows up as sporadic 502s.
+keepalive = _env_int("GUNICORN_KEEPALIVE", 75)
+
+# Recycle workers now and then so a slow leak cannot grow without bound; the
+# jitter stops every worker restarting at the same moment.
+max_requests = _env_int("GUNICORN_MAX_REQUESTS", 1000)
+max_requests_jitter = _env_int("GUNICORN_MAX_REQUESTS_JITTER", 100)
+
+# Request-size limits, consistent with the app. The request line carries the
+# order search (`?q=`) and Redox's GET verification (`?challenge=…&verification-token=…`),
+# both short, so gunicorn's maximum line length is ample. Headers stay at
+# gunicorn's defaults. Bodies are not limited here (gunicorn has no such setting):
+# Django refuses webhook bodies over REDOX_WEBHOOK_MAX_BYTES (DATA_UPLOAD_MAX_MEMORY_SIZE)
+# and the upload form refuses PDFs over NOTE_MAX_BYTES.
+limit_request_line = 8190
+limit_request_fields = 100
+limit_request_field_size = 8190
+
+# Access logs are off: a request line holds the query string, and the order
+# search puts patient names there. Turn on only for debugging; the format
+# below logs the path without the query string (%(U)s) all the same.
+accesslog = "-" if _env_bool("GUNICORN_ACCESS_LOG") else None
+access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
+errorlog = "-"
+loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
+
+# The heartbeat file lives in memory: a disk-backed /tmp can stall workers
+# (https://docs.gunicorn.org/en/stable/faq.html#blocking-os-fchmod).
+_SHM = "/dev/shm"  # noqa: S108 (gunicorn creates its own unique file inside)
+worker_tmp_dir = _SHM if os.path.isdir(_SHM) else None
+
+# Nothing drives gunicorn's control socket here, and the non-root user's home
+# need not be writable.
+control_socket_disable = True
+
+# No preload_app: each worker imports Django (and ddtrace patches it) after the
+# fork, which keeps database connections and tracer threads per process.
+preload_app = False
