@@ -1,0 +1,76 @@
+"""Redox's destination verification: the token compare and the one-off challenge.
+
+When a destination is saved, Redox proves the endpoint is ours by sending a
+`challenge` with the `verification-token` we invented, and expects the challenge
+back. POST (the default) carries both in a JSON body; GET carries them as query
+parameters, and the token may also come in the `verification-token` header.
+https://docs.redoxengine.com/how-to-use-redox/manage-your-redox-configuration/create-and-verify-an-endpoint/
+
+Plain values in, plain values out: this module knows nothing of partners or requests.
+"""
+
+import hmac
+import json
+from dataclasses import dataclass
+
+TOKEN_HEADER = "verification-token"  # noqa: S105 - a header name, not a secret
+# A verification body is two short strings. Anything bigger is a message, and an
+# unauthenticated body that large is not worth parsing.
+CHALLENGE_BODY_MAX_BYTES = 4096
+# Redox's challenges are UUID-like; the cap keeps us from echoing arbitrary blobs.
+CHALLENGE_MAX_CHARS = 256
+
+
+def tokens_equal(presented, expected):
+    """Compare two tokens in constant time. A missing value never matches."""
+    if not presented or not expected:
+        return False
+    return hmac.compare_digest(str(presented).encode(), str(expected).encode())
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """A verification request: the challenge to echo and the token it came with ("" if none)."""
+
+    challenge: str
+    token: str
+
+
+def _usable(challenge):
+    return isinstance(challenge, str) and 0 < len(challenge) <= CHALLENGE_MAX_CHARS
+
+
+def challenge_from_query(query, header_token=""):
+    """The GET form: `?challenge=...&verification-token=...`, token also accepted from the header.
+
+    `query` is any mapping with `.get` (a Django QueryDict works). Returns None when
+    there is no usable challenge.
+    """
+    challenge = query.get("challenge")
+    if not _usable(challenge):
+        return None
+    token = query.get(TOKEN_HEADER) or header_token or ""
+    return Challenge(challenge=challenge, token=token)
+
+
+def challenge_from_body(body, header_token=""):
+    """The POST form: a small JSON object with `challenge` and `verification-token`.
+
+    Returns None for anything else, including every data-model message (they carry
+    `Meta`), so the caller can treat the body as a message.
+    """
+    if not body or len(body) > CHALLENGE_BODY_MAX_BYTES:
+        return None
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict) or "Meta" in data:
+        return None
+    challenge = data.get("challenge")
+    if not _usable(challenge):
+        return None
+    token = data.get(TOKEN_HEADER)
+    if not isinstance(token, str) or not token:
+        token = header_token or ""
+    return Challenge(challenge=challenge, token=token)
