@@ -241,6 +241,11 @@ REDOX_READ_TIMEOUT = env_int("REDOX_READ_TIMEOUT_SECONDS", 60)
 DELIVERY_MAX_AGE_HOURS = env_int("DELIVERY_MAX_AGE_HOURS", 24)
 DELIVERY_RETRY_BASE_SECONDS = env_int("DELIVERY_RETRY_BASE_SECONDS", 30)
 DELIVERY_RETRY_MAX_SECONDS = env_int("DELIVERY_RETRY_MAX_SECONDS", 3600)
+# How often the worker looks for deliveries whose job vanished or whose worker died.
+DELIVERY_SWEEP_INTERVAL_SECONDS = env_int("DELIVERY_SWEEP_INTERVAL_SECONDS", 60)
+# A delivery still "sending" after this long lost its worker and is sent again. Must exceed
+# the longest possible attempt: token + upload + send, each bounded by the Redox timeouts.
+DELIVERY_SENDING_TIMEOUT_SECONDS = env_int("DELIVERY_SENDING_TIMEOUT_SECONDS", 300)
 
 # --- Observability ----------------------------------------------------------
 LOG_FORMAT = env_str("LOG_FORMAT", "plain" if DEBUG else "json")
