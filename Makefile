@@ -12,6 +12,18 @@ DEV_ENV := DEBUG=true \
 	REDOX_API_KEY=sandbox-api-key \
 	REDOX_API_SECRET=sandbox-api-secret
 
+# `check --deploy` sees what Aptible gives the app and nothing from this shell:
+# DEBUG off, a fresh strong key, real host names, PostgreSQL over TLS.
+DEPLOY_CHECK_ENV := env -i PATH="$$PATH" HOME="$$HOME" \
+	DEBUG=false \
+	SECRET_KEY="$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(50))')" \
+	ALLOWED_HOSTS=hcoint.example.org \
+	CSRF_TRUSTED_ORIGINS=https://hcoint.example.org \
+	DATABASE_URL='postgres://hcoint:unused@db.example.internal:5432/hcoint?sslmode=require' \
+	REDOX_API_KEY=deploy-check-unused \
+	REDOX_API_SECRET=deploy-check-unused \
+	DD_TRACE_ENABLED=false
+
 .PHONY: run test lint bench clean
 
 $(BIN)/python:
@@ -32,7 +44,9 @@ lint: $(INSTALLED)
 	$(BIN)/ruff format --check .
 
 test: lint
-	$(BIN)/python manage.py makemigrations --check --dry-run
+	DEBUG=true $(BIN)/python manage.py makemigrations --check --dry-run
+	$(DEPLOY_CHECK_ENV) $(BIN)/python manage.py check --deploy --fail-level WARNING
+	$(BIN)/check-jsonschema --builtin-schema vendor.circle-ci .circleci/config.yml
 	$(BIN)/pytest --cov --cov-report=term --cov-report=xml --junitxml=test-results/junit.xml
 
 clean:
