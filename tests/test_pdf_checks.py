@@ -1,0 +1,255 @@
+"""Every reason an uploaded PDF is refused, each proved with a real file built here.
+
+`pdf_check` returns the page count of an acceptable PDF and otherwise raises
+PdfRejected with a plain-words message and a reason code for the log.
+"""
+
+import io
+import struct
+import zlib
+
+import pytest
+from pypdf.actions import JavaScript, PageTrigger
+from pypdf.generic import (
+    ArrayObject,
+    DictionaryObject,
+    FloatObject,
+    NameObject,
+    TextStringObject,
+)
+
+from orders.pdf import PdfRejected, pdf_check
+from tests.conftest import sample_bytes
+from tests.pages_fixtures import pdf_bytes
+
+
+def rejected(data, **kwargs):
+    with pytest.raises(PdfRejected) as caught:
+        pdf_check(data, **kwargs)
+    return caught.value
+
+
+def action(**entries):
+    return DictionaryObject({NameObject(f"/{key}"): value for key, value in entries.items()})
+
+
+def add_link_annotation(writer, act):
+    annotation = DictionaryObject(
+        {
+            NameObject("/Type"): NameObject("/Annot"),
+            NameObject("/Subtype"): NameObject("/Link"),
+            NameObject("/Rect"): ArrayObject([FloatObject(10), FloatObject(10), FloatObject(100), FloatObject(30)]),
+            NameObject("/A"): act,
+        }
+    )
+    writer.pages[0][NameObject("/Annots")] = ArrayObject([writer._add_object(annotation)])
+
+
+def test_accepts_the_sample_note():
+    assert pdf_check(sample_bytes("clinical-note.pdf")) == 1
+
+
+def test_returns_the_page_count():
+    assert pdf_check(pdf_bytes(pages=3)) == 3
+
+
+def test_refuses_an_empty_file():
+    assert rejected(b"").reason == "empty"
+
+
+def test_refuses_a_file_that_is_not_a_pdf_whatever_its_name():
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+    refusal = rejected(png)
+    assert refusal.reason == "not_pdf"
+    assert "not a PDF" in refusal.message
+
+
+def test_refuses_a_pdf_that_does_not_start_with_the_magic_bytes():
+    assert rejected(b"   " + pdf_bytes()).reason == "not_pdf"
+
+
+def test_refuses_a_damaged_pdf():
+    assert rejected(b"%PDF-1.7\nthis is not really a pdf at all\n").reason == "unreadable"
+
+
+def test_refuses_a_truncated_pdf():
+    assert rejected(pdf_bytes()[:120]).reason == "unreadable"
+
+
+def test_refuses_an_encrypted_pdf():
+    refusal = rejected(pdf_bytes(lambda writer: writer.encrypt("secret-password")))
+    assert refusal.reason == "encrypted"
+    assert "encrypted" in refusal.message
+
+
+def test_refuses_an_encrypted_pdf_even_with_an_empty_password():
+    assert rejected(pdf_bytes(lambda writer: writer.encrypt(""))).reason == "encrypted"
+
+
+def test_refuses_an_aes_encrypted_pdf():
+    data = pdf_bytes(lambda writer: writer.encrypt("secret-password", algorithm="AES-256"))
+    assert rejected(data).reason == "encrypted"
+
+
+def test_refuses_javascript_run_on_open():
+    data = pdf_bytes(lambda writer: writer.add_open_action(JavaScript("app.alert('hello');")))
+    assert rejected(data).reason in {"javascript", "auto_action"}
+
+
+def test_refuses_document_level_javascript_without_an_open_action():
+    def build(writer):
+        script = writer._add_object(action(S=NameObject("/JavaScript"), JS=TextStringObject("app.alert(1)")))
+        names = DictionaryObject({NameObject("/Names"): ArrayObject([TextStringObject("init"), script])})
+        writer._root_object[NameObject("/Names")] = DictionaryObject({NameObject("/JavaScript"): names})
+
+    data = pdf_bytes(build)
+    assert b"/OpenAction" not in data
+    assert rejected(data).reason == "javascript"
+
+
+def test_refuses_javascript_on_a_link():
+    data = pdf_bytes(
+        lambda writer: add_link_annotation(writer, action(S=NameObject("/JavaScript"), JS=TextStringObject("x()")))
+    )
+    assert rejected(data).reason == "javascript"
+
+
+def test_refuses_a_page_open_action():
+    data = pdf_bytes(lambda writer: writer.pages[0].add_action(PageTrigger.OPEN, JavaScript("app.beep(0);")))
+    assert rejected(data).reason in {"auto_action", "javascript"}
+
+
+def test_refuses_a_non_javascript_open_action():
+    data = pdf_bytes(
+        lambda writer: writer._root_object.__setitem__(
+            NameObject("/OpenAction"), action(S=NameObject("/Named"), N=NameObject("/Print"))
+        )
+    )
+    assert rejected(data).reason == "auto_action"
+
+
+def test_refuses_a_launch_action():
+    data = pdf_bytes(
+        lambda writer: add_link_annotation(
+            writer, action(S=NameObject("/Launch"), F=TextStringObject("C:\\Windows\\calc.exe"))
+        )
+    )
+    assert rejected(data).reason == "launch"
+
+
+def test_refuses_an_embedded_file():
+    refusal = rejected(pdf_bytes(lambda writer: writer.add_attachment("invoice.exe", b"MZ not really")))
+    assert refusal.reason == "embedded_file"
+    assert "embedded" in refusal.message
+
+
+def test_refuses_rich_media():
+    def build(writer):
+        annotation = DictionaryObject(
+            {
+                NameObject("/Type"): NameObject("/Annot"),
+                NameObject("/Subtype"): NameObject("/RichMedia"),
+                NameObject("/Rect"): ArrayObject([FloatObject(0), FloatObject(0), FloatObject(50), FloatObject(50)]),
+            }
+        )
+        writer.pages[0][NameObject("/Annots")] = ArrayObject([writer._add_object(annotation)])
+
+    assert rejected(pdf_bytes(build)).reason == "rich_media"
+
+
+def test_finds_a_hex_escaped_name_a_byte_scan_would_miss():
+    data = pdf_bytes(
+        lambda writer: add_link_annotation(writer, action(S=NameObject("/JavaScript"), JS=TextStringObject("x()")))
+    )
+    # `/J#61vaScript` is the same name as `/JavaScript` to a PDF reader.
+    disguised = data.replace(b"/JavaScript", b"/J#61vaScript").replace(b"/JS ", b"/J#53 ")
+    assert b"/JavaScript" not in disguised
+    assert b"/JS " not in disguised
+    assert rejected(disguised).reason == "javascript"
+
+
+def pdf_in_an_object_stream(*, with_script):
+    """A PDF 1.5 file whose catalog, pages and (optionally) an open action all sit in a
+    compressed object stream behind an xref stream, so no name appears in the raw bytes."""
+    catalog = (
+        b"<< /Type /Catalog /Pages 3 0 R /OpenAction 5 0 R >>" if with_script else b"<< /Type /Catalog /Pages 3 0 R >>"
+    )
+    fifth = b"<< /S /JavaScript /JS (app.alert\\(1\\)) >>" if with_script else b"<< /Producer (a test) >>"
+    objects = [
+        (2, catalog),
+        (3, b"<< /Type /Pages /Kids [4 0 R] /Count 1 >>"),
+        (4, b"<< /Type /Page /Parent 3 0 R /MediaBox [0 0 612 792] >>"),
+        (5, fifth),
+    ]
+    body, header = b"", b""
+    for number, source in objects:
+        header += b"%d %d " % (number, len(body))
+        body += source + b"\n"
+    packed = zlib.compress(header + body)
+
+    out = io.BytesIO()
+    out.write(b"%PDF-1.5\n%\xe2\xe3\xcf\xd3\n")
+    stream_offset = out.tell()
+    out.write(
+        b"1 0 obj\n<< /Type /ObjStm /N %d /First %d /Filter /FlateDecode /Length %d >>\nstream\n"
+        % (len(objects), len(header), len(packed))
+    )
+    out.write(packed + b"\nendstream\nendobj\n")
+    xref_offset = out.tell()
+    # Xref stream rows: type 0 (free), 1 (at a byte offset), 2 (inside object stream 1).
+    rows = [struct.pack(">BIH", 0, 0, 65535), struct.pack(">BIH", 1, stream_offset, 0)]
+    rows += [struct.pack(">BIH", 2, 1, index) for index in range(len(objects))]
+    rows.append(struct.pack(">BIH", 1, xref_offset, 0))
+    xref = b"".join(rows)
+    out.write(b"6 0 obj\n<< /Type /XRef /Size 7 /W [1 4 2] /Root 2 0 R /Length %d >>\nstream\n" % len(xref))
+    out.write(xref + b"\nendstream\nendobj\nstartxref\n%d\n%%%%EOF\n" % xref_offset)
+    return out.getvalue()
+
+
+def test_finds_active_content_inside_a_compressed_object_stream():
+    data = pdf_in_an_object_stream(with_script=True)
+    for name in (b"/OpenAction", b"/JavaScript", b"/JS"):
+        assert name not in data
+    assert rejected(data).reason in {"auto_action", "javascript"}
+
+
+def test_accepts_a_clean_pdf_built_from_an_object_stream():
+    assert pdf_check(pdf_in_an_object_stream(with_script=False)) == 1
+
+
+def test_refuses_a_pdf_with_no_pages():
+    def build(writer):
+        writer.remove_page(0)
+
+    assert rejected(pdf_bytes(build)).reason == "no_pages"
+
+
+def test_refuses_a_file_over_the_size_limit(settings):
+    data = pdf_bytes()
+    settings.NOTE_MAX_BYTES = len(data) - 1
+    refusal = rejected(data)
+    assert refusal.reason == "too_large"
+    assert "largest note" in refusal.message
+
+
+def test_accepts_a_file_exactly_at_the_size_limit(settings):
+    data = pdf_bytes()
+    settings.NOTE_MAX_BYTES = len(data)
+    assert pdf_check(data) == 1
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"GIF89a",
+        b"%PDF-1.4\ngarbage",
+        pytest.param(pdf_bytes(lambda writer: writer.encrypt("pw")), id="encrypted"),
+        pytest.param(pdf_bytes(lambda writer: writer.add_attachment("a.txt", b"a")), id="attachment"),
+    ],
+)
+def test_messages_are_plain_words(data):
+    message = rejected(data).message
+    assert message[0].isupper() and message.endswith(".")
+    for jargon in ("Error", "pypdf", "Traceback", "xref", "/"):
+        assert jargon not in message
