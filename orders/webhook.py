@@ -1,11 +1,86 @@
-"""The Redox webhook. Placeholder until the intake issue lands."""
+"""The Redox webhook: verify, store, answer 200.
 
+Redox pauses a partner's whole feed while we answer >= 400 and retries the same
+message forever, so only a caller we cannot identify (401) or an oversized body (413)
+gets an error. Everything an authenticated partner sends is stored and answered 200,
+even what we cannot process (see orders/ingest.py).
+https://developer.redoxengine.com/redox-json-api/processing-requests/
+"""
+
+import logging
+
+from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+
+from hcoint.events import log_event
+from orders.ingest import message_ingest
+from orders.models import Partner
+from redox import verification
+
+logger = logging.getLogger(__name__)
+
+
+def _text(body, status=200):
+    return HttpResponse(body, status=status, content_type="text/plain; charset=utf-8")
+
+
+def _refuse(request, token):
+    # One line, no body and no token: enough to alert on, nothing to leak.
+    log_event(
+        logger,
+        "webhook.auth_failed",
+        level=logging.WARNING,
+        token_present=bool(token),
+        method=request.method,
+    )
+    return _text("invalid verification token", status=401)
+
+
+def _too_large(request):
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    return declared > settings.REDOX_WEBHOOK_MAX_BYTES
 
 
 @csrf_exempt
 @login_not_required
+@require_http_methods(["GET", "POST"])
 def redox_webhook(request):
-    return HttpResponse(status=501)
+    header_token = request.headers.get(verification.TOKEN_HEADER, "")
+
+    if request.method == "GET":
+        # Redox only uses GET to verify a destination; messages always come by POST.
+        challenge = verification.challenge_from_query(request.GET, header_token)
+        if challenge is not None:
+            return _answer_challenge(request, challenge)
+        if Partner.objects.for_token(header_token) is None:
+            return _refuse(request, header_token)
+        return _text("challenge missing", status=400)
+
+    # Refuse an oversized body before reading it, then check what actually arrived.
+    if _too_large(request):
+        return _text("body too large", status=413)
+    body = request.body
+    if len(body) > settings.REDOX_WEBHOOK_MAX_BYTES:
+        return _text("body too large", status=413)
+
+    challenge = verification.challenge_from_body(body, header_token)
+    if challenge is not None:
+        return _answer_challenge(request, challenge)
+
+    partner = Partner.objects.for_token(header_token)
+    if partner is None:
+        return _refuse(request, header_token)
+    message_ingest(partner=partner, body=body, headers=request.headers)
+    return _text("ok")
+
+
+def _answer_challenge(request, challenge):
+    if Partner.objects.for_token(challenge.token) is None:
+        return _refuse(request, challenge.token)
+    return _text(challenge.challenge)

@@ -1,0 +1,124 @@
+"""A message we cannot apply is kept, marked failed or ignored, logged, and never blocks the feed."""
+
+import json
+import logging
+from unittest import mock
+
+import pytest
+
+from orders import ingest
+from orders.ingest import message_ingest, message_process
+from orders.models import InboundMessage, Order
+from tests.conftest import sample_bytes, sample_json
+
+PATIENT_VALUES = ("Samplepatient", "Testy", "MRN0048213", "EPI77120", "1948-02-29", "Tacoma", "Heart failure")
+
+
+def events(caplog, name):
+    return [r for r in caplog.records if getattr(r, "event", None) == name]
+
+
+def assert_no_patient_data(*texts):
+    joined = " ".join(texts)
+    for value in PATIENT_VALUES:
+        assert value not in joined
+
+
+def with_changes(change):
+    data = sample_json("order-new.json")
+    change(data)
+    return json.dumps(data).encode()
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"{this is not json", "The body is not valid JSON."),
+        (b"[]", "The body is not a JSON object."),
+        (with_changes(lambda d: d["Meta"].pop("DataModel")), "Meta.DataModel is missing."),
+        (with_changes(lambda d: d["Meta"].pop("EventType")), "Meta.EventType is missing."),
+        (with_changes(lambda d: d["Order"].pop("ID")), "Order.ID is missing."),
+        (with_changes(lambda d: d.pop("Order")), "Order.ID is missing."),
+        (with_changes(lambda d: d["Meta"].update(EventType="QueryResponse")), None),
+    ],
+)
+def test_an_unprocessable_message_is_kept_failed_and_logged_at_error(partner, caplog, body, reason):
+    result = message_ingest(partner=partner, body=body, headers={})
+    message = InboundMessage.objects.get()
+    assert message.pk == result.message.pk
+    assert message.status == InboundMessage.Status.FAILED
+    assert bytes(message.body) == body
+    if reason:
+        assert message.error == reason
+    assert message.error
+    assert message.processed_at is not None
+    assert Order.objects.count() == 0
+    (record,) = events(caplog, "message.failed")
+    assert record.levelno == logging.ERROR
+    assert record.message_id == message.pk
+    assert_no_patient_data(message.error, record.getMessage(), repr(record.__dict__))
+
+
+def test_another_data_model_is_kept_and_ignored(partner, caplog):
+    message_ingest(partner=partner, body=sample_bytes("results-new-example.json"), headers={})
+    message = InboundMessage.objects.get()
+    assert message.status == InboundMessage.Status.IGNORED
+    assert message.error == ""
+    assert events(caplog, "message.ignored")[0].message_id == message.pk
+    assert not events(caplog, "message.failed")
+
+
+def test_a_crash_while_applying_rolls_back_and_keeps_the_message_failed(partner, caplog):
+    with mock.patch.object(ingest, "_update_order", side_effect=ValueError("Samplepatient MRN0048213")):
+        message_ingest(partner=partner, body=sample_bytes("order-new.json"), headers={})
+        message_ingest(partner=partner, body=sample_bytes("order-update.json"), headers={})
+    update = InboundMessage.objects.get(event_type="Update")
+    assert update.status == InboundMessage.Status.FAILED
+    assert update.error == "HCOINT could not apply this message (ValueError)."
+    assert update.orders.count() == 0
+    assert Order.objects.get().priority == "Routine"
+    (record,) = events(caplog, "message.failed")
+    assert record.error_kind == "ValueError"
+    assert_no_patient_data(update.error, record.getMessage(), repr(record.__dict__), caplog.text)
+
+
+def test_a_failed_message_processes_once_the_cause_is_fixed(partner):
+    with mock.patch.object(ingest, "_apply_orders", side_effect=RuntimeError("boom")):
+        result = message_ingest(partner=partner, body=sample_bytes("order-new.json"), headers={})
+    assert result.message.status == InboundMessage.Status.FAILED
+    processed = message_process(message=result.message)
+    assert processed.status == InboundMessage.Status.PROCESSED
+    assert processed.error == ""
+    assert Order.objects.get().messages.get() == processed
+
+
+def test_processing_a_processed_message_again_changes_nothing(partner, caplog):
+    result = message_ingest(partner=partner, body=sample_bytes("order-new.json"), headers={})
+    before = list(Order.objects.values())
+    again = message_process(message=result.message)
+    assert again.status == InboundMessage.Status.PROCESSED
+    assert list(Order.objects.values()) == before
+    assert len(events(caplog, "order.created")) == 1
+
+
+def test_a_retry_of_a_message_stored_but_never_applied_applies_it(partner):
+    body = sample_bytes("order-new.json")
+    with mock.patch.object(ingest, "_process", side_effect=lambda message, loaded: message):
+        message_ingest(partner=partner, body=body, headers={})
+    assert InboundMessage.objects.get().status == InboundMessage.Status.RECEIVED
+    assert Order.objects.count() == 0
+    retry = message_ingest(partner=partner, body=body, headers={})
+    assert retry.duplicate
+    assert retry.message.status == InboundMessage.Status.PROCESSED
+    assert Order.objects.count() == 1
+    assert InboundMessage.objects.get().times_seen == 2
+
+
+def test_log_lines_carry_ids_only(partner, caplog):
+    data = sample_json("order-new.json")
+    data["Patient"]["Demographics"]["LastName"] = "Ñúñez-Ødegård"
+    message_ingest(partner=partner, body=json.dumps(data).encode(), headers={})
+    assert {r.event for r in caplog.records if hasattr(r, "event")} == {"message.received", "order.created"}
+    for record in caplog.records:
+        assert_no_patient_data(record.getMessage(), repr(record.__dict__))
+        assert "Ñúñez" not in repr(record.__dict__)
