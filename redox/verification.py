@@ -74,3 +74,19 @@ def challenge_from_body(body, header_token=""):
     if not isinstance(token, str) or not token:
         token = header_token or ""
     return Challenge(challenge=challenge, token=token)
+
+
+# We invent the token and type it into Redox's dashboard; it is the only thing
+# that tells a partner's messages from anyone else's, so it must not be guessable.
+MIN_TOKEN_CHARS = 16
+
+
+def token_problem(token):
+    """Why `token` is unfit to be a verification token, or None when it is fine."""
+    if not token or len(token) < MIN_TOKEN_CHARS:
+        return f"A verification token needs at least {MIN_TOKEN_CHARS} characters."
+    if token != token.strip() or any(c.isspace() for c in token):
+        return "A verification token cannot contain spaces."
+    if not token.isprintable() or not token.isascii():
+        return "A verification token can only contain printable ASCII characters."
+    return None

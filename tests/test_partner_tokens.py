@@ -1,0 +1,136 @@
+"""Verification tokens are stored hashed, identify the partner, and rotate without downtime."""
+
+import pytest
+from django.urls import reverse
+
+from orders.models import AuditEvent, InboundMessage, Partner, hash_token
+from tests.conftest import PARTNER_TOKEN, sample_bytes
+
+NEW_TOKEN = "rotated-token-abcdef0123456789"
+
+
+@pytest.fixture
+def admin_client(client, admin_user):
+    client.force_login(admin_user)
+    return client
+
+
+def post_order(client, token, log_id="rotation-1"):
+    body = sample_bytes("order-new.json").replace(b"0b5f2c1e-6a3d-4e8f-9b7a-1c2d3e4f5a60", log_id.encode())
+    return client.post("/redox/webhook/", body, content_type="application/json", headers={"verification-token": token})
+
+
+def partner_form(**overrides):
+    data = {
+        "name": "Northwind Clinic",
+        "is_active": "on",
+        "source_id": "src-1",
+        "source_name": "Northwind Epic",
+        "destination_id": "dest-1",
+        "destination_name": "Northwind Epic (Prod)",
+        "outbound_model": "results",
+        "new_verification_token": "northwind-token-0123456789",
+        "second_token": "",
+    }
+    data.update(overrides)
+    return data
+
+
+def row_text(partner):
+    return " ".join(str(v) for v in Partner.objects.filter(pk=partner.pk).values().get().values())
+
+
+def test_a_token_is_stored_only_as_its_hash(partner):
+    assert partner.token_hash == hash_token(PARTNER_TOKEN)
+    assert PARTNER_TOKEN not in row_text(partner)
+
+
+def test_a_token_finds_only_its_own_active_partner(partner, second_partner):
+    assert Partner.objects.for_token(PARTNER_TOKEN) == partner
+    assert Partner.objects.for_token("unknown-token-0123456789") is None
+    assert Partner.objects.for_token("") is None
+
+
+def test_during_a_rotation_both_tokens_work_and_afterwards_only_the_new_one(client, partner):
+    partner.set_tokens(PARTNER_TOKEN, second_token=NEW_TOKEN)
+    partner.save()
+    assert post_order(client, PARTNER_TOKEN, "r-1").status_code == 200
+    assert post_order(client, NEW_TOKEN, "r-2").status_code == 200
+    assert InboundMessage.objects.filter(partner=partner).count() == 2
+
+    partner.set_tokens(NEW_TOKEN)
+    partner.save()
+    assert post_order(client, NEW_TOKEN, "r-3").status_code == 200
+    assert post_order(client, PARTNER_TOKEN, "r-4").status_code == 401
+    assert InboundMessage.objects.count() == 3
+
+
+def test_the_admin_creates_a_partner_with_a_hashed_token_and_audits_it(admin_client, admin_user):
+    response = admin_client.post(reverse("admin:orders_partner_add"), partner_form())
+    assert response.status_code == 302
+    partner = Partner.objects.get(name="Northwind Clinic")
+    assert partner.token_hash == hash_token("northwind-token-0123456789")
+    assert partner.second_token_hash == ""
+    assert "northwind-token-0123456789" not in row_text(partner)
+    event = AuditEvent.objects.get(action=AuditEvent.Action.PARTNER_CHANGE)
+    assert (event.actor, event.object_id) == (admin_user, str(partner.pk))
+
+
+def test_the_admin_never_shows_a_token_back(admin_client, partner):
+    response = admin_client.get(reverse("admin:orders_partner_change", args=[partner.pk]))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert partner.token_hash not in html
+    assert PARTNER_TOKEN not in html
+    assert "Verification token is set." in html
+
+
+def test_the_admin_adds_a_second_token_then_ends_the_rotation(admin_client, client, partner):
+    url = reverse("admin:orders_partner_change", args=[partner.pk])
+    form = partner_form(name=partner.name, new_verification_token="", second_token=NEW_TOKEN)
+    assert admin_client.post(url, form).status_code == 302
+    partner.refresh_from_db()
+    assert partner.token_hash == hash_token(PARTNER_TOKEN)
+    assert partner.second_token_hash == hash_token(NEW_TOKEN)
+    assert Partner.objects.for_token(NEW_TOKEN) == partner
+
+    form = partner_form(name=partner.name, new_verification_token=NEW_TOKEN, remove_second_token="on")
+    assert admin_client.post(url, form).status_code == 302
+    partner.refresh_from_db()
+    assert partner.token_hash == hash_token(NEW_TOKEN)
+    assert partner.second_token_hash == ""
+    assert Partner.objects.for_token(PARTNER_TOKEN) is None
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.PARTNER_CHANGE, object_id=str(partner.pk)).count() == 2
+
+
+def test_editing_other_fields_keeps_the_tokens(admin_client, partner):
+    before = (partner.token_hash, partner.second_token_hash)
+    url = reverse("admin:orders_partner_change", args=[partner.pk])
+    form = partner_form(name=partner.name, new_verification_token="", outbound_model="notes")
+    assert admin_client.post(url, form).status_code == 302
+    partner.refresh_from_db()
+    assert partner.outbound_model == Partner.Outbound.NOTES
+    assert (partner.token_hash, partner.second_token_hash) == before
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "message"),
+    [
+        ({"new_verification_token": ""}, "new_verification_token", "needs a verification token"),
+        ({"new_verification_token": "short"}, "new_verification_token", "at least 16 characters"),
+        ({"new_verification_token": "has a space in it 0123"}, "new_verification_token", "spaces"),
+        ({"new_verification_token": PARTNER_TOKEN}, "new_verification_token", "Another partner"),
+        ({"second_token": "northwind-token-0123456789"}, "second_token", "must differ"),
+    ],
+)
+def test_the_admin_refuses_an_unfit_token(admin_client, partner, overrides, field, message):
+    response = admin_client.post(reverse("admin:orders_partner_add"), partner_form(**overrides))
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert message in " ".join(errors[field])
+    assert not Partner.objects.filter(name="Northwind Clinic").exists()
+
+
+def test_partners_cannot_be_deleted_from_the_admin(admin_client, partner):
+    assert admin_client.post(reverse("admin:orders_partner_delete", args=[partner.pk])).status_code == 403
+    assert Partner.objects.filter(pk=partner.pk).exists()
