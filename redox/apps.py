@@ -1,4 +1,6 @@
 from django.apps import AppConfig
+from django.core import checks
+from django.core.signals import setting_changed
 
 
 class RedoxConfig(AppConfig):
@@ -6,3 +8,28 @@ class RedoxConfig(AppConfig):
 
     name = "redox"
     verbose_name = "Redox"
+
+    def ready(self):
+        from redox import client
+
+        # A half-complete or unreadable Redox configuration stops the process here, at
+        # startup, naming what is missing. No Redox settings at all is allowed (development,
+        # tests); `manage.py check --deploy` flags that case for production.
+        client.load_auth()
+        setting_changed.connect(client.reset_client, dispatch_uid="redox.reset_client")
+        checks.register(check_redox_credentials, checks.Tags.security, deploy=True)
+
+
+def check_redox_credentials(app_configs=None, **kwargs):
+    from redox import client
+
+    if client.load_auth() is None:
+        return [
+            checks.Error(
+                "No Redox credentials: deliveries cannot be sent.",
+                hint="Set REDOX_CLIENT_ID, REDOX_KEY_ID and REDOX_PRIVATE_KEY (or REDOX_PRIVATE_KEY_FILE), "
+                "or REDOX_API_KEY and REDOX_API_SECRET.",
+                id="redox.E001",
+            )
+        ]
+    return []
