@@ -248,35 +248,44 @@ DELIVERY_SWEEP_INTERVAL_SECONDS = env_int("DELIVERY_SWEEP_INTERVAL_SECONDS", 60)
 DELIVERY_SENDING_TIMEOUT_SECONDS = env_int("DELIVERY_SENDING_TIMEOUT_SECONDS", 300)
 
 # --- Observability ----------------------------------------------------------
+# JSON lines on stdout in production (Aptible relays stdout to Datadog), readable
+# lines in development. Both go through hcoint.logging's PHI scrubber.
 LOG_FORMAT = env_str("LOG_FORMAT", "plain" if DEBUG else "json")
-LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+if LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or plain, not {LOG_FORMAT!r}")
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 # No traceback mail: tracebacks can carry PHI. Errors go to the JSON log.
 ADMINS = []
 MANAGERS = []
+# Applies LOGGING, then installs the trace scrubber when ddtrace is running.
+LOGGING_CONFIG = "hcoint.logging.configure_observability"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
         "request_id": {"()": "hcoint.middleware.RequestIdFilter"},
+        "phi": {"()": "hcoint.logging.PhiFilter"},
     },
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-        "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
-            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
-            "rename_fields": {"asctime": "timestamp", "levelname": "level", "name": "logger.name"},
-        },
+        "plain": {"()": "hcoint.logging.PlainFormatter"},
+        "json": {"()": "hcoint.logging.JsonFormatter"},
     },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
             "formatter": LOG_FORMAT,
-            "filters": ["request_id"],
+            "filters": ["request_id", "phi"],
         },
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
-        "django.request": {"level": "ERROR"},
-        "django.server": {"level": "WARNING"},
+        # Django's defaults add a DEBUG-only console handler, an AdminEmailHandler and,
+        # for django.server, a handler that bypasses ours; everything goes to root instead.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.request": {"handlers": [], "level": "ERROR", "propagate": True},
+        "django.server": {"handlers": [], "level": "INFO" if DEBUG else "WARNING", "propagate": True},
+        # SQL statements are logged with their parameters (patient data) in DEBUG.
+        "django.db.backends": {"handlers": [], "level": "INFO", "propagate": True},
     },
 }
