@@ -360,7 +360,7 @@ def _after_transient(delivery, now, *, delay, error_text, reason, retry_after=No
         _mark_failed(
             delivery,
             now,
-            f"{error_text} Gave up after {attempts} attempt{'s' if attempts != 1 else ''} "
+            f"{error_text.rstrip('.')}. Gave up after {attempts} attempt{'s' if attempts != 1 else ''} "
             f"over {hours} hour{'s' if hours != 1 else ''}.",
             reason="max_age",
         )
