@@ -69,11 +69,13 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
-    "django_tasks",
-    "django_tasks_db",
     "axes",
     "orders",
     "redox",
+    # After "orders": for a management command the earlier app wins, and orders' db_worker
+    # (the library's worker plus the periodic delivery sweep) must replace the library's.
+    "django_tasks",
+    "django_tasks_db",
 ]
 
 MIDDLEWARE = [
