@@ -6,4 +6,12 @@ urlpatterns = [
     path("redox/webhook/", webhook.redox_webhook, name="redox_webhook"),
     path("", views.order_list, name="order_list"),
     path("orders/<int:pk>/", views.order_detail, name="order_detail"),
+    path("orders/<int:pk>/notes/new/", views.upload_note, name="upload_note"),
+    path("notes/<int:pk>/", views.review_note, name="review_note"),
+    path("notes/<int:pk>/send/", views.send_note, name="send_note"),
+    path("notes/<int:pk>/resend/", views.resend_note, name="resend_note"),
+    path("notes/<int:pk>/pdf/", views.note_pdf, name="note_pdf"),
+    path("notes/<int:pk>/download/", views.note_download, name="note_download"),
+    path("deliveries/<int:pk>/retry/", views.retry_delivery, name="retry_delivery"),
+    path("deliveries/<int:pk>/abandon/", views.abandon_delivery, name="abandon_delivery"),
 ]

@@ -1,11 +1,280 @@
-"""Staff pages. Placeholder until the staff-pages issue lands."""
+"""Staff pages: find an order, see what happened to it, upload and send its note.
 
+Every view needs sign-in (LoginRequiredMiddleware) and a permission; without the
+permission the answer is 403, not merely a hidden button. Paths carry opaque ids
+only, and redirects go to ids: patient data never reaches a URL, and so never an
+access log or a trace.
+"""
+
+import re
+import unicodedata
+
+from django.contrib import messages
+from django.contrib.auth.decorators import permission_required
+from django.core.paginator import Paginator
+from django.db.models import Prefetch
 from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.utils.http import content_disposition_header
+from django.views.decorators.clickjacking import xframe_options_sameorigin
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from orders import notes
+from orders.audit import audit_record
+from orders.delivery import DeliveryError, delivery_abandon, delivery_retry_now
+from orders.forms import NoteUploadForm, OrderFilterForm, ReasonForm
+from orders.models import AuditEvent, ClinicalNote, Delivery, DeliveryAttempt, Order
+
+ORDERS_PER_PAGE = 50
+# Deliveries staff may push along by hand: waiting for a retry, or given up on by the worker.
+ACTIONABLE = (Delivery.Status.RETRY_SCHEDULED, Delivery.Status.FAILED)
 
 
+def _order(pk):
+    return get_object_or_404(Order.objects.select_related("partner"), pk=pk)
+
+
+def _note(pk):
+    """A note without its bytes (they are only read by the PDF views)."""
+    return get_object_or_404(ClinicalNote.objects.defer("content").select_related("order__partner"), pk=pk)
+
+
+def _delivery(pk):
+    return get_object_or_404(Delivery.objects.select_related("order"), pk=pk)
+
+
+@require_GET
+@permission_required("orders.view_order", raise_exception=True)
 def order_list(request):
-    return HttpResponse("HCOINT", content_type="text/plain")
+    form = OrderFilterForm(request.GET or None)
+    orders = Order.objects.select_related("partner").order_by("-first_received_at", "-id")
+    if form.is_bound and form.is_valid():
+        orders = form.filter(orders)
+    page = Paginator(orders, ORDERS_PER_PAGE).get_page(request.GET.get("page"))
+    # The filters, without the page number, for the pagination links.
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "orders/order_list.html",
+        {"form": form, "page": page, "query": query.urlencode(), "searching": bool(request.GET)},
+    )
 
 
+@require_GET
+@permission_required("orders.view_order", raise_exception=True)
 def order_detail(request, pk):
-    return HttpResponse(f"Order {pk}", content_type="text/plain")
+    order = _order(pk)
+    audit_record(request=request, action=AuditEvent.Action.VIEW_ORDER, obj=order, order=order)
+    timeline = _timeline(order, can_open_messages=request.user.has_perm("orders.view_inboundmessage"))
+    return render(
+        request,
+        "orders/order_detail.html",
+        {
+            "order": order,
+            "timeline": timeline,
+            "can_upload": request.user.has_perm("orders.upload_note"),
+            "can_manage": request.user.has_perm("orders.manage_delivery"),
+            "actionable": ACTIONABLE,
+            "abandon_form": ReasonForm(),
+            "unsent_notes": [entry["obj"] for entry in timeline if entry["kind"] == "note" and not entry["delivery"]],
+        },
+    )
+
+
+def _timeline(order, *, can_open_messages):
+    """Everything that happened to `order`, oldest first, as dicts the template reads."""
+    entries = []
+    for message in order.messages.defer("body", "headers").order_by("received_at", "id"):
+        entries.append(
+            {
+                "kind": "message",
+                "at": message.received_at,
+                "obj": message,
+                "admin_url": _admin_message_url(message) if can_open_messages else "",
+            }
+        )
+    notes_by_id = {}
+    for note in order.notes.defer("content").select_related("uploaded_by"):
+        entry = {"kind": "note", "at": note.uploaded_at, "obj": note, "delivery": None}
+        notes_by_id[note.pk] = entry
+        entries.append(entry)
+    attempts = Prefetch("attempts", queryset=DeliveryAttempt.objects.order_by("started_at", "id"))
+    for delivery in order.deliveries.select_related("created_by", "abandoned_by").prefetch_related(attempts):
+        if delivery.note_id in notes_by_id:
+            notes_by_id[delivery.note_id]["delivery"] = delivery
+        entries.append({"kind": "delivery", "at": delivery.created_at, "obj": delivery})
+        for attempt in delivery.attempts.all():
+            entries.append({"kind": "attempt", "at": attempt.started_at, "obj": attempt, "delivery": delivery})
+    if order.cancelled_at:
+        entries.append({"kind": "cancelled", "at": order.cancelled_at, "obj": order})
+    for event in order.audit_events.all():
+        entries.append({"kind": "audit", "at": event.created_at, "obj": event})
+    # Stable sort: entries at the same instant keep the order they were gathered in.
+    entries.sort(key=lambda entry: entry["at"])
+    return entries
+
+
+def _admin_message_url(message):
+    try:
+        return reverse("admin:orders_inboundmessage_change", args=[message.pk])
+    except NoReverseMatch:
+        return ""
+
+
+@require_http_methods(["GET", "POST"])
+@permission_required("orders.upload_note", raise_exception=True)
+def upload_note(request, pk):
+    order = _order(pk)
+    if request.method == "POST":
+        form = NoteUploadForm(request.POST, request.FILES)
+        if form.is_valid():
+            try:
+                note = notes.note_upload(
+                    order=order,
+                    file_name=form.cleaned_data["file"].name,
+                    content=form.content,
+                    page_count=form.page_count,
+                    user=request.user,
+                    request=request,
+                )
+            except notes.NoteRefused as refused:
+                form.add_error(None, refused.message)
+            else:
+                return redirect("review_note", pk=note.pk)
+        else:
+            notes.note_upload_rejected(order=order, user=request.user, request=request, reason=form.rejection_reason())
+    else:
+        form = NoteUploadForm()
+    status = 400 if form.is_bound else 200
+    return render(request, "orders/upload_note.html", {"order": order, "form": form}, status=status)
+
+
+@require_GET
+@permission_required("orders.upload_note", raise_exception=True)
+def review_note(request, pk):
+    note = _note(pk)
+    return _render_review(request, note, resend_form=ReasonForm())
+
+
+def _render_review(request, note, *, resend_form, status=200):
+    blocker = notes.note_send_blocker(note=note)
+    return render(
+        request,
+        "orders/review_note.html",
+        {
+            "note": note,
+            "order": note.order,
+            "delivery": Delivery.objects.filter(note=note).first(),
+            "blocker": blocker[0] if blocker else "",
+            "can_send": blocker is None,
+            "can_resend": blocker is not None and blocker[1] == "already_sent",
+            "resend_form": resend_form,
+        },
+        status=status,
+    )
+
+
+@require_POST
+@permission_required("orders.upload_note", raise_exception=True)
+def send_note(request, pk):
+    note = _note(pk)
+    try:
+        notes.note_send(note=note, user=request.user, request=request)
+    except notes.NoteRefused as refused:
+        messages.error(request, refused.message)
+        return redirect("review_note", pk=note.pk)
+    messages.success(request, "The note is queued for delivery to the partner.")
+    return redirect("order_detail", pk=note.order_id)
+
+
+@require_POST
+@permission_required("orders.upload_note", raise_exception=True)
+def resend_note(request, pk):
+    note = _note(pk)
+    form = ReasonForm(request.POST)
+    if not form.is_valid():
+        return _render_review(request, note, resend_form=form, status=400)
+    try:
+        notes.note_send(note=note, user=request.user, request=request, correction_reason=form.cleaned_data["reason"])
+    except notes.NoteRefused as refused:
+        messages.error(request, refused.message)
+        return redirect("review_note", pk=note.pk)
+    messages.success(request, "The corrected note is queued for delivery to the partner.")
+    return redirect("order_detail", pk=note.order_id)
+
+
+@require_GET
+@xframe_options_sameorigin
+@permission_required("orders.view_order", raise_exception=True)
+def note_pdf(request, pk):
+    """The PDF, shown in the review page's frame (hence same-origin framing is allowed)."""
+    return _pdf_response(request, pk, as_attachment=False, action=AuditEvent.Action.VIEW_PDF)
+
+
+@require_GET
+@permission_required("orders.view_order", raise_exception=True)
+def note_download(request, pk):
+    return _pdf_response(request, pk, as_attachment=True, action=AuditEvent.Action.DOWNLOAD_PDF)
+
+
+def _pdf_response(request, pk, *, as_attachment, action):
+    note = get_object_or_404(ClinicalNote.objects.select_related("order"), pk=pk)
+    audit_record(request=request, action=action, obj=note, order=note.order)
+    response = HttpResponse(bytes(note.content), content_type="application/pdf")
+    response["Content-Disposition"] = content_disposition_header(as_attachment, pdf_file_name(note))
+    response["Content-Length"] = str(len(note.content))
+    # Patient documents must not linger in browser or proxy caches.
+    response["Cache-Control"] = "no-store, private"
+    return response
+
+
+def pdf_file_name(note):
+    """A safe ASCII file name for the Content-Disposition header: letters, digits, dot, dash, underscore."""
+    stem = re.sub(r"\.pdf$", "", note.file_name, flags=re.IGNORECASE)
+    # Decompose accents first so "Résumé" becomes "Resume" rather than "Rsum".
+    ascii_stem = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode()
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", ascii_stem).strip("._")[:100]
+    return f"{stem or f'note-{note.pk}'}.pdf"
+
+
+@require_POST
+@permission_required("orders.manage_delivery", raise_exception=True)
+def retry_delivery(request, pk):
+    delivery = _delivery(pk)
+    try:
+        delivery_retry_now(delivery=delivery, user=request.user)
+    except DeliveryError as refused:
+        return _refuse_delivery_action(request, delivery, AuditEvent.Action.RETRY_DELIVERY, str(refused))
+    audit_record(request=request, action=AuditEvent.Action.RETRY_DELIVERY, obj=delivery, order=delivery.order)
+    messages.success(request, "The delivery will be tried again now.")
+    return redirect("order_detail", pk=delivery.order_id)
+
+
+@require_http_methods(["GET", "POST"])
+@permission_required("orders.manage_delivery", raise_exception=True)
+def abandon_delivery(request, pk):
+    delivery = _delivery(pk)
+    form = ReasonForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            delivery_abandon(delivery=delivery, user=request.user, reason=form.cleaned_data["reason"])
+        except DeliveryError as refused:
+            return _refuse_delivery_action(request, delivery, AuditEvent.Action.ABANDON_DELIVERY, str(refused))
+        audit_record(request=request, action=AuditEvent.Action.ABANDON_DELIVERY, obj=delivery, order=delivery.order)
+        messages.success(request, "The delivery was abandoned. Another note can now be sent for this order.")
+        return redirect("order_detail", pk=delivery.order_id)
+    status = 400 if form.is_bound else 200
+    return render(
+        request,
+        "orders/abandon_delivery.html",
+        {"delivery": delivery, "order": delivery.order, "form": form, "actionable": delivery.status in ACTIONABLE},
+        status=status,
+    )
+
+
+def _refuse_delivery_action(request, delivery, action, message):
+    audit_record(request=request, action=action, obj=delivery, order=delivery.order, outcome=AuditEvent.Outcome.FAILURE)
+    messages.error(request, message)
+    return redirect("order_detail", pk=delivery.order_id)

@@ -1,0 +1,95 @@
+"""Staff forms. Each one validates its own input and says in plain words what is wrong."""
+
+from django import forms
+from django.conf import settings
+from django.db.models import Q
+from django.template.defaultfilters import filesizeformat
+
+from orders.models import Order, Partner
+from orders.pdf import PdfRejected, pdf_check, pdf_check_size
+
+
+class OrderFilterForm(forms.Form):
+    """The order list's search box and filters, read from the query string."""
+
+    KIND_CHOICES = [("", "Test and production"), ("test", "Test only"), ("production", "Production only")]
+
+    q = forms.CharField(label="Search", required=False, max_length=200)
+    state = forms.ChoiceField(label="State", required=False, choices=[("", "Any state"), *Order.State.choices])
+    partner = forms.ModelChoiceField(
+        label="Partner", required=False, queryset=Partner.objects.all(), empty_label="Any partner"
+    )
+    kind = forms.ChoiceField(label="Test or production", required=False, choices=KIND_CHOICES)
+
+    def filter(self, orders):
+        """Narrow `orders` by whatever was asked for; call after is_valid()."""
+        data = self.cleaned_data
+        if data.get("state"):
+            orders = orders.filter(state=data["state"])
+        if data.get("partner"):
+            orders = orders.filter(partner=data["partner"])
+        if data.get("kind") == "test":
+            orders = orders.filter(is_test=True)
+        elif data.get("kind") == "production":
+            orders = orders.filter(is_test=False)
+        for word in (data.get("q") or "").split():
+            orders = orders.filter(
+                Q(patient_last_name__icontains=word)
+                | Q(patient_first_name__icontains=word)
+                | Q(patient_middle_name__icontains=word)
+                | Q(identifiers_text__icontains=word)
+                | Q(patient_mrn__icontains=word)
+                | Q(ehr_order_id__icontains=word)
+                | Q(visit_number__icontains=word)
+            )
+        return orders
+
+
+class NoteUploadForm(forms.Form):
+    """One PDF. After is_valid(): `content` (bytes) and `page_count` are set."""
+
+    file = forms.FileField(
+        label="Clinical note (PDF)",
+        widget=forms.ClearableFileInput(attrs={"accept": "application/pdf,.pdf"}),
+        error_messages={
+            "required": "Choose the PDF to upload.",
+            "empty": "The file is empty.",
+            "invalid": "No file was received; choose the PDF again.",
+        },
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["file"].help_text = f"One PDF, up to {filesizeformat(settings.NOTE_MAX_BYTES)}."
+        self.content = None
+        self.page_count = None
+
+    def rejection_reason(self):
+        """A short code for why the file was refused, for the log line (never the file's content)."""
+        errors = self.errors.as_data().get("file") or [None]
+        return getattr(errors[0], "code", None) or "invalid"
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        try:
+            # The size first, so an oversized upload is never read into memory.
+            pdf_check_size(upload.size)
+            content = b"".join(upload.chunks())
+            self.page_count = pdf_check(content)
+        except PdfRejected as rejected:
+            raise forms.ValidationError(rejected.message, code=rejected.reason) from None
+        self.content = content
+        return upload
+
+
+class ReasonForm(forms.Form):
+    """A required reason: for a corrected resend, or for abandoning a delivery."""
+
+    reason = forms.CharField(
+        label="Reason",
+        max_length=2000,
+        strip=True,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Say why, without patient details; it is kept with the delivery.",
+        error_messages={"required": "Give a reason."},
+    )

@@ -1,0 +1,122 @@
+"""The review step: the PDF beside the patient's name, DOB and order id, a Send button
+that creates the delivery, and a corrected-resend form that needs a reason."""
+
+from unittest import mock
+
+import pytest
+from django.urls import reverse
+
+from orders.models import AuditEvent, Delivery, Order
+from tests.pages_fixtures import make_delivery, make_note, make_order
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def enqueue():
+    with mock.patch("orders.notes.delivery_enqueue", autospec=True) as fake:
+        yield fake
+
+
+@pytest.fixture
+def order(partner):
+    return make_order(partner)
+
+
+def test_review_shows_the_pdf_beside_whose_order_it_is(client, uploader, order):
+    note = make_note(order, uploader)
+    client.force_login(uploader)
+    response = client.get(reverse("review_note", args=[note.pk]))
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert f'<iframe src="{reverse("note_pdf", args=[note.pk])}"' in html
+    for text in ("Samplepatient, Testy", "Feb 29, 1948", order.ehr_order_id, "clinical-note.pdf", note.sha256):
+        assert text in html
+    assert f'action="{reverse("send_note", args=[note.pk])}"' in html
+    assert "Send to Cascade Health" in html
+
+
+def test_send_button_posts_and_lands_on_the_timeline_with_a_pending_delivery(client, uploader, order, enqueue):
+    note = make_note(order, uploader)
+    client.force_login(uploader)
+    response = client.post(reverse("send_note", args=[note.pk]), follow=True)
+    delivery = Delivery.objects.get()
+    assert response.redirect_chain == [(reverse("order_detail", args=[order.pk]), 302)]
+    assert (delivery.note, delivery.status) == (note, Delivery.Status.PENDING)
+    enqueue.assert_called_once()
+    html = response.content.decode()
+    assert "The note is queued for delivery" in html
+    assert '<span class="state state-pending">Pending</span>' in html
+    order.refresh_from_db()
+    assert order.state == Order.State.SENDING
+
+
+def test_send_needs_post(client, uploader, order):
+    note = make_note(order, uploader)
+    client.force_login(uploader)
+    assert client.get(reverse("send_note", args=[note.pk])).status_code == 405
+    assert not Delivery.objects.exists()
+
+
+def test_second_send_is_refused_with_a_clear_message(client, uploader, order):
+    make_delivery(order, uploader)
+    note = make_note(order, uploader)
+    client.force_login(uploader)
+    review = client.get(reverse("review_note", args=[note.pk])).content.decode()
+    assert "already on its way" in review
+    assert reverse("send_note", args=[note.pk]) not in review
+
+    response = client.post(reverse("send_note", args=[note.pk]), follow=True)
+    assert response.redirect_chain[-1][0] == reverse("review_note", args=[note.pk])
+    assert "already on its way" in response.content.decode()
+    assert order.deliveries.count() == 1
+
+
+def test_after_a_sent_note_the_review_offers_a_corrected_resend(client, uploader, order):
+    make_delivery(order, uploader, status=Delivery.Status.SENT)
+    note = make_note(order, uploader)
+    client.force_login(uploader)
+    html = client.get(reverse("review_note", args=[note.pk])).content.decode()
+    assert reverse("send_note", args=[note.pk]) not in html
+    assert f'action="{reverse("resend_note", args=[note.pk])}"' in html
+    assert 'name="reason"' in html
+
+
+def test_corrected_resend_without_a_reason_shows_the_error_next_to_the_field(client, uploader, order):
+    make_delivery(order, uploader, status=Delivery.Status.SENT)
+    note = make_note(order, uploader)
+    client.force_login(uploader)
+    response = client.post(reverse("resend_note", args=[note.pk]), {"reason": "  "})
+    assert response.status_code == 400
+    assert '<p class="error" id="id_reason_error">Give a reason.</p>' in response.content.decode()
+    assert order.deliveries.count() == 1
+
+
+def test_corrected_resend_with_a_reason_is_sent_and_recorded(client, uploader, order):
+    make_delivery(order, uploader, status=Delivery.Status.SENT)
+    note = make_note(order, uploader)
+    client.force_login(uploader)
+    response = client.post(reverse("resend_note", args=[note.pk]), {"reason": "Signed copy replaces draft"})
+    assert response.status_code == 302
+    delivery = Delivery.objects.get(note=note)
+    assert delivery.is_correction and delivery.correction_reason == "Signed copy replaces draft"
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.RESEND_NOTE, outcome="success").count() == 1
+    html = client.get(reverse("order_detail", args=[order.pk])).content.decode()
+    assert "Corrected resend" in html and "Signed copy replaces draft" in html
+
+
+def test_review_of_a_sent_note_shows_its_delivery(client, uploader, order):
+    delivery = make_delivery(order, uploader, status=Delivery.Status.RETRY_SCHEDULED)
+    client.force_login(uploader)
+    html = client.get(reverse("review_note", args=[delivery.note.pk])).content.decode()
+    assert "This note was sent for delivery" in html
+    assert '<span class="state state-retry_scheduled">Retry scheduled</span>' in html
+
+
+def test_review_for_a_cancelled_order_has_no_send_button(client, uploader, order):
+    note = make_note(order, uploader)
+    Order.objects.filter(pk=order.pk).update(state=Order.State.CANCELLED)
+    client.force_login(uploader)
+    html = client.get(reverse("review_note", args=[note.pk])).content.decode()
+    assert "This order was cancelled, so it takes no new notes." in html
+    assert reverse("send_note", args=[note.pk]) not in html
