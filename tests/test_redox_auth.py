@@ -2,6 +2,7 @@
 token cache, and the configuration that chooses between them (redox/client.py)."""
 
 import json
+import threading
 import time
 from types import SimpleNamespace
 from urllib.parse import parse_qs
@@ -322,3 +323,25 @@ def test_the_process_wide_client_follows_settings_changes(settings):
     assert second.auth == ApiKeyAuth("k", "s")
     assert second.api_base_url == BASE
     assert second.timeout == (settings.REDOX_CONNECT_TIMEOUT, settings.REDOX_READ_TIMEOUT)
+
+
+@responses.activate
+def test_threads_sharing_a_client_fetch_one_token_between_them():
+    client = make_client(ApiKeyAuth("k", "s"), Clock())
+    responses.post(f"{BASE}/auth/authenticate", json={"accessToken": "shared", "expires": "2999-01-01T00:00:00Z"})
+    responses.post(f"{BASE}/endpoint", json=ACCEPTED)
+    start = threading.Barrier(8)
+    results = []
+
+    def send():
+        start.wait()
+        results.append(client.send(MESSAGE).log_id)
+
+    threads = [threading.Thread(target=send) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert results == ["log-1"] * 8
+    assert len([call for call in responses.calls if call.request.url.endswith("/auth/authenticate")]) == 1
