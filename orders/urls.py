@@ -1,6 +1,6 @@
 from django.urls import path
 
-from orders import views, webhook
+from orders import views, views_usage, webhook
 
 urlpatterns = [
     path("redox/webhook/", webhook.redox_webhook, name="redox_webhook"),
@@ -14,4 +14,5 @@ urlpatterns = [
     path("notes/<int:pk>/download/", views.note_download, name="note_download"),
     path("deliveries/<int:pk>/retry/", views.retry_delivery, name="retry_delivery"),
     path("deliveries/<int:pk>/abandon/", views.abandon_delivery, name="abandon_delivery"),
+    path("usage/", views_usage.usage, name="usage"),
 ]

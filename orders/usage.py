@@ -1,0 +1,290 @@
+"""Usage figures: is this workflow used, and how fast do notes reach the partner's chart?
+
+Per ISO week (Monday to Sunday in TIME_ZONE) and per partner, plus all partners together:
+
+- orders received: orders whose `first_received_at` falls in the week;
+- still awaiting a note: of those, how many are still in the "awaiting note" state;
+- notes sent: deliveries that reached SENT, counted in the week of `sent_at`
+  (a corrected resend is a note sent too);
+- time to accept: median and 90th percentile of `Delivery.sent_at` (Redox accepted
+  the note) minus `Order.first_received_at`, over the first notes sent that week
+  (corrected resends are left out: they measure the correction, not the turnaround);
+- deliveries failed: deliveries that ended failed or abandoned, counted in the week
+  the delivery was queued (`created_at`; a delivery has no failure timestamp).
+
+And now, per partner: orders awaiting a note and when the oldest of them arrived.
+
+Test orders (`Meta.Test`) are left out unless asked for. Everything is computed by the
+database with aggregates grouped by (week, partner), so the cost grows with the weeks
+shown, not with the years stored; the range filters use the order and delivery indexes.
+
+Percentiles: PostgreSQL computes them with `percentile_cont(f) WITHIN GROUP (ORDER BY
+interval)`, the standard interpolated percentile. SQLite (development only) has no such
+aggregate, so there the durations come back from one query, ordered, and
+`percentile_cont` below interpolates them in Python the same way.
+"""
+
+import math
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from django.db import connection
+from django.db.models import Aggregate, Count, DurationField, ExpressionWrapper, F, Min, Q
+from django.db.models.functions import TruncWeek
+from django.utils import timezone
+
+from orders.models import Delivery, Order, Partner
+
+DEFAULT_WEEKS = 12
+MAX_WEEKS = 260
+FAILED_STATUSES = (Delivery.Status.FAILED, Delivery.Status.ABANDONED)
+
+
+class PercentileCont(Aggregate):
+    """PostgreSQL's `percentile_cont(fraction) WITHIN GROUP (ORDER BY expression)` over intervals.
+
+    https://www.postgresql.org/docs/current/functions-aggregate.html#FUNCTIONS-ORDEREDSET-TABLE
+    """
+
+    function = "percentile_cont"
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = DurationField()
+
+    def __init__(self, expression, fraction, **extra):
+        fraction = float(fraction)
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError("A percentile fraction lies between 0 and 1.")
+        # A float from our own code, formatted by Python: nothing user-supplied reaches the SQL.
+        super().__init__(expression, fraction=repr(fraction), **extra)
+
+
+def percentile_cont(sorted_values, fraction):
+    """The interpolated percentile of already sorted values, as PostgreSQL's percentile_cont."""
+    if not sorted_values:
+        return None
+    position = (len(sorted_values) - 1) * fraction
+    lower = math.floor(position)
+    upper = math.ceil(position)
+    low_value = sorted_values[lower]
+    return low_value + (sorted_values[upper] - low_value) * (position - lower)
+
+
+@dataclass
+class WeekFigures:
+    week: date  # the Monday
+    partner_id: int | None  # None: all partners together
+    partner_name: str
+    orders_received: int = 0
+    still_awaiting: int = 0
+    notes_sent: int = 0
+    median_to_accept: timedelta | None = None
+    p90_to_accept: timedelta | None = None
+    deliveries_failed: int = 0
+
+    @property
+    def iso_week(self):
+        year, week, _ = self.week.isocalendar()
+        return f"{year}-W{week:02d}"
+
+    @property
+    def median_text(self):
+        return humanize_duration(self.median_to_accept)
+
+    @property
+    def p90_text(self):
+        return humanize_duration(self.p90_to_accept)
+
+
+@dataclass
+class Backlog:
+    partner_id: int
+    partner_name: str
+    awaiting_note: int
+    oldest_received_at: datetime | None
+    oldest_age: timedelta | None = None
+
+    @property
+    def oldest_age_text(self):
+        return humanize_duration(self.oldest_age)
+
+
+@dataclass
+class Usage:
+    weeks: list  # Mondays, newest first
+    rows: list  # WeekFigures: per week the all-partners row, then one per active partner
+    backlog: list  # Backlog per partner with orders awaiting a note
+    since: datetime
+    now: datetime
+    include_test: bool
+    by_week: dict = field(default_factory=dict)
+
+
+def week_start(moment):
+    """The local Monday 00:00 of the ISO week holding `moment`."""
+    local = timezone.localtime(moment)
+    monday = local.date() - timedelta(days=local.weekday())
+    return timezone.make_aware(datetime.combine(monday, datetime.min.time()))
+
+
+def _week_date(value):
+    """TruncWeek's value (an aware datetime; a date on some backends) as the local Monday."""
+    if isinstance(value, datetime):
+        return timezone.localtime(value).date() if timezone.is_aware(value) else value.date()
+    return value
+
+
+def usage_figures(*, weeks=DEFAULT_WEEKS, include_test=False, now=None):
+    """The figures for the `weeks` most recent ISO weeks, this one included."""
+    weeks = max(1, min(int(weeks), MAX_WEEKS))
+    now = now or timezone.now()
+    since = week_start(now) - timedelta(weeks=weeks - 1)
+    mondays = [(since + timedelta(weeks=offset)).date() for offset in range(weeks)][::-1]
+
+    orders = Order.objects.all() if include_test else Order.objects.filter(is_test=False)
+    deliveries = Delivery.objects.all() if include_test else Delivery.objects.filter(order__is_test=False)
+
+    figures = {}
+
+    def row(week, partner_id):
+        key = (_week_date(week), partner_id)
+        if key not in figures:
+            figures[key] = WeekFigures(week=key[0], partner_id=partner_id, partner_name="")
+        return figures[key]
+
+    received = (
+        orders.filter(first_received_at__gte=since)
+        .annotate(week=TruncWeek("first_received_at"))
+        .values("week", "partner_id")
+        .annotate(received=Count("id"), awaiting=Count("id", filter=Q(state=Order.State.AWAITING_NOTE)))
+        .order_by()
+    )
+    for item in received:
+        figures_row = row(item["week"], item["partner_id"])
+        figures_row.orders_received = item["received"]
+        figures_row.still_awaiting = item["awaiting"]
+
+    sent = (
+        deliveries.filter(status=Delivery.Status.SENT, sent_at__gte=since)
+        .annotate(week=TruncWeek("sent_at"))
+        .values("week", "order__partner_id")
+        .annotate(sent=Count("id"))
+        .order_by()
+    )
+    for item in sent:
+        row(item["week"], item["order__partner_id"]).notes_sent = item["sent"]
+
+    failed = (
+        deliveries.filter(status__in=FAILED_STATUSES, created_at__gte=since)
+        .annotate(week=TruncWeek("created_at"))
+        .values("week", "order__partner_id")
+        .annotate(failed=Count("id"))
+        .order_by()
+    )
+    for item in failed:
+        row(item["week"], item["order__partner_id"]).deliveries_failed = item["failed"]
+
+    per_partner, overall = _times_to_accept(deliveries, since)
+    for (week, partner_id), (median, p90) in per_partner.items():
+        figures_row = row(week, partner_id)
+        figures_row.median_to_accept, figures_row.p90_to_accept = median, p90
+
+    names = dict(Partner.objects.values_list("pk", "name"))
+    rows = []
+    by_week = {}
+    for monday in mondays:
+        partner_rows = sorted(
+            (item for (week, _), item in figures.items() if week == monday),
+            key=lambda item: names.get(item.partner_id, ""),
+        )
+        total = WeekFigures(week=monday, partner_id=None, partner_name="All partners")
+        for item in partner_rows:
+            item.partner_name = names.get(item.partner_id, f"Partner {item.partner_id}")
+            total.orders_received += item.orders_received
+            total.still_awaiting += item.still_awaiting
+            total.notes_sent += item.notes_sent
+            total.deliveries_failed += item.deliveries_failed
+        total.median_to_accept, total.p90_to_accept = overall.get(monday, (None, None))
+        by_week[monday] = [total, *partner_rows]
+        rows.extend(by_week[monday])
+
+    return Usage(
+        weeks=mondays,
+        rows=rows,
+        backlog=awaiting_backlog(include_test=include_test, names=names, now=now),
+        since=since,
+        now=now,
+        include_test=include_test,
+        by_week=by_week,
+    )
+
+
+def _times_to_accept(deliveries, since):
+    """{(monday, partner_id): (median, p90)} and {monday: (median, p90)} for all partners."""
+    first_notes = deliveries.filter(status=Delivery.Status.SENT, sent_at__gte=since, is_correction=False).annotate(
+        week=TruncWeek("sent_at"),
+        to_accept=ExpressionWrapper(F("sent_at") - F("order__first_received_at"), output_field=DurationField()),
+    )
+    per_partner = {}
+    overall = {}
+    if connection.vendor == "postgresql":
+        percentiles = {"median": PercentileCont("to_accept", 0.5), "p90": PercentileCont("to_accept", 0.9)}
+        for item in first_notes.values("week", "order__partner_id").annotate(**percentiles).order_by():
+            per_partner[(_week_date(item["week"]), item["order__partner_id"])] = (item["median"], item["p90"])
+        for item in first_notes.values("week").annotate(**percentiles).order_by():
+            overall[_week_date(item["week"])] = (item["median"], item["p90"])
+        return per_partner, overall
+
+    grouped = {}
+    everyone = {}
+    for week, partner_id, duration in first_notes.values_list("week", "order__partner_id", "to_accept").order_by(
+        "to_accept"
+    ):
+        monday = _week_date(week)
+        grouped.setdefault((monday, partner_id), []).append(duration)
+        everyone.setdefault(monday, []).append(duration)
+    for key, durations in grouped.items():
+        per_partner[key] = (percentile_cont(durations, 0.5), percentile_cont(durations, 0.9))
+    for monday, durations in everyone.items():
+        overall[monday] = (percentile_cont(durations, 0.5), percentile_cont(durations, 0.9))
+    return per_partner, overall
+
+
+def awaiting_backlog(*, include_test=False, names=None, now=None):
+    """Per partner: how many orders await a note now, and when the oldest arrived."""
+    now = now or timezone.now()
+    orders = Order.objects.filter(state=Order.State.AWAITING_NOTE)
+    if not include_test:
+        orders = orders.filter(is_test=False)
+    names = names if names is not None else dict(Partner.objects.values_list("pk", "name"))
+    found = (
+        orders.values("partner_id")
+        .annotate(awaiting=Count("id"), oldest=Min("first_received_at"))
+        .order_by("oldest", "partner_id")
+    )
+    return [
+        Backlog(
+            partner_id=item["partner_id"],
+            partner_name=names.get(item["partner_id"], f"Partner {item['partner_id']}"),
+            awaiting_note=item["awaiting"],
+            oldest_received_at=item["oldest"],
+            oldest_age=now - item["oldest"] if item["oldest"] else None,
+        )
+        for item in found
+    ]
+
+
+def humanize_duration(value):
+    """`2 d 4 h`, `3 h 20 min`, `45 min`, `30 s`: enough precision to compare weeks."""
+    if value is None:
+        return "—"
+    seconds = int(value.total_seconds())
+    if seconds < 60:
+        return f"{max(seconds, 0)} s"
+    minutes, _ = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min"
