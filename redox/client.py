@@ -332,7 +332,8 @@ class RedoxClient:
     def _http(self, what, method, url, **kwargs):
         """One HTTP call with our timeouts; network failures become retryable RedoxErrors."""
         try:
-            return self.session.request(method, url, timeout=self.timeout, **kwargs)
+            # No redirects: requests would replay a POST as a GET elsewhere; a 3xx is an error.
+            return self.session.request(method, url, timeout=self.timeout, allow_redirects=False, **kwargs)
         except requests.ConnectTimeout as exc:
             raise RedoxError(f"{what}: connection timed out", retryable=True) from exc
         except requests.Timeout as exc:

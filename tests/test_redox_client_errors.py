@@ -135,3 +135,13 @@ def test_an_unreachable_token_endpoint_is_retryable():
         client.send(MESSAGE)
 
     assert (caught.value.retryable, str(caught.value)) == (True, "Redox authentication: connection failed")
+
+
+@responses.activate
+def test_a_redirect_is_not_followed_and_is_reported_as_retryable():
+    responses.post(ENDPOINT, status=302, headers={"Location": "https://elsewhere.test/endpoint"})
+
+    error = send_and_catch()
+
+    assert (error.retryable, error.status) == (True, 302)
+    assert [call.request.url for call in responses.calls][-1] == ENDPOINT
