@@ -281,7 +281,7 @@ class RedoxClient:
         """
         # https://docs.redoxengine.com/basics/requests/asynchronous-requests
         # 200 means "accepted by Redox"; Meta.Logs holds one log id per destination.
-        # Imported here: outbound uses this module's RedoxError and client at import time.
+        # Imported here because redox.outbound imports RedoxError from this module.
         from redox.outbound import encode_message
 
         body = message if isinstance(message, bytes | bytearray) else encode_message(message)
