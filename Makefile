@@ -37,7 +37,8 @@ $(INSTALLED): requirements.txt requirements-dev.txt | $(BIN)/python
 run: $(INSTALLED)
 	$(DEV_ENV) $(BIN)/python manage.py migrate --no-input
 	$(DEV_ENV) $(BIN)/python manage.py demo_setup
-	$(DEV_ENV) $(BIN)/python manage.py runserver 127.0.0.1:8000
+	# Web server, delivery worker and Redox sandbox together (Procfile.dev); Ctrl-C stops all three.
+	$(DEV_ENV) PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f Procfile.dev start
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
