@@ -24,6 +24,7 @@ aggregate, so there the durations come back from one query, ordered, and
 `percentile_cont` below interpolates them in Python the same way.
 """
 
+import logging
 import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -33,7 +34,11 @@ from django.db.models import Aggregate, Count, DurationField, ExpressionWrapper,
 from django.db.models.functions import TruncWeek
 from django.utils import timezone
 
+from hcoint import metrics
+from hcoint.events import log_event
 from orders.models import Delivery, Order, Partner
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_WEEKS = 12
 MAX_WEEKS = 260
@@ -288,3 +293,56 @@ def humanize_duration(value):
     if hours:
         return f"{hours} h {minutes} min"
     return f"{minutes} min"
+
+
+def usage_report(*, weeks=2, include_test=False, now=None):
+    """Emit the figures as `usage.weekly` / `usage.backlog` log events and DogStatsD gauges.
+
+    The log events are what the Datadog dashboard and the "orders awaiting a note"
+    monitor read (`@oldest_awaiting_days`); run it at least hourly (`manage.py
+    report_usage`). Gauges go out only where an agent is configured (hcoint.metrics):
+    the current week so far (`period:this_week`), the last complete week
+    (`period:last_week`), and the backlog now. Returns the Usage it reported.
+    """
+    usage = usage_figures(weeks=max(weeks, 2), include_test=include_test, now=now)
+    for monday in usage.weeks[:weeks]:
+        for item in usage.by_week[monday]:
+            log_event(
+                logger,
+                "usage.weekly",
+                week=item.iso_week,
+                week_start=monday.isoformat(),
+                partner_id=item.partner_id if item.partner_id is not None else "all",
+                orders_received=item.orders_received,
+                still_awaiting=item.still_awaiting,
+                notes_sent=item.notes_sent,
+                median_to_accept_seconds=_seconds(item.median_to_accept),
+                p90_to_accept_seconds=_seconds(item.p90_to_accept),
+                deliveries_failed=item.deliveries_failed,
+            )
+    for period, monday in (("this_week", usage.weeks[0]), ("last_week", usage.weeks[1])):
+        for item in usage.by_week[monday]:
+            tags = {"period": period, "partner_id": item.partner_id if item.partner_id is not None else "all"}
+            metrics.gauge("usage.orders_received", item.orders_received, **tags)
+            metrics.gauge("usage.notes_sent", item.notes_sent, **tags)
+            metrics.gauge("usage.deliveries_failed", item.deliveries_failed, **tags)
+            metrics.gauge("usage.median_to_accept_seconds", _seconds(item.median_to_accept), **tags)
+            metrics.gauge("usage.p90_to_accept_seconds", _seconds(item.p90_to_accept), **tags)
+    for item in usage.backlog:
+        age = _seconds(item.oldest_age)
+        log_event(
+            logger,
+            "usage.backlog",
+            partner_id=item.partner_id,
+            awaiting_note=item.awaiting_note,
+            oldest_awaiting_seconds=age,
+            oldest_awaiting_days=round(age / 86400, 2) if age is not None else None,
+        )
+        metrics.gauge("orders.awaiting_note", item.awaiting_note, partner_id=item.partner_id)
+        metrics.gauge("orders.oldest_awaiting_seconds", age, partner_id=item.partner_id)
+    metrics.flush()
+    return usage
+
+
+def _seconds(value):
+    return round(value.total_seconds()) if value is not None else None

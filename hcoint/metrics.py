@@ -1,0 +1,72 @@
+"""DogStatsD metrics, on only where an agent is configured.
+
+Metrics are sent when `DD_DOGSTATSD_URL` (`udp://host:8125` or `unix:///path`) or
+`DD_AGENT_HOST` (with optional `DD_DOGSTATSD_PORT`) is set, and
+`DD_DOGSTATSD_DISABLE` is not true; otherwise every call here does nothing, silently,
+so development, tests and CI need no agent. The `datadog` client adds `env`,
+`service` and `version` tags from `DD_ENV`, `DD_SERVICE` and `DD_VERSION`.
+
+Names start with `hcoint.`; tags are opaque (`partner_id:3`), never patient data.
+A metric is fire-and-forget UDP: a missing or slow agent never blocks the caller.
+"""
+
+import os
+import threading
+
+from hcoint.logging import is_sensitive_key
+
+PREFIX = "hcoint."
+_lock = threading.Lock()
+_client = None
+_client_config = None
+
+
+def enabled():
+    """Whether metrics go anywhere: an agent is named and metrics are not disabled."""
+    if os.environ.get("DD_DOGSTATSD_DISABLE", "").strip().lower() in ("true", "1", "yes", "on"):
+        return False
+    return bool(os.environ.get("DD_DOGSTATSD_URL") or os.environ.get("DD_AGENT_HOST"))
+
+
+def _statsd():
+    """The process's DogStatsd client, created on first use (and again if the env changed)."""
+    global _client, _client_config
+    if not enabled():
+        return None
+    config = (os.environ.get("DD_DOGSTATSD_URL"), os.environ.get("DD_AGENT_HOST"), os.environ.get("DD_DOGSTATSD_PORT"))
+    with _lock:
+        if _client is None or _client_config != config:
+            from datadog.dogstatsd import DogStatsd
+
+            _client = DogStatsd(disable_telemetry=True)
+            _client_config = config
+        return _client
+
+
+def _tags(tags):
+    return [f"{key}:{value}" for key, value in (tags or {}).items() if value is not None and not is_sensitive_key(key)]
+
+
+def gauge(name, value, **tags):
+    client = _statsd()
+    if client is not None and value is not None:
+        client.gauge(PREFIX + name, value, tags=_tags(tags))
+
+
+def increment(name, value=1, **tags):
+    client = _statsd()
+    if client is not None:
+        client.increment(PREFIX + name, value, tags=_tags(tags))
+
+
+def distribution(name, value, **tags):
+    client = _statsd()
+    if client is not None and value is not None:
+        client.distribution(PREFIX + name, value, tags=_tags(tags))
+
+
+def flush():
+    """Send anything buffered; for short-lived commands before they exit."""
+    client = _statsd()
+    if client is not None:
+        client.flush()
