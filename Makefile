@@ -34,10 +34,10 @@ $(INSTALLED): requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
+# Web server, delivery worker and Redox sandbox together (Procfile.dev); Ctrl-C stops all three.
 run: $(INSTALLED)
 	$(DEV_ENV) $(BIN)/python manage.py migrate --no-input
 	$(DEV_ENV) $(BIN)/python manage.py demo_setup
-	# Web server, delivery worker and Redox sandbox together (Procfile.dev); Ctrl-C stops all three.
 	$(DEV_ENV) PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f Procfile.dev start
 
 lint: $(INSTALLED)
