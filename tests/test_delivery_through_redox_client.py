@@ -1,0 +1,128 @@
+"""A delivery through the real Redox client, with Redox faked over HTTP (`responses`)."""
+
+import base64
+import json
+from datetime import timedelta
+
+import pytest
+import requests
+import responses
+from django.utils import timezone
+
+from orders.delivery import delivery_attempt
+from orders.models import Delivery, DeliveryAttempt, Order
+from tests.delivery_fakes import PDF, make_delivery, make_order
+
+pytestmark = pytest.mark.django_db
+
+API = "https://redox.test"
+BLOB = "https://blob.redox.test/upload"
+
+
+@pytest.fixture(autouse=True)
+def _redox_api_key(settings):
+    # Changing REDOX_* settings makes redox.client build a fresh process-wide client.
+    settings.REDOX_API_BASE_URL = API
+    settings.REDOX_UPLOAD_URL = BLOB
+    settings.REDOX_API_KEY = "api-key-1"
+    settings.REDOX_API_SECRET = "api-secret-1"
+    settings.REDOX_INLINE_MAX_BYTES = 200_000
+
+
+@pytest.fixture
+def redox():
+    with responses.RequestsMock() as mocked:
+        expires = (timezone.now() + timedelta(hours=24)).isoformat()
+        mocked.post(
+            f"{API}/auth/authenticate",
+            json={"accessToken": "token-1", "expires": expires, "refreshToken": "refresh-1"},
+        )
+        yield mocked
+
+
+def endpoint_calls(mocked):
+    return [call for call in mocked.calls if call.request.url == f"{API}/endpoint"]
+
+
+def test_an_accepted_message_marks_the_delivery_sent_with_redox_log_id(partner, uploader, redox):
+    order = make_order(partner)
+    delivery = make_delivery(order, uploader, created_at=timezone.now())
+    redox.post(f"{API}/endpoint", json={"Meta": {"Logs": [{"ID": "log-abc", "AttemptID": "try-1"}]}})
+    now = timezone.now()
+
+    delivery_attempt(delivery_id=delivery.pk, now=now)
+
+    delivery.refresh_from_db()
+    order.refresh_from_db()
+    assert delivery.status == Delivery.Status.SENT
+    assert delivery.redox_log_id == "log-abc"
+    assert order.state == Order.State.SENT
+    [call] = endpoint_calls(redox)
+    assert call.request.headers["Authorization"] == "Bearer token-1"
+    assert call.request.headers["Content-Type"] == "application/json"
+    sent = json.loads(call.request.body)
+    assert sent["Meta"]["DataModel"] == "Results"
+    assert sent["Meta"]["Destinations"][0]["ID"] == partner.destination_id
+    assert sent["Orders"][0]["ID"] == order.ehr_order_id
+    assert sent["Orders"][0]["ApplicationOrderID"] == f"hcoint-delivery-{delivery.pk}"
+    assert base64.b64decode(sent["Orders"][0]["Results"][0]["Value"]) == PDF
+
+
+def test_a_400_fails_the_delivery_with_redox_meta_errors_text(partner, uploader, redox):
+    delivery = make_delivery(make_order(partner), uploader, created_at=timezone.now())
+    text = "No subscriptions found. Meta.Destinations needs to contain a destination from existing subscriptions"
+    redox.post(
+        f"{API}/endpoint",
+        status=400,
+        json={"Meta": {"Errors": [{"ID": 1, "Text": text, "Type": "message", "Module": "Send"}]}},
+    )
+
+    delivery_attempt(delivery_id=delivery.pk, now=timezone.now())
+
+    delivery.refresh_from_db()
+    assert delivery.status == Delivery.Status.FAILED
+    assert delivery.last_error == text
+    attempt = delivery.attempts.get()
+    assert (attempt.outcome, attempt.http_status) == (DeliveryAttempt.Outcome.PERMANENT, 400)
+
+
+def test_a_429_waits_as_long_as_redox_retry_after_says(partner, uploader, redox):
+    delivery = make_delivery(make_order(partner), uploader, created_at=timezone.now())
+    redox.post(f"{API}/endpoint", status=429, headers={"Retry-After": "120"}, json={})
+    now = timezone.now()
+
+    delivery_attempt(delivery_id=delivery.pk, now=now)
+
+    delivery.refresh_from_db()
+    assert delivery.status == Delivery.Status.RETRY_SCHEDULED
+    assert delivery.next_attempt_at == now + timedelta(seconds=120)
+    assert delivery.attempts.get().http_status == 429
+
+
+def test_a_connection_error_is_retried(partner, uploader, redox):
+    delivery = make_delivery(make_order(partner), uploader, created_at=timezone.now())
+    redox.post(f"{API}/endpoint", body=requests.ConnectionError("connection refused"))
+
+    delivery_attempt(delivery_id=delivery.pk, now=timezone.now())
+
+    delivery.refresh_from_db()
+    assert delivery.status == Delivery.Status.RETRY_SCHEDULED
+    attempt = delivery.attempts.get()
+    assert attempt.outcome == DeliveryAttempt.Outcome.TRANSIENT
+    assert attempt.http_status is None
+
+
+def test_a_large_pdf_goes_to_the_blob_store_and_the_message_carries_its_uri(partner, uploader, redox, settings):
+    settings.REDOX_INLINE_MAX_BYTES = 100
+    delivery = make_delivery(make_order(partner), uploader, created_at=timezone.now())
+    redox.post(BLOB, status=201, json={"URI": "https://blob.redox.test/abc123"})
+    redox.post(f"{API}/endpoint", json={"Meta": {"Logs": [{"ID": "log-big"}]}})
+
+    delivery_attempt(delivery_id=delivery.pk, now=timezone.now())
+
+    delivery.refresh_from_db()
+    assert delivery.status == Delivery.Status.SENT
+    [upload] = [call for call in redox.calls if call.request.url == BLOB]
+    assert PDF in upload.request.body
+    [call] = endpoint_calls(redox)
+    assert json.loads(call.request.body)["Orders"][0]["Results"][0]["Value"] == "https://blob.redox.test/abc123"
