@@ -13,6 +13,9 @@ def healthcheck(request):
     return healthcheck_response()
 
 
+# Renders without the database or context processors, and shows the request id.
+handler500 = "hcoint.errors.server_error"
+
 urlpatterns = [
     path("healthcheck", healthcheck, name="healthcheck"),
     path("accounts/", include("django.contrib.auth.urls")),
