@@ -246,8 +246,9 @@ DELIVERY_RETRY_MAX_SECONDS = env_int("DELIVERY_RETRY_MAX_SECONDS", 3600)
 # How often the worker looks for deliveries whose job vanished or whose worker died.
 DELIVERY_SWEEP_INTERVAL_SECONDS = env_int("DELIVERY_SWEEP_INTERVAL_SECONDS", 60)
 # A delivery still "sending" after this long lost its worker and is sent again. Must exceed
-# the longest possible attempt: token + upload + send, each bounded by the Redox timeouts.
-DELIVERY_SENDING_TIMEOUT_SECONDS = env_int("DELIVERY_SENDING_TIMEOUT_SECONDS", 300)
+# the longest possible attempt: up to six calls (token, upload and send, each possibly
+# repeated once after a 401), each bounded by the connect + read timeouts (5 s + 60 s).
+DELIVERY_SENDING_TIMEOUT_SECONDS = env_int("DELIVERY_SENDING_TIMEOUT_SECONDS", 600)
 
 # --- Observability ----------------------------------------------------------
 # JSON lines on stdout in production (Aptible relays stdout to Datadog), readable
