@@ -38,6 +38,7 @@ from django_tasks_db.models import DBTaskResult
 from django_tasks_db.utils import exclusive_transaction
 
 from hcoint.events import log_event
+from hcoint.tracing import span
 from orders.models import ClinicalNote, Delivery, DeliveryAttempt, Order
 from orders.tasks import deliver
 from redox import client as redox_client
@@ -123,19 +124,28 @@ def delivery_attempt(*, delivery_id, now=None):
         return None
     claimed_at = delivery.sending_started_at
 
-    started = time.monotonic()
-    result = error = None
-    try:
-        result = _send(delivery)
-    except redox_client.RedoxError as exc:
-        error = exc
-    except Exception as exc:
-        # Our own bug or bad stored data. Kept as a transient error, so the delivery stays
-        # visible and is retried after a fix; the class name only, since a message or
-        # traceback could carry patient data.
-        error = exc
-    duration_ms = int((time.monotonic() - started) * 1000)
-    return _record_outcome(delivery, claimed_at, clock(), duration_ms, result=result, error=error)
+    # A custom span per attempt (opaque tags only; a no-op without ddtrace-run).
+    with span("delivery.attempt", delivery_id=delivery.pk, order_id=delivery.order_id) as traced:
+        started = time.monotonic()
+        result = error = None
+        try:
+            result = _send(delivery)
+        except redox_client.RedoxError as exc:
+            error = exc
+        except Exception as exc:
+            # Our own bug or bad stored data. Kept as a transient error, so the delivery stays
+            # visible and is retried after a fix; the class name only, since a message or
+            # traceback could carry patient data.
+            error = exc
+        duration_ms = int((time.monotonic() - started) * 1000)
+        current = _record_outcome(delivery, claimed_at, clock(), duration_ms, result=result, error=error)
+        traced.set_tags(
+            attempt=delivery.attempt_count,
+            outcome=current.status,
+            error_class=type(error).__name__ if error is not None else None,
+        )
+        traced.set_tag("http.status_code", result.status if result is not None else getattr(error, "status", None))
+    return current
 
 
 def delivery_retry_now(*, delivery, user, now=None):
@@ -268,14 +278,25 @@ def _send(delivery):
     client = redox_client.get_client()
     # Inline base64 up to REDOX_INLINE_MAX_BYTES, else uploaded to the blob store first and
     # referenced by URI (Redox advises against embedding files over ~200 KB).
-    document = outbound.prepare_document(bytes(note.content), note.file_name, client=client)
+    ids = {"partner_id": order.partner_id, "delivery_id": delivery.pk, "data_model": order.partner.outbound_model}
+    with span("redox.prepare_document", **ids):
+        document = outbound.prepare_document(bytes(note.content), note.file_name, client=client)
     message = outbound.build_message(
         _outbound_order(delivery, order, note),
         document,
         data_model=order.partner.outbound_model,
         source_id=settings.REDOX_SOURCE_ID,
     )
-    return client.send(message)
+    with span("redox.send", resource=order.partner.outbound_model, **ids) as traced:
+        try:
+            result = client.send(message)
+        except redox_client.RedoxError as exc:
+            traced.set_tag("http.status_code", exc.status)
+            traced.set_tag("outcome", "retryable" if exc.retryable else "permanent")
+            raise
+        traced.set_tag("http.status_code", result.status)
+        traced.set_tag("outcome", "accepted")
+    return result
 
 
 def _outbound_order(delivery, order, note):
@@ -375,7 +396,9 @@ def _after_transient(delivery, now, *, delay, error_text, reason, retry_after=No
     delivery.last_error = error_text
     delivery.save(update_fields=["status", "next_attempt_at", "last_error"])
     delivery_enqueue(delivery=delivery, run_after=next_at)
-    _log(delivery, "delivery.retry_scheduled", attempt=delivery.attempt_count, reason=reason)
+    # age_minutes lets a monitor spot a delivery still retrying an hour after it was queued.
+    age_minutes = int((now - delivery.created_at).total_seconds() // 60)
+    _log(delivery, "delivery.retry_scheduled", attempt=delivery.attempt_count, reason=reason, age_minutes=age_minutes)
 
 
 def _mark_sent(delivery, now, log_id):
