@@ -15,7 +15,9 @@ pytestmark = [
         connection.vendor != "postgresql",
         reason="needs PostgreSQL: SQLite serialises every writer, so there is no race to prove",
     ),
-    pytest.mark.django_db(transaction=True),
+    # serialized_rollback: restore the migrated data (roles, content types) afterwards, as the
+    # other transactional tests expect, instead of leaving a flushed database behind.
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]
 
 THREADS = 6
