@@ -143,19 +143,19 @@ def _process(message, loaded):
         # Anything else is our problem, not the partner's: keep the message for
         # reprocessing and answer 200. The exception text is not kept or logged,
         # because database errors quote the values they choked on.
-        return _fail(message, f"HCOINT could not apply this message ({type(exc).__name__}).", error_kind=exc)
+        return _fail(message, f"HCOINT could not apply this message ({type(exc).__name__}).", crash=exc)
     for event, ids in logged:
         log_event(logger, event, **ids)
     return locked
 
 
-def _fail(message, reason, error_kind=None):
+def _fail(message, reason, crash=None):
     now = timezone.now()
     InboundMessage.objects.filter(pk=message.pk).exclude(status__in=FINISHED).update(
         status=InboundMessage.Status.FAILED, error=reason, processed_at=now
     )
     message.status, message.error, message.processed_at = InboundMessage.Status.FAILED, reason, now
-    extra = {"error_kind": type(error_kind).__name__} if error_kind is not None else {}
+    extra = {"error_kind": type(crash).__name__} if crash is not None else {}
     log_event(
         logger,
         "message.failed",
