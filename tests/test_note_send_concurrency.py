@@ -15,7 +15,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_concurrent_sends_for_one_order_create_one_delivery(partner, uploader):
     order = make_order(partner)
     first, second = make_note(order, uploader), make_note(order, uploader)

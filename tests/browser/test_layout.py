@@ -1,0 +1,38 @@
+"""Readable at 1280 px and on a phone: no page scrolls sideways, the stylesheet loads under
+the strict CSP, and states carry a word as well as a colour."""
+
+import pytest
+from playwright.sync_api import expect
+
+from orders.models import Delivery
+from tests.browser.conftest import sign_in
+from tests.conftest import make_user
+from tests.pages_fixtures import make_delivery, make_note, make_order
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_pages_fit_the_screen(page, partner, width):
+    user = make_user("ursula", "uploader")
+    order = make_order(partner)
+    make_delivery(make_order(partner), user, status=Delivery.Status.FAILED, last_error="Redox answered 500")
+    note = make_note(order, user)
+    page.set_viewport_size({"width": width, "height": 900})
+    sign_in(page, "ursula")
+    for path in ("/", f"/orders/{order.pk}/", f"/notes/{note.pk}/", f"/orders/{order.pk}/notes/new/"):
+        page.goto(path)
+        overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 0, f"{path} scrolls sideways by {overflow}px at {width}px"
+    assert not page.problems, page.problems
+
+
+def test_stylesheet_applies_and_states_have_words(page, partner):
+    make_user("vera", "viewer")
+    make_order(partner)
+    sign_in(page, "vera")
+    state = page.locator("table.orders .state").first
+    expect(state).to_have_text("Awaiting note")
+    colour = state.evaluate("element => getComputedStyle(element).backgroundColor")
+    assert colour not in ("rgba(0, 0, 0, 0)", "transparent")
+    assert not page.problems, page.problems
