@@ -49,7 +49,9 @@ def _delivery(pk):
 def order_list(request):
     form = OrderFilterForm(request.GET or None)
     orders = Order.objects.select_related("partner").order_by("-first_received_at", "-id")
-    if form.is_bound and form.is_valid():
+    if form.is_bound:
+        # An unknown value in one filter (a stale bookmark) drops that filter, not the others.
+        form.is_valid()
         orders = form.filter(orders)
     page = Paginator(orders, ORDERS_PER_PAGE).get_page(request.GET.get("page"))
     # The filters, without the page number, for the pagination links.
@@ -58,7 +60,7 @@ def order_list(request):
     return render(
         request,
         "orders/order_list.html",
-        {"form": form, "page": page, "query": query.urlencode(), "searching": bool(request.GET)},
+        {"form": form, "page": page, "query": query.urlencode(), "searching": bool(query)},
     )
 
 

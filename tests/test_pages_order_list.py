@@ -142,3 +142,10 @@ def test_unknown_filter_values_are_ignored_not_an_error(client, viewer, partner)
     response = client.get(reverse("order_list"), {"state": "bogus", "partner": "999999", "page": "x"})
     assert response.status_code == 200
     assert rows(response) == [order]
+
+
+def test_an_unknown_value_drops_only_its_own_filter(client, viewer, partner):
+    sent = make_order(partner, state=Order.State.SENT)
+    make_order(partner, state=Order.State.FAILED)
+    client.force_login(viewer)
+    assert rows(client.get(reverse("order_list"), {"state": "sent", "partner": "999999"})) == [sent]
