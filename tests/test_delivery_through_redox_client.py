@@ -126,3 +126,30 @@ def test_a_large_pdf_goes_to_the_blob_store_and_the_message_carries_its_uri(part
     assert PDF in upload.request.body
     [call] = endpoint_calls(redox)
     assert json.loads(call.request.body)["Orders"][0]["Results"][0]["Value"] == "https://blob.redox.test/abc123"
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (400, Delivery.Status.FAILED),
+        (403, Delivery.Status.FAILED),
+        (404, Delivery.Status.FAILED),
+        (413, Delivery.Status.FAILED),
+        (401, Delivery.Status.RETRY_SCHEDULED),  # still refused after one re-authentication
+        (429, Delivery.Status.RETRY_SCHEDULED),
+        (500, Delivery.Status.RETRY_SCHEDULED),
+        (502, Delivery.Status.RETRY_SCHEDULED),
+        (503, Delivery.Status.RETRY_SCHEDULED),
+        (504, Delivery.Status.RETRY_SCHEDULED),
+    ],
+)
+def test_each_redox_error_class_leads_to_its_state(partner, uploader, redox, status, expected):
+    delivery = make_delivery(make_order(partner), uploader, created_at=timezone.now())
+    redox.post(f"{API}/endpoint", status=status, json={"Meta": {"Errors": [{"Text": f"Sandbox said {status}"}]}})
+
+    delivery_attempt(delivery_id=delivery.pk, now=timezone.now())
+
+    delivery.refresh_from_db()
+    assert delivery.status == expected
+    assert f"Sandbox said {status}" in delivery.last_error
+    assert delivery.attempts.get().http_status == status
