@@ -50,5 +50,10 @@ test: lint
 	$(BIN)/check-jsonschema --builtin-schema vendor.circle-ci .circleci/config.yml
 	$(BIN)/pytest --cov --cov-report=term --cov-report=xml --junitxml=test-results/junit.xml
 
+# Benchmarks, not tests: seeds 100,000 orders into a scratch copy of DATABASE_URL's
+# database (in-memory SQLite by default) and times the usage figures.
+bench: $(INSTALLED)
+	$(BIN)/python bench/bench_usage.py
+
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles .coverage coverage.xml test-results
