@@ -267,10 +267,17 @@ def scrub_record(record):
     """Make `record` safe to format, in place. Idempotent; every handler may run it."""
     if getattr(record, "_hcoint_scrubbed", False):
         return record
+    if not getattr(record, "request_id", "") and getattr(getattr(record, "request", None), "request_id", ""):
+        # django.request logs 4xx responses after RequestIdMiddleware has finished; the
+        # request it passes still knows its id.
+        record.request_id = record.request.request_id
     for key in list(vars(record)):
         if key in STANDARD_RECORD_ATTRS or key.startswith("_") or key in DD_FIELDS or key == "request_id":
             continue
         value = record.__dict__[key]
+        if isinstance(value, bool) or value is None:
+            # Yes, no or nothing cannot carry patient data, whatever the key (token_present=False).
+            continue
         record.__dict__[key] = REDACTED if is_sensitive_key(key) else scrub_value(value)
 
     if isinstance(record.msg, (dict, BaseException)):

@@ -123,7 +123,8 @@ try:
 except KeyError:
     logger.exception("message.failed")
 from django.test import Client
-Client(HTTP_HOST="hcoint.example.org").get("/no-such-page/", HTTP_X_FORWARDED_PROTO="https")
+Client(HTTP_HOST="hcoint.example.org").post("/redox/webhook/", b"{}", content_type="application/json",
+                                            HTTP_X_FORWARDED_PROTO="https")
 """
 
 
@@ -154,7 +155,7 @@ def test_production_settings_print_only_json_lines_on_stdout(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [line["message"] for line in lines][:2] == ["order.created", "message.failed"]
+    assert [line["message"] for line in lines] == ["order.created", "message.failed", "webhook.auth_failed"]
     for line in lines:
         assert {"timestamp", "level", "message", "logger.name", "request_id"} <= set(line)
         assert line["dd.service"] == "hcoint"

@@ -182,3 +182,28 @@ def test_plain_lines_are_readable():
     handler.handle(record)
     line = stream.getvalue().strip()
     assert line.endswith("INFO orders.ingest order.created order_id=7 request_id=abc123def456")
+
+
+def test_yes_no_values_are_kept_even_under_a_sensitive_looking_key(captured):
+    logger, output = captured
+    logger.warning("webhook.auth_failed", extra={"token_present": False, "token": "secret-token-value"})
+    text = output()
+    assert "secret-token-value" not in text
+    assert "token_present" in text and ("false" in text or "False" in text)
+
+
+def test_a_4xx_logged_after_the_request_finished_keeps_its_request_id():
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(PhiFilter())
+    request = type("Request", (), {"request_id": "req-after-the-fact", "path": "/?q=Samplepatient"})()
+    record = logging.makeLogRecord(
+        {"name": "django.request", "levelno": 30, "levelname": "WARNING", "msg": "Unauthorized: /redox/webhook/"}
+    )
+    record.request = request
+    record.status_code = 401
+    handler.handle(record)
+    line = json.loads(stream.getvalue())
+    assert line["request_id"] == "req-after-the-fact"
+    assert line["request"] == "[redacted]"
