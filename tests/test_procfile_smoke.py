@@ -1,4 +1,4 @@
-"""The Procfile's `web` and `worker` lines, run as written, deliver a note end to end.
+"""The Procfile's lines, run as written, serve the app and deliver a note end to end.
 
 What Aptible does, minus Docker (no engine on the development and CI machines):
 1. lay out the build context as `.dockerignore` leaves it, and run the Dockerfile's
@@ -8,7 +8,8 @@ What Aptible does, minus Docker (no engine on the development and CI machines):
    ENTRYPOINT) with a production-like environment: DEBUG off, a strong SECRET_KEY, real
    ALLOWED_HOSTS, the HTTPS redirect on, Redox pointed at the local sandbox;
 4. configure a partner, post an order to the webhook as Redox would (through the proxy
-   header), upload and send a note, and wait until the worker has delivered it;
+   header), upload and send a note, and wait until the worker has delivered it; and see
+   the clock process emit the hourly usage report;
 5. send SIGTERM to each process and check it stops, which is what a deploy does.
 
 Ports come from 8200-8299; every process started here is stopped by its own id.
@@ -296,7 +297,7 @@ print("delivery", delivery.pk)
 # --- The test ----------------------------------------------------------------------------
 
 
-def test_procfile_web_and_worker_deliver_a_note_end_to_end(tmp_path):
+def test_procfile_processes_serve_the_app_and_deliver_a_note(tmp_path):
     app = tmp_path / "app"
     logs = tmp_path / "logs"
     logs.mkdir()
@@ -371,6 +372,7 @@ def test_procfile_web_and_worker_deliver_a_note_end_to_end(tmp_path):
             lines = procfile()
             web_process = processes.start("web", ["/bin/sh", "-c", lines["web"].strip()], cwd=app, env=env)
             processes.start("worker", ["/bin/sh", "-c", lines["worker"].strip()], cwd=app, env=env)
+            processes.start("clock", ["/bin/sh", "-c", lines["clock"].strip()], cwd=app, env=env)
 
             # Aptible's health check: plain HTTP, Host "containers", must be exactly 200.
             wait_until(
@@ -435,8 +437,16 @@ def test_procfile_web_and_worker_deliver_a_note_end_to_end(tmp_path):
             _, _, received = http("GET", f"{sandbox}/_sandbox/messages")
             assert len(json.loads(received)) == 1
 
-            # A deploy or restart sends SIGTERM: both stop cleanly, gunicorn with exit code 0.
+            # The clock runs the usage report when it starts, then hourly.
+            wait_until(
+                "the clock process's usage report",
+                lambda: "Reported " in (logs / "clock.log").read_text(errors="replace"),
+                processes,
+            )
+
+            # A deploy or restart sends SIGTERM: each stops cleanly, gunicorn and the clock with 0.
             assert processes.terminate("web") == 0, processes.tail("web")
             assert processes.terminate("worker") is not None, processes.tail("worker")
+            assert processes.terminate("clock") == 0, processes.tail("clock")
         finally:
             processes.stop_all()
