@@ -9,6 +9,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PORT=8000
 
+# ddtrace-run reads these before any of our code runs, so the safe values live in the
+# image (aptible config:set can still override them). ddtrace's defaults would tag query
+# strings (the staff search puts patient names in ?q=) and the staff user name on spans,
+# and let remote configuration switch features on. hcoint/tracing.py scrubs spans as well.
+ENV DD_SERVICE=hcoint \
+    DD_HTTP_SERVER_TAG_QUERY_STRING=false \
+    DD_TRACE_HTTP_CLIENT_TAG_QUERY_STRING=false \
+    DD_DJANGO_INCLUDE_USER_NAME=false \
+    DD_REMOTE_CONFIGURATION_ENABLED=false
+
 # The app runs as this unprivileged user; the code it runs stays owned by root,
 # so a compromised process cannot rewrite it.
 RUN groupadd --system --gid 10001 app \
