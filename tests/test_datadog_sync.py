@@ -130,6 +130,7 @@ def test_monitor_and_dashboard_queries_use_only_events_and_fields_the_code_emits
         for field in re.findall(r"@([\w.]+):", search):
             assert field in emitted["fields"], f"{where}: no log_event sets {field!r}"
         for term in search.split():
+            term = term.removeprefix("-")
             if not term.startswith("@"):
                 assert term.split(":")[0] in ("service", "env", "status"), f"{where}: unexpected term {term!r}"
         if by:
