@@ -287,6 +287,9 @@ class Delivery(models.Model):
         ]
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="delivery_due"),
+            # The usage figures count deliveries by week sent and week created.
+            models.Index(fields=["status", "sent_at"], name="delivery_status_sent"),
+            models.Index(fields=["created_at"], name="delivery_created"),
         ]
 
     def __str__(self):

@@ -102,3 +102,8 @@ def test_password_change_errors_show_next_to_the_field(client, db):
     html = response.content.decode()
     assert '<p class="error" id="id_old_password_error">' in html
     assert '<p class="error" id="id_new_password2_error">' in html
+
+
+def test_there_is_no_password_reset_page(client, db):
+    # No mail is configured, so a reset link could never arrive; admins reset passwords.
+    assert client.get("/accounts/password_reset/").status_code == 404
