@@ -1,6 +1,7 @@
 """Shared fixtures: partners, sample Redox payloads, staff users in each role."""
 
 import json
+import signal
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,15 @@ def _plain_static_storage(settings):
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+
+
+@pytest.fixture
+def restore_signal_handlers():
+    """The worker installs SIGINT/SIGTERM handlers for a graceful stop; give the test runner its own back."""
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)}
+    yield
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
 
 
 def sample_bytes(name):

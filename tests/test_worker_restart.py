@@ -1,6 +1,5 @@
 """`manage.py db_worker` delivers every pending note exactly once, across stops, restarts and crashes."""
 
-import signal
 from datetime import timedelta
 
 import pytest
@@ -14,16 +13,10 @@ from orders.models import Delivery
 from tests.delivery_fakes import FakeRedox, make_delivery, make_order, transient
 
 # The worker commits as it goes and checks its connection between jobs, as in production.
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
-
-
-@pytest.fixture(autouse=True)
-def _restore_signal_handlers():
-    """The worker installs SIGINT/SIGTERM handlers for a graceful stop; give the test runner its own back."""
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)}
-    yield
-    for sig, handler in saved.items():
-        signal.signal(sig, handler)
+pytestmark = [
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.usefixtures("restore_signal_handlers"),
+]
 
 
 def run_worker(*extra):

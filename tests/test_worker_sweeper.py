@@ -1,7 +1,6 @@
 """The worker sweeps at startup and then every DELIVERY_SWEEP_INTERVAL_SECONDS in a background thread."""
 
 import logging
-import signal
 import threading
 from unittest import mock
 
@@ -11,13 +10,7 @@ from django.core.management import call_command
 from orders.management.commands import db_worker
 from tests.delivery_fakes import FakeRedox, make_delivery, make_order
 
-
-@pytest.fixture(autouse=True)
-def _restore_signal_handlers():
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)}
-    yield
-    for sig, handler in saved.items():
-        signal.signal(sig, handler)
+pytestmark = pytest.mark.usefixtures("restore_signal_handlers")
 
 
 def test_the_sweeper_sweeps_each_interval_until_stopped():

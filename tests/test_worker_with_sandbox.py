@@ -4,8 +4,6 @@ The same three journeys a person sees after `make run`: sent at once; sent after
 failures and visible retries; rejected, failed with the sandbox's text, then "retry now".
 """
 
-import signal
-
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
@@ -15,7 +13,10 @@ from orders.models import Delivery, DeliveryAttempt, Order
 from redox.sandbox import base_url, start_in_thread
 from tests.delivery_fakes import make_delivery, make_order
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.usefixtures("restore_signal_handlers"),
+]
 
 
 @pytest.fixture
@@ -28,14 +29,6 @@ def sandbox(settings):
     yield server
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture(autouse=True)
-def _restore_signal_handlers():
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)}
-    yield
-    for sig, handler in saved.items():
-        signal.signal(sig, handler)
 
 
 def accepted_refs(sandbox):
