@@ -187,6 +187,15 @@ def _retry_after_seconds(response):
     return max(0, round(when.timestamp() - time.time()))
 
 
+def _json_object(response):
+    """The response body when it is a JSON object, else None."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
 def _redox_error_texts(response):
     """`Meta.Errors[].Text` from a Redox error body; empty when the body is not Redox JSON."""
     try:
@@ -200,12 +209,7 @@ def _redox_error_texts(response):
 
 def _oauth_error_text(response):
     """`error` / `error_description` from an OAuth token error (RFC 6749 section 5.2)."""
-    try:
-        body = response.json()
-    except ValueError:
-        return []
-    if not isinstance(body, dict):
-        return []
+    body = _json_object(response) or {}
     text = ": ".join(str(body[key]) for key in ("error", "error_description") if body.get(key))
     return [text] if text else []
 
@@ -213,18 +217,22 @@ def _oauth_error_text(response):
 def error_from_response(response, what):
     """The RedoxError for a non-success `response` to the call described by `what`."""
     status = response.status_code
-    texts = _redox_error_texts(response)
     # 401 (after our one re-authentication), 408, 429 and 5xx pass with time; any other
     # 4xx says the request is wrong and will stay wrong.
     transient_4xx = status in (401, 408, 429)
     retryable = status not in PERMANENT_STATUSES and (transient_4xx or not 400 <= status < 500)
-    message = f"{what}: HTTP {status}"
+    return _http_error(response, what, _redox_error_texts(response), retryable=retryable)
+
+
+def _http_error(response, what, texts, *, retryable):
+    """A RedoxError naming the call and the HTTP status, with the error texts Redox gave."""
+    message = f"{what}: HTTP {response.status_code}"
     if texts:
         message += ": " + "; ".join(texts)
     return RedoxError(
         message,
         retryable=retryable,
-        status=status,
+        status=response.status_code,
         retry_after=_retry_after_seconds(response),
         redox_errors=texts,
     )
@@ -459,33 +467,16 @@ class RedoxClient:
         """
         if not 200 <= response.status_code < 300:
             texts = _oauth_error_text(response) or _redox_error_texts(response)
-            message = f"{what}: HTTP {response.status_code}"
-            if texts:
-                message += ": " + "; ".join(texts)
-            raise RedoxError(
-                message,
-                retryable=True,
-                status=response.status_code,
-                retry_after=_retry_after_seconds(response),
-                redox_errors=texts,
-            )
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
+            raise _http_error(response, what, texts, retryable=True)
+        body = _json_object(response)
+        if body is None:
             raise RedoxError(f"{what}: answer is not a JSON object", retryable=True, status=response.status_code)
         return body
 
 
 def _log_ids(response):
     """Redox's `Meta.Logs[].ID` (older responses: `MessageID`) from a successful send."""
-    try:
-        body = response.json()
-    except ValueError:
-        return []
-    if not isinstance(body, dict):
-        return []
+    body = _json_object(response) or {}
     meta = body.get("Meta") if isinstance(body.get("Meta"), dict) else {}
     logs = meta.get("Logs") if isinstance(meta.get("Logs"), list) else []
     ids = [str(log["ID"]) for log in logs if isinstance(log, dict) and log.get("ID")]
