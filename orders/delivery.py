@@ -26,7 +26,7 @@ Rules that keep a note from being lost or sent twice at once:
 import logging
 import random
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
@@ -46,10 +46,9 @@ from redox import outbound
 
 logger = logging.getLogger(__name__)
 
-# What staff may do to a delivery, by its status. Neither action applies while a send may
-# be in the air (pending or sending): the worker owns the row then.
-RETRY_NOW_FROM = (Delivery.Status.FAILED, Delivery.Status.RETRY_SCHEDULED)
-ABANDON_FROM = (Delivery.Status.FAILED, Delivery.Status.RETRY_SCHEDULED)
+# The statuses in which staff may retry a delivery now or abandon it. Neither action applies
+# while a send may be in the air (pending or sending): the worker owns the row then.
+STAFF_ACTIONABLE = (Delivery.Status.FAILED, Delivery.Status.RETRY_SCHEDULED)
 CLAIMABLE = (Delivery.Status.PENDING, Delivery.Status.RETRY_SCHEDULED)
 
 # A first attempt goes ahead of a backlog of retries (the queue runs higher priority first).
@@ -130,12 +129,10 @@ def delivery_attempt(*, delivery_id, now=None):
         result = error = None
         try:
             result = _send(delivery)
-        except redox_client.RedoxError as exc:
-            error = exc
         except Exception as exc:
-            # Our own bug or bad stored data. Kept as a transient error, so the delivery stays
-            # visible and is retried after a fix; the class name only, since a message or
-            # traceback could carry patient data.
+            # A RedoxError, or our own bug or bad stored data: _record_outcome tells them
+            # apart. A bug is kept as a transient error, so the delivery stays visible and is
+            # retried after a fix; by class name only, since its message could carry patient data.
             error = exc
         duration_ms = int((time.monotonic() - started) * 1000)
         current = _record_outcome(delivery, claimed_at, clock(), duration_ms, result=result, error=error)
@@ -153,9 +150,7 @@ def delivery_retry_now(*, delivery, user, now=None):
     _require_manage_permission(user)
     now = now or timezone.now()
     with transaction.atomic():
-        locked = Delivery.objects.select_for_update().get(pk=delivery.pk)
-        if locked.status not in RETRY_NOW_FROM:
-            raise DeliveryError(f"A delivery that is {locked.get_status_display().lower()} cannot be retried.")
+        locked = _lock_for_staff(delivery, "retried")
         locked.status = Delivery.Status.PENDING
         locked.next_attempt_at = now
         try:
@@ -179,9 +174,7 @@ def delivery_abandon(*, delivery, user, reason, now=None):
         raise DeliveryError("Say why the delivery is being abandoned.")
     now = now or timezone.now()
     with transaction.atomic():
-        locked = Delivery.objects.select_for_update().get(pk=delivery.pk)
-        if locked.status not in ABANDON_FROM:
-            raise DeliveryError(f"A delivery that is {locked.get_status_display().lower()} cannot be abandoned.")
+        locked = _lock_for_staff(delivery, "abandoned")
         locked.status = Delivery.Status.ABANDONED
         locked.abandoned_reason = reason
         locked.abandoned_by = user
@@ -237,8 +230,11 @@ def delivery_sweep(*, now=None):
         due_ids -= _delivery_ids_with_live_jobs(cutoff)
     for delivery_id in sorted(due_ids):
         with transaction.atomic():
-            delivery = Delivery.objects.select_for_update(skip_locked=True).filter(pk=delivery_id, status__in=CLAIMABLE)
-            delivery = delivery.first()
+            delivery = (
+                Delivery.objects.select_for_update(skip_locked=True)
+                .filter(pk=delivery_id, status__in=CLAIMABLE)
+                .first()
+            )
             if delivery is None:
                 continue
             delivery_enqueue(delivery=delivery)
@@ -364,7 +360,8 @@ def _record_outcome(delivery, claimed_at, now, duration_ms, *, result, error):
         elif outcome == DeliveryAttempt.Outcome.PERMANENT:
             _mark_failed(current, now, error_text, reason="permanent")
         else:
-            retry_after = _retry_after_seconds(error, now)
+            # None for our own errors, which carry no Retry-After.
+            retry_after = getattr(error, "retry_after", None)
             delay = retry_delay_seconds(current.attempt_count, retry_after=retry_after)
             _after_transient(
                 current, now, delay=delay, retry_after=retry_after, error_text=error_text, reason="transient"
@@ -457,24 +454,20 @@ def _delivery_ids_with_live_jobs(stale_before):
 
 def _redox_error_text(error):
     """Redox's own words (Meta.Errors[].Text) when it gave any, else the client's summary."""
-    texts = []
-    for item in error.redox_errors:
-        text = item.get("Text") if isinstance(item, dict) else item
-        if text:
-            texts.append(str(text))
-    return "; ".join(texts) or str(error)
-
-
-def _retry_after_seconds(error, now):
-    retry_after = getattr(error, "retry_after", None)
-    if isinstance(retry_after, datetime):
-        return max((retry_after - now).total_seconds(), 0)
-    return retry_after
+    return "; ".join(error.redox_errors) or str(error)
 
 
 def _require_manage_permission(user):
     if not user.has_perm("orders.manage_delivery"):
         raise PermissionDenied
+
+
+def _lock_for_staff(delivery, done):
+    """The delivery locked for a staff action, or DeliveryError if its status does not allow it."""
+    locked = Delivery.objects.select_for_update().get(pk=delivery.pk)
+    if locked.status not in STAFF_ACTIONABLE:
+        raise DeliveryError(f"A delivery that is {locked.get_status_display().lower()} cannot be {done}.")
+    return locked
 
 
 def _log(delivery, event, *, level=logging.INFO, **fields):
