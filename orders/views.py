@@ -22,13 +22,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from orders import notes
 from orders.audit import audit_record
-from orders.delivery import DeliveryError, delivery_abandon, delivery_retry_now
+from orders.delivery import STAFF_ACTIONABLE, DeliveryError, delivery_abandon, delivery_retry_now
 from orders.forms import NoteUploadForm, OrderFilterForm, ReasonForm
 from orders.models import AuditEvent, ClinicalNote, Delivery, DeliveryAttempt, Order
 
 ORDERS_PER_PAGE = 50
-# Deliveries staff may push along by hand: waiting for a retry, or given up on by the worker.
-ACTIONABLE = (Delivery.Status.RETRY_SCHEDULED, Delivery.Status.FAILED)
 
 
 def _order(pk):
@@ -78,7 +76,7 @@ def order_detail(request, pk):
             "timeline": timeline,
             "can_upload": request.user.has_perm("orders.upload_note"),
             "can_manage": request.user.has_perm("orders.manage_delivery"),
-            "actionable": ACTIONABLE,
+            "actionable": STAFF_ACTIONABLE,
             "abandon_form": ReasonForm(),
             "unsent_notes": [entry["obj"] for entry in timeline if entry["kind"] == "note" and not entry["delivery"]],
         },
@@ -181,14 +179,7 @@ def _render_review(request, note, *, resend_form, status=200):
 @require_POST
 @permission_required("orders.upload_note", raise_exception=True)
 def send_note(request, pk):
-    note = _note(pk)
-    try:
-        notes.note_send(note=note, user=request.user, request=request)
-    except notes.NoteRefused as refused:
-        messages.error(request, refused.message)
-        return redirect("review_note", pk=note.pk)
-    messages.success(request, "The note is queued for delivery to the partner.")
-    return redirect("order_detail", pk=note.order_id)
+    return _send_note(request, _note(pk), "The note is queued for delivery to the partner.")
 
 
 @require_POST
@@ -198,12 +189,22 @@ def resend_note(request, pk):
     form = ReasonForm(request.POST)
     if not form.is_valid():
         return _render_review(request, note, resend_form=form, status=400)
+    return _send_note(
+        request,
+        note,
+        "The corrected note is queued for delivery to the partner.",
+        correction_reason=form.cleaned_data["reason"],
+    )
+
+
+def _send_note(request, note, success_message, correction_reason=None):
+    """Send (or resend) and land on the timeline; a refusal goes back to the review page."""
     try:
-        notes.note_send(note=note, user=request.user, request=request, correction_reason=form.cleaned_data["reason"])
+        notes.note_send(note=note, user=request.user, request=request, correction_reason=correction_reason)
     except notes.NoteRefused as refused:
         messages.error(request, refused.message)
         return redirect("review_note", pk=note.pk)
-    messages.success(request, "The corrected note is queued for delivery to the partner.")
+    messages.success(request, success_message)
     return redirect("order_detail", pk=note.order_id)
 
 
@@ -271,7 +272,12 @@ def abandon_delivery(request, pk):
     return render(
         request,
         "orders/abandon_delivery.html",
-        {"delivery": delivery, "order": delivery.order, "form": form, "actionable": delivery.status in ACTIONABLE},
+        {
+            "delivery": delivery,
+            "order": delivery.order,
+            "form": form,
+            "actionable": delivery.status in STAFF_ACTIONABLE,
+        },
         status=status,
     )
 
