@@ -259,23 +259,22 @@ class DatadogApi:
         """Update the monitor with this name, or create it. Returns ("created"|"updated", id)."""
         # The name filter matches substrings; only an exact name is the same monitor.
         found = self.call("GET", "/api/v1/monitor", params={"name": monitor["name"]}) or []
-        same = [item for item in found if item.get("name") == monitor["name"]]
-        if len(same) > 1:
-            raise CommandError(f"Datadog has {len(same)} monitors named {monitor['name']!r}; delete all but one")
-        if same:
-            self.call("PUT", f"/api/v1/monitor/{same[0]['id']}", json=monitor)
-            return "updated", same[0]["id"]
-        return "created", self.call("POST", "/api/v1/monitor", json=monitor).get("id")
+        return self._upsert("/api/v1/monitor", monitor, found, key="name", described="monitors named")
 
     def upsert_dashboard(self, dashboard):
+        """Update the dashboard with this title, or create it. Returns ("created"|"updated", id)."""
         listed = self.call("GET", "/api/v1/dashboard").get("dashboards", [])
-        same = [item for item in listed if item.get("title") == dashboard["title"]]
+        return self._upsert("/api/v1/dashboard", dashboard, listed, key="title", described="dashboards titled")
+
+    def _upsert(self, path, definition, existing, *, key, described):
+        """PUT over the one item in `existing` whose `key` matches exactly, else POST a new one."""
+        same = [item for item in existing if item.get(key) == definition[key]]
         if len(same) > 1:
-            raise CommandError(f"Datadog has {len(same)} dashboards titled {dashboard['title']!r}; delete all but one")
+            raise CommandError(f"Datadog has {len(same)} {described} {definition[key]!r}; delete all but one")
         if same:
-            self.call("PUT", f"/api/v1/dashboard/{same[0]['id']}", json=dashboard)
+            self.call("PUT", f"{path}/{same[0]['id']}", json=definition)
             return "updated", same[0]["id"]
-        return "created", self.call("POST", "/api/v1/dashboard", json=dashboard).get("id")
+        return "created", self.call("POST", path, json=definition).get("id")
 
 
 class Command(BaseCommand):
