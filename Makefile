@@ -6,11 +6,13 @@ INSTALLED := $(VENV)/.installed
 
 # Local development: DEBUG on, SQLite unless DATABASE_URL says otherwise, and the
 # Redox client pointed at the local sandbox (manage.py redox_sandbox) on port 8001.
+# Retries start at 5 s instead of 30 s so a demo of the retry path takes seconds.
 DEV_ENV := DEBUG=true \
 	REDOX_API_BASE_URL=http://127.0.0.1:8001 \
 	REDOX_UPLOAD_URL=http://127.0.0.1:8001/upload \
 	REDOX_API_KEY=sandbox-api-key \
-	REDOX_API_SECRET=sandbox-api-secret
+	REDOX_API_SECRET=sandbox-api-secret \
+	DELIVERY_RETRY_BASE_SECONDS=5
 
 # `check --deploy` sees what Aptible gives the app and nothing from this shell:
 # DEBUG off, a fresh strong key, real host names, PostgreSQL over TLS.
