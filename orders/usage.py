@@ -26,7 +26,7 @@ aggregate, so there the durations come back from one query, ordered, and
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from django.db import connection
@@ -116,12 +116,16 @@ class Backlog:
 @dataclass
 class Usage:
     weeks: list  # Mondays, newest first
-    rows: list  # WeekFigures: per week the all-partners row, then one per active partner
+    by_week: dict  # {monday: [WeekFigures for all partners, then one per active partner]}
     backlog: list  # Backlog per partner with orders awaiting a note
     since: datetime
     now: datetime
     include_test: bool
-    by_week: dict = field(default_factory=dict)
+
+    @property
+    def rows(self):
+        """Every week's rows in one list, newest week first."""
+        return [row for week_rows in self.by_week.values() for row in week_rows]
 
 
 def week_start(moment):
@@ -168,25 +172,13 @@ def usage_figures(*, weeks=DEFAULT_WEEKS, include_test=False, now=None):
         figures_row.orders_received = item["received"]
         figures_row.still_awaiting = item["awaiting"]
 
-    sent = (
-        deliveries.filter(status=Delivery.Status.SENT, sent_at__gte=since)
-        .annotate(week=TruncWeek("sent_at"))
-        .values("week", "order__partner_id")
-        .annotate(sent=Count("id"))
-        .order_by()
-    )
-    for item in sent:
-        row(item["week"], item["order__partner_id"]).notes_sent = item["sent"]
+    sent = deliveries.filter(status=Delivery.Status.SENT, sent_at__gte=since)
+    for week, partner_id, count in _count_by_week(sent, "sent_at"):
+        row(week, partner_id).notes_sent = count
 
-    failed = (
-        deliveries.filter(status__in=FAILED_STATUSES, created_at__gte=since)
-        .annotate(week=TruncWeek("created_at"))
-        .values("week", "order__partner_id")
-        .annotate(failed=Count("id"))
-        .order_by()
-    )
-    for item in failed:
-        row(item["week"], item["order__partner_id"]).deliveries_failed = item["failed"]
+    failed = deliveries.filter(status__in=FAILED_STATUSES, created_at__gte=since)
+    for week, partner_id, count in _count_by_week(failed, "created_at"):
+        row(week, partner_id).deliveries_failed = count
 
     per_partner, overall = _times_to_accept(deliveries, since)
     for (week, partner_id), (median, p90) in per_partner.items():
@@ -194,7 +186,6 @@ def usage_figures(*, weeks=DEFAULT_WEEKS, include_test=False, now=None):
         figures_row.median_to_accept, figures_row.p90_to_accept = median, p90
 
     names = dict(Partner.objects.values_list("pk", "name"))
-    rows = []
     by_week = {}
     for monday in mondays:
         partner_rows = sorted(
@@ -210,16 +201,24 @@ def usage_figures(*, weeks=DEFAULT_WEEKS, include_test=False, now=None):
             total.deliveries_failed += item.deliveries_failed
         total.median_to_accept, total.p90_to_accept = overall.get(monday, (None, None))
         by_week[monday] = [total, *partner_rows]
-        rows.extend(by_week[monday])
 
     return Usage(
         weeks=mondays,
-        rows=rows,
+        by_week=by_week,
         backlog=awaiting_backlog(include_test=include_test, names=names, now=now),
         since=since,
         now=now,
         include_test=include_test,
-        by_week=by_week,
+    )
+
+
+def _count_by_week(deliveries, date_field):
+    """(week, partner id, how many) of `deliveries`, grouped by the week of `date_field`."""
+    return (
+        deliveries.annotate(week=TruncWeek(date_field))
+        .values_list("week", "order__partner_id")
+        .annotate(count=Count("id"))
+        .order_by()
     )
 
 
