@@ -204,23 +204,22 @@ def _apply_orders(message, parsed):
     }
     orders, logged = [], []
     for info in parsed.orders:
-        order = existing.get(info.ehr_order_id)
-        if order is None:
-            order = _create_order(message, parsed, info)
-            if order is not None:
-                events = ["order.created", "order.cancelled"] if order.is_cancelled else ["order.created"]
-            else:
-                # Another message created it between our read and our insert.
-                order = Order.objects.select_for_update().get(
-                    partner_id=message.partner_id, ehr_order_id=info.ehr_order_id
-                )
-                events = _update_order(order, message, parsed, info)
-        else:
-            events = _update_order(order, message, parsed, info)
+        order, events = _apply_order(message, parsed, info, existing.get(info.ehr_order_id))
         orders.append(order)
         ids = {"order_id": order.pk, "partner_id": message.partner_id, "message_id": message.pk}
         logged.extend((event, ids) for event in events)
     return orders, logged
+
+
+def _apply_order(message, parsed, info, order):
+    """Create the order, or update `order` when we already hold it; returns (order, events)."""
+    if order is None:
+        order = _create_order(message, parsed, info)
+        if order is not None:
+            return order, ["order.created", "order.cancelled"] if order.is_cancelled else ["order.created"]
+        # Another message created it between our read and our insert.
+        order = Order.objects.select_for_update().get(partner_id=message.partner_id, ehr_order_id=info.ehr_order_id)
+    return order, _update_order(order, message, parsed, info)
 
 
 def _create_order(message, parsed, info):
