@@ -1,4 +1,5 @@
-"""Shared fixtures: partners, sample Redox payloads, staff users in each role."""
+"""Shared fixtures: partners, sample Redox payloads, staff users in each role, and a
+recording tracer."""
 
 import json
 import signal
@@ -7,6 +8,7 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import Group, User
 
+from hcoint import tracing
 from orders.models import Partner
 
 SAMPLES = Path(__file__).resolve().parent.parent / "redox" / "samples"
@@ -87,3 +89,31 @@ def uploader(db):
 @pytest.fixture
 def admin_user(db):
     return make_user("ada", "admin", is_staff=True)
+
+
+class RecordingTracer:
+    """Stands in for ddtrace's tracer: hands out real Span objects and keeps them."""
+
+    enabled = True
+
+    def __init__(self):
+        self.spans = []
+
+    def trace(self, name, resource=None):
+        # Imported here so that only the tests that trace load ddtrace.
+        from ddtrace.trace import Span
+
+        span = Span(name, resource=resource)
+        self.spans.append(span)
+        return span
+
+    def named(self, name):
+        return [span for span in self.spans if span.name == name]
+
+
+@pytest.fixture
+def recording_tracer(monkeypatch):
+    """hcoint.tracing spans go to a RecordingTracer, as if ddtrace-run were tracing."""
+    tracer = RecordingTracer()
+    monkeypatch.setattr(tracing, "_active_tracer", lambda: tracer)
+    return tracer

@@ -17,27 +17,6 @@ ROOT = Path(__file__).resolve().parent.parent
 MRN = "MRN0048213"
 
 
-class RecordingTracer:
-    """Stands in for ddtrace's tracer: hands out real Span objects and keeps them."""
-
-    enabled = True
-
-    def __init__(self):
-        self.spans = []
-
-    def trace(self, name, resource=None):
-        span = Span(name, resource=resource)
-        self.spans.append(span)
-        return span
-
-
-@pytest.fixture
-def recording_tracer(monkeypatch):
-    tracer = RecordingTracer()
-    monkeypatch.setattr(tracing, "_active_tracer", lambda: tracer)
-    return tracer
-
-
 def test_span_does_nothing_when_tracing_is_off():
     # The test settings run with DD_TRACE_ENABLED=false and without ddtrace-run.
     with tracing.span("redox.request", partner_id=1) as handle:
