@@ -3,6 +3,8 @@ recording tracer."""
 
 import json
 import signal
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ from django.contrib.auth.models import Group, User
 
 from hcoint import tracing
 from orders.models import Partner
+from redox.outbound import OutboundOrder
 
 SAMPLES = Path(__file__).resolve().parent.parent / "redox" / "samples"
 PARTNER_TOKEN = "partner-token-0123456789abcdef"
@@ -46,6 +49,26 @@ def sample_bytes(name):
 
 def sample_json(name):
     return json.loads(sample_bytes(name))
+
+
+def sample_outbound_order(**changes):
+    """The OutboundOrder the delivery code would make from order-new.json."""
+    payload = sample_json("order-new.json")
+    order = OutboundOrder(
+        ehr_order_id=payload["Order"]["ID"],
+        patient_identifiers=payload["Patient"]["Identifiers"],
+        patient_demographics=payload["Patient"]["Demographics"],
+        visit_number=payload["Visit"]["VisitNumber"],
+        procedure=payload["Order"]["Procedure"],
+        provider=payload["Order"]["Provider"],
+        is_test=payload["Meta"]["Test"],
+        destination_id="5c1e8a90-2f47-4b6d-9e13-7a0c4d2b8f61",
+        destination_name="Cascade Health Epic (Staging)",
+        delivery_ref="hcoint-delivery-42",
+        corrected=False,
+        completed_at=datetime(2026, 10, 6, 18, 22, 41, tzinfo=UTC),
+    )
+    return replace(order, **changes)
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 import base64
 import json
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import jsonschema
@@ -11,7 +11,7 @@ import pytest
 
 from redox.outbound import Base64File, Document, OutboundOrder, build_message, encode_message
 
-from .conftest import sample_bytes, sample_json
+from .conftest import sample_bytes, sample_json, sample_outbound_order
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "redox" / "schemas"
 PDF = sample_bytes("clinical-note.pdf")
@@ -19,26 +19,6 @@ PDF = sample_bytes("clinical-note.pdf")
 
 def schema(data_model):
     return json.loads((SCHEMAS / data_model / "new.json").read_text())
-
-
-def order_from_sample(**changes):
-    """The OutboundOrder the delivery code would make from order-new.json."""
-    payload = sample_json("order-new.json")
-    order = OutboundOrder(
-        ehr_order_id=payload["Order"]["ID"],
-        patient_identifiers=payload["Patient"]["Identifiers"],
-        patient_demographics=payload["Patient"]["Demographics"],
-        visit_number=payload["Visit"]["VisitNumber"],
-        procedure=payload["Order"]["Procedure"],
-        provider=payload["Order"]["Provider"],
-        is_test=payload["Meta"]["Test"],
-        destination_id="5c1e8a90-2f47-4b6d-9e13-7a0c4d2b8f61",
-        destination_name="Cascade Health Epic (Staging)",
-        delivery_ref="hcoint-delivery-42",
-        corrected=False,
-        completed_at=datetime(2026, 10, 6, 18, 22, 41, tzinfo=UTC),
-    )
-    return replace(order, **changes)
 
 
 def sparse_order(**changes):
@@ -69,7 +49,7 @@ def inline_pdf():
 
 
 def test_results_message_carries_the_order_patient_and_pdf():
-    message = as_json(build_message(order_from_sample(), inline_pdf()))
+    message = as_json(build_message(sample_outbound_order(), inline_pdf()))
     example = sample_json("results-new-example.json")
 
     assert message["Meta"] == {
@@ -119,7 +99,7 @@ def test_results_message_validates_for_a_sparse_order():
 
 
 def test_corrected_resend_is_marked_corrected_in_order_and_result():
-    message = as_json(build_message(order_from_sample(corrected=True), inline_pdf()))
+    message = as_json(build_message(sample_outbound_order(corrected=True), inline_pdf()))
 
     assert message["Orders"][0]["ResultsStatus"] == "Corrected"
     assert message["Orders"][0]["Results"][0]["Status"] == "Corrected"
@@ -127,8 +107,8 @@ def test_corrected_resend_is_marked_corrected_in_order_and_result():
 
 
 def test_source_id_is_sent_only_when_given():
-    with_source = build_message(order_from_sample(), inline_pdf(), source_id="source-uuid")
-    without = build_message(order_from_sample(), inline_pdf())
+    with_source = build_message(sample_outbound_order(), inline_pdf(), source_id="source-uuid")
+    without = build_message(sample_outbound_order(), inline_pdf())
 
     assert with_source["Meta"]["Source"] == {"ID": "source-uuid"}
     assert "Source" not in without["Meta"]
@@ -137,14 +117,14 @@ def test_source_id_is_sent_only_when_given():
 def test_blob_uri_goes_in_the_result_value():
     document = Document(file_name="note.pdf", value="https://blob.redoxengine.com/abc", is_uri=True)
 
-    message = as_json(build_message(order_from_sample(), document))
+    message = as_json(build_message(sample_outbound_order(), document))
 
     assert message["Orders"][0]["Results"][0]["Value"] == "https://blob.redoxengine.com/abc"
     jsonschema.validate(message, schema("results"))
 
 
 def test_notes_message_carries_the_pdf_as_a_note_linked_to_the_order():
-    message = as_json(build_message(order_from_sample(), inline_pdf(), data_model="notes", source_id="src"))
+    message = as_json(build_message(sample_outbound_order(), inline_pdf(), data_model="notes", source_id="src"))
 
     assert message["Meta"]["DataModel"] == "Notes"
     assert message["Meta"]["EventType"] == "New"
@@ -181,7 +161,7 @@ def test_notes_message_validates_for_a_sparse_order():
 
 
 def test_notes_provider_falls_back_to_the_npi():
-    order = order_from_sample(provider={"NPI": 1999999984, "FirstName": "Alex"})
+    order = sample_outbound_order(provider={"NPI": 1999999984, "FirstName": "Alex"})
 
     message = as_json(build_message(order, inline_pdf(), data_model="notes"))
 
@@ -191,11 +171,11 @@ def test_notes_provider_falls_back_to_the_npi():
 
 def test_unknown_data_model_is_refused():
     with pytest.raises(ValueError, match="data_model"):
-        build_message(order_from_sample(), inline_pdf(), data_model="media")
+        build_message(sample_outbound_order(), inline_pdf(), data_model="media")
 
 
 def test_encoded_body_equals_plain_json_with_the_base64_string():
-    order = order_from_sample(patient_demographics={"FirstName": "Zoë", "LastName": "Ñandú"})
+    order = sample_outbound_order(patient_demographics={"FirstName": "Zoë", "LastName": "Ñandú"})
     streamed = build_message(order, inline_pdf())
     plain = build_message(order, Document(file_name="note.pdf", value=base64.b64encode(PDF).decode()))
 

@@ -1,17 +1,16 @@
 """End to end: the real Redox client against the local sandbox over a real socket."""
 
 import json
-from datetime import UTC, datetime
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from redox.client import RedoxError, get_client
-from redox.outbound import OutboundOrder, build_message, encode_message, prepare_document
+from redox.outbound import build_message, encode_message, prepare_document
 from redox.sandbox import base_url, start_in_thread
 
-from .conftest import sample_bytes, sample_json
+from .conftest import sample_bytes, sample_outbound_order
 
 PDF = sample_bytes("clinical-note.pdf")
 
@@ -47,27 +46,9 @@ def client(request, sandbox, settings, rsa_pem):
     return get_client()
 
 
-def order():
-    payload = sample_json("order-new.json")
-    return OutboundOrder(
-        ehr_order_id=payload["Order"]["ID"],
-        patient_identifiers=payload["Patient"]["Identifiers"],
-        patient_demographics=payload["Patient"]["Demographics"],
-        visit_number=payload["Visit"]["VisitNumber"],
-        procedure=payload["Order"]["Procedure"],
-        provider=payload["Order"]["Provider"],
-        is_test=True,
-        destination_id="5c1e8a90-2f47-4b6d-9e13-7a0c4d2b8f61",
-        destination_name="Cascade Health Epic (Staging)",
-        delivery_ref="hcoint-delivery-1",
-        corrected=False,
-        completed_at=datetime(2026, 10, 6, 18, 22, 41, tzinfo=UTC),
-    )
-
-
 def message(client, data_model="results", inline_max_bytes=200_000):
     document = prepare_document(PDF, "note.pdf", client=client, inline_max_bytes=inline_max_bytes)
-    return build_message(order(), document, data_model=data_model)
+    return build_message(sample_outbound_order(delivery_ref="hcoint-delivery-1"), document, data_model=data_model)
 
 
 @pytest.mark.parametrize("data_model", ["results", "notes"])
