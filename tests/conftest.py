@@ -1,11 +1,12 @@
-"""Shared fixtures: partners, sample Redox payloads, staff users in each role, and a
-recording tracer."""
+"""Shared fixtures: partners, sample Redox payloads, staff users in each role, and fakes
+for the job queue and the tracer."""
 
 import json
 import signal
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from django.contrib.auth.models import Group, User
@@ -112,6 +113,13 @@ def uploader(db):
 @pytest.fixture
 def admin_user(db):
     return make_user("ada", "admin", is_staff=True)
+
+
+@pytest.fixture
+def enqueue():
+    """The note workflows queue no real job; the fake records what they would have queued."""
+    with mock.patch("orders.notes.delivery_enqueue", autospec=True) as fake:
+        yield fake
 
 
 class RecordingTracer:

@@ -1,7 +1,5 @@
 """A cancelled order takes no new notes: neither an upload nor a send, each with a clear message."""
 
-from unittest import mock
-
 import pytest
 
 from orders import notes
@@ -9,13 +7,8 @@ from orders.models import AuditEvent, ClinicalNote, Delivery, Order
 from tests.conftest import sample_bytes
 from tests.pages_fixtures import make_note, make_order
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def enqueue():
-    with mock.patch("orders.notes.delivery_enqueue", autospec=True) as fake:
-        yield fake
+# Sends here queue no real job (conftest's enqueue fake).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("enqueue")]
 
 
 def test_send_refused_for_a_cancelled_order(partner, uploader, enqueue):

@@ -1,20 +1,13 @@
 """A corrected resend is the only way to send a second note for an order, and it needs a reason."""
 
-from unittest import mock
-
 import pytest
 
 from orders import notes
 from orders.models import AuditEvent, Delivery, Order
 from tests.pages_fixtures import make_delivery, make_note, make_order
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def enqueue():
-    with mock.patch("orders.notes.delivery_enqueue", autospec=True) as fake:
-        yield fake
+# Sends here queue no real job (conftest's enqueue fake).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("enqueue")]
 
 
 @pytest.fixture

@@ -13,12 +13,6 @@ from tests.pages_fixtures import make_delivery, make_note, make_order
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def enqueue():
-    with mock.patch("orders.notes.delivery_enqueue", autospec=True) as fake:
-        yield fake
-
-
 def test_send_creates_a_pending_delivery_and_queues_it_in_the_same_transaction(uploader, partner, enqueue):
     order = make_order(partner)
     note = make_note(order, uploader)

@@ -2,7 +2,6 @@
 and redirects carry opaque ids only, so patient data cannot reach access logs or traces."""
 
 import re
-from unittest import mock
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -12,7 +11,8 @@ from orders.models import Delivery, InboundMessage
 from tests.conftest import sample_bytes
 from tests.pages_fixtures import PATIENT_VALUES, make_delivery, make_note, make_order
 
-pytestmark = pytest.mark.django_db
+# Sends here queue no real job (conftest's enqueue fake).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("enqueue")]
 
 URL_ATTRIBUTE = re.compile(r'\b(?:href|src|action|data|formaction)="([^"]*)"')
 
@@ -29,12 +29,6 @@ def assert_no_patient_data(urls):
     for url in urls:
         for value in PATIENT_VALUES + ["Samplepatient".lower(), "1948"]:
             assert value not in url, f"{value!r} in {url!r}"
-
-
-@pytest.fixture(autouse=True)
-def enqueue():
-    with mock.patch("orders.notes.delivery_enqueue", autospec=True):
-        yield
 
 
 @pytest.fixture

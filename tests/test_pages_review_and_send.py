@@ -1,21 +1,14 @@
 """The review step: the PDF beside the patient's name, DOB and order id, a Send button
 that creates the delivery, and a corrected-resend form that needs a reason."""
 
-from unittest import mock
-
 import pytest
 from django.urls import reverse
 
 from orders.models import AuditEvent, Delivery, Order
 from tests.pages_fixtures import make_delivery, make_note, make_order
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def enqueue():
-    with mock.patch("orders.notes.delivery_enqueue", autospec=True) as fake:
-        yield fake
+# Sends here queue no real job (conftest's enqueue fake).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("enqueue")]
 
 
 @pytest.fixture
