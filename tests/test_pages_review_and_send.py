@@ -16,6 +16,13 @@ def order(partner):
     return make_order(partner)
 
 
+@pytest.fixture
+def next_note(order, uploader):
+    """A new note for an order whose earlier note was already sent."""
+    make_delivery(order, uploader, status=Delivery.Status.SENT)
+    return make_note(order, uploader)
+
+
 def test_review_shows_the_pdf_beside_whose_order_it_is(client, uploader, order):
     note = make_note(order, uploader)
     client.force_login(uploader)
@@ -65,33 +72,27 @@ def test_second_send_is_refused_with_a_clear_message(client, uploader, order):
     assert order.deliveries.count() == 1
 
 
-def test_after_a_sent_note_the_review_offers_a_corrected_resend(client, uploader, order):
-    make_delivery(order, uploader, status=Delivery.Status.SENT)
-    note = make_note(order, uploader)
+def test_after_a_sent_note_the_review_offers_a_corrected_resend(client, uploader, next_note):
     client.force_login(uploader)
-    html = client.get(reverse("review_note", args=[note.pk])).content.decode()
-    assert reverse("send_note", args=[note.pk]) not in html
-    assert f'action="{reverse("resend_note", args=[note.pk])}"' in html
+    html = client.get(reverse("review_note", args=[next_note.pk])).content.decode()
+    assert reverse("send_note", args=[next_note.pk]) not in html
+    assert f'action="{reverse("resend_note", args=[next_note.pk])}"' in html
     assert 'name="reason"' in html
 
 
-def test_corrected_resend_without_a_reason_shows_the_error_next_to_the_field(client, uploader, order):
-    make_delivery(order, uploader, status=Delivery.Status.SENT)
-    note = make_note(order, uploader)
+def test_corrected_resend_without_a_reason_shows_the_error_next_to_the_field(client, uploader, order, next_note):
     client.force_login(uploader)
-    response = client.post(reverse("resend_note", args=[note.pk]), {"reason": "  "})
+    response = client.post(reverse("resend_note", args=[next_note.pk]), {"reason": "  "})
     assert response.status_code == 400
     assert '<p class="error" id="id_reason_error">Give a reason.</p>' in response.content.decode()
     assert order.deliveries.count() == 1
 
 
-def test_corrected_resend_with_a_reason_is_sent_and_recorded(client, uploader, order):
-    make_delivery(order, uploader, status=Delivery.Status.SENT)
-    note = make_note(order, uploader)
+def test_corrected_resend_with_a_reason_is_sent_and_recorded(client, uploader, order, next_note):
     client.force_login(uploader)
-    response = client.post(reverse("resend_note", args=[note.pk]), {"reason": "Signed copy replaces draft"})
+    response = client.post(reverse("resend_note", args=[next_note.pk]), {"reason": "Signed copy replaces draft"})
     assert response.status_code == 302
-    delivery = Delivery.objects.get(note=note)
+    delivery = Delivery.objects.get(note=next_note)
     assert delivery.is_correction and delivery.correction_reason == "Signed copy replaces draft"
     assert AuditEvent.objects.filter(action=AuditEvent.Action.RESEND_NOTE, outcome="success").count() == 1
     html = client.get(reverse("order_detail", args=[order.pk])).content.decode()
