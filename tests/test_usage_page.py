@@ -6,32 +6,17 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from orders.models import ClinicalNote, Delivery, Order
+from orders.models import Delivery, Order
+from tests.pages_fixtures import make_delivery, make_order
 
 
 @pytest.fixture
 def one_sent_note(partner, uploader):
     received = timezone.now() - timedelta(hours=3)
-    order = Order.objects.create(
-        partner=partner, ehr_order_id="157720311", first_received_at=received, state=Order.State.SENT
-    )
-    note = ClinicalNote.objects.create(
-        order=order,
-        file_name="note.pdf",
-        content=b"%PDF-1.4",
-        size=8,
-        sha256="0" * 64,
-        page_count=1,
-        uploaded_by=uploader,
-    )
-    Delivery.objects.create(
-        order=order,
-        note=note,
-        status=Delivery.Status.SENT,
-        created_by=uploader,
-        sent_at=received + timedelta(hours=2, minutes=5),
-    )
-    Order.objects.create(partner=partner, ehr_order_id="157720312", first_received_at=received)
+    # Production orders: the page leaves test orders out.
+    order = make_order(partner, first_received_at=received, state=Order.State.SENT, is_test=False)
+    make_delivery(order, uploader, status=Delivery.Status.SENT, sent_at=received + timedelta(hours=2, minutes=5))
+    make_order(partner, first_received_at=received, is_test=False)
     return order
 
 
