@@ -443,13 +443,8 @@ def _delivery_ids_with_live_jobs(stale_before):
     jobs = DBTaskResult.objects.filter(task_path=deliver.module_path).filter(
         Q(status="READY") | Q(status="RUNNING", started_at__gte=stale_before)
     )
-    ids = set()
-    for args_kwargs in jobs.values_list("args_kwargs", flat=True):
-        delivery_id = (args_kwargs.get("kwargs") or {}).get("delivery_id")
-        if delivery_id is None and args_kwargs.get("args"):
-            delivery_id = args_kwargs["args"][0]
-        ids.add(delivery_id)
-    return ids
+    # delivery_enqueue, the one place that queues this task, passes the id by keyword.
+    return {args_kwargs["kwargs"].get("delivery_id") for args_kwargs in jobs.values_list("args_kwargs", flat=True)}
 
 
 def _redox_error_text(error):
