@@ -249,6 +249,9 @@ DELIVERY_SWEEP_INTERVAL_SECONDS = env_int("DELIVERY_SWEEP_INTERVAL_SECONDS", 60)
 # the longest possible attempt: up to six calls (token, upload and send, each possibly
 # repeated once after a 401), each bounded by the connect + read timeouts (5 s + 60 s).
 DELIVERY_SENDING_TIMEOUT_SECONDS = env_int("DELIVERY_SENDING_TIMEOUT_SECONDS", 600)
+# How often the worker emits the usage figures (orders.usage.usage_report); the "orders
+# awaiting a note" monitor looks back 2 hours, so keep it well under that.
+USAGE_REPORT_INTERVAL_SECONDS = env_int("USAGE_REPORT_INTERVAL_SECONDS", 3600)
 
 # --- Observability ----------------------------------------------------------
 # JSON lines on stdout in production (Aptible relays stdout to Datadog), readable

@@ -52,13 +52,18 @@ def test_a_failing_sweep_is_logged_without_details_and_does_not_stop_the_sweeper
 def test_a_long_running_worker_sweeps_at_startup_and_runs_the_sweeper_until_it_exits(partner, uploader):
     make_delivery(make_order(partner), uploader)
     started = []
+    reporters = []
 
     def fake_sweeper(stop, interval):
         started.append((stop, interval))
 
+    def fake_reporter(stop, interval):
+        reporters.append((stop, interval))
+
     with (
         FakeRedox().patch(),
         mock.patch.object(db_worker, "run_sweeper", side_effect=fake_sweeper),
+        mock.patch.object(db_worker, "run_usage_reporter", side_effect=fake_reporter),
         mock.patch.object(db_worker, "sweep_once", wraps=db_worker.sweep_once) as sweep_once,
     ):
         call_command("db_worker", "--no-startup-delay", "--no-reload", "--max-tasks", "1", "--verbosity", "0")
@@ -67,6 +72,7 @@ def test_a_long_running_worker_sweeps_at_startup_and_runs_the_sweeper_until_it_e
     [(stop, interval)] = started
     assert interval == 60
     assert stop.is_set(), "the sweeper is told to stop when the worker exits"
+    assert reporters == [(stop, 3600)], "the usage report runs beside it, hourly, and stops with it"
 
 
 def test_the_reloader_parent_process_does_not_sweep(monkeypatch):
@@ -75,9 +81,11 @@ def test_the_reloader_parent_process_does_not_sweep(monkeypatch):
         mock.patch("django_tasks_db.management.commands.db_worker.run_with_reloader") as reloader,
         mock.patch.object(db_worker, "sweep_once") as sweep_once,
         mock.patch.object(db_worker, "run_sweeper") as run_sweeper,
+        mock.patch.object(db_worker, "run_usage_reporter") as run_usage_reporter,
     ):
         call_command("db_worker", "--reload", "--verbosity", "0")
 
     reloader.assert_called_once()
     sweep_once.assert_not_called()
     run_sweeper.assert_not_called()
+    run_usage_reporter.assert_not_called()

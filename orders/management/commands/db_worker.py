@@ -1,4 +1,4 @@
-"""`manage.py db_worker`: django-tasks-db's worker, plus the periodic delivery sweep.
+"""`manage.py db_worker`: django-tasks-db's worker, plus the periodic delivery sweep and usage report.
 
 The Procfile's `worker:` line stays the library's command name; this subclass replaces it
 because "orders" comes before "django_tasks_db" in INSTALLED_APPS (the earlier app wins).
@@ -6,6 +6,11 @@ because "orders" comes before "django_tasks_db" in INSTALLED_APPS (the earlier a
 Why a thread in the worker rather than a self-rescheduling task: a sweep job is itself
 a row that can vanish or be left RUNNING by a dead worker, which is exactly what the sweep
 exists to repair. A thread lives as long as the worker process does.
+
+The hourly usage report (what `manage.py report_usage` emits) runs here too, so it needs no
+container of its own. It has its own thread rather than a turn in the sweep's loop: the
+report aggregates weeks of orders, and a slow or stuck report query must never hold up the
+recovery of deliveries. Each thread just waits on its own interval; no clock arithmetic.
 """
 
 import logging
@@ -19,8 +24,10 @@ from django_tasks_db.management.commands import db_worker
 
 from hcoint.events import log_event
 from orders.delivery import delivery_sweep
+from orders.usage import usage_report
 
 logger = logging.getLogger("orders.delivery")
+usage_logger = logging.getLogger("orders.usage")
 
 
 def sweep_once():
@@ -38,6 +45,19 @@ def sweep_once():
     return found
 
 
+def report_usage_once():
+    """The usage report, as `manage.py report_usage` runs it. Never raises: the next one comes at the next interval."""
+    close_old_connections()
+    try:
+        usage_report(weeks=2, include_test=False)
+    except Exception as exc:
+        log_event(usage_logger, "usage.report_failed", level=logging.ERROR, error_class=type(exc).__name__)
+        return False
+    finally:
+        close_old_connections()
+    return True
+
+
 def run_sweeper(stop, interval):
     """Sweep every `interval` seconds until `stop` is set."""
     try:
@@ -47,8 +67,25 @@ def run_sweeper(stop, interval):
         connection.close()
 
 
+def run_usage_reporter(stop, interval):
+    """Report usage now, then every `interval` seconds until `stop` is set.
+
+    Several workers each report: harmless, because the figures are gauges and log events
+    that the dashboard and the monitor read with `max`, so a duplicate changes nothing.
+    """
+    try:
+        report_usage_once()
+        while not stop.wait(interval):
+            report_usage_once()
+    finally:
+        connection.close()
+
+
 class Command(db_worker.Command):
-    help = "Run the background worker: deliveries, and a sweep for lost or stuck ones every few minutes."
+    help = (
+        "Run the background worker: deliveries, a periodic sweep for lost or stuck ones, "
+        "and the usage report every hour."
+    )
 
     def handle(self, *args, **options):
         # With --reload (the default under DEBUG) this method runs twice: in a parent that
@@ -63,6 +100,12 @@ class Command(db_worker.Command):
                     target=run_sweeper,
                     args=(stop, settings.DELIVERY_SWEEP_INTERVAL_SECONDS),
                     name="delivery-sweep",
+                    daemon=True,
+                ).start()
+                threading.Thread(
+                    target=run_usage_reporter,
+                    args=(stop, settings.USAGE_REPORT_INTERVAL_SECONDS),
+                    name="usage-report",
                     daemon=True,
                 ).start()
         try:
