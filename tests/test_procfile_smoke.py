@@ -9,7 +9,7 @@ What Aptible does, minus Docker (no engine on the development and CI machines):
    ALLOWED_HOSTS, the HTTPS redirect on, Redox pointed at the local sandbox;
 4. configure a partner, post an order to the webhook as Redox would (through the proxy
    header), upload and send a note, and wait until the worker has delivered it; and see
-   the clock process emit the hourly usage report;
+   the worker emit the usage report it sends at start and then hourly;
 5. send SIGTERM to each process and check it stops, which is what a deploy does.
 
 Ports come from 8200-8299; every process started here is stopped by its own id.
@@ -372,7 +372,6 @@ def test_procfile_processes_serve_the_app_and_deliver_a_note(tmp_path):
             lines = procfile()
             web_process = processes.start("web", ["/bin/sh", "-c", lines["web"].strip()], cwd=app, env=env)
             processes.start("worker", ["/bin/sh", "-c", lines["worker"].strip()], cwd=app, env=env)
-            processes.start("clock", ["/bin/sh", "-c", lines["clock"].strip()], cwd=app, env=env)
 
             # Aptible's health check: plain HTTP, Host "containers", must be exactly 200.
             wait_until(
@@ -437,16 +436,16 @@ def test_procfile_processes_serve_the_app_and_deliver_a_note(tmp_path):
             _, _, received = http("GET", f"{sandbox}/_sandbox/messages")
             assert len(json.loads(received)) == 1
 
-            # The clock runs the usage report when it starts, then hourly.
+            # The worker emits the usage report when it starts, then hourly: no process of its own.
+            assert set(lines) == {"web", "worker"}
             wait_until(
-                "the clock process's usage report",
-                lambda: "Reported " in (logs / "clock.log").read_text(errors="replace"),
+                "the worker's usage report",
+                lambda: re.search(r'"event":\s*"usage\.weekly"', (logs / "worker.log").read_text(errors="replace")),
                 processes,
             )
 
-            # A deploy or restart sends SIGTERM: each stops cleanly, gunicorn and the clock with 0.
+            # A deploy or restart sends SIGTERM: each stops cleanly, gunicorn with 0.
             assert processes.terminate("web") == 0, processes.tail("web")
             assert processes.terminate("worker") is not None, processes.tail("worker")
-            assert processes.terminate("clock") == 0, processes.tail("clock")
         finally:
             processes.stop_all()
