@@ -15,12 +15,3 @@ def deliver(delivery_id):
 
     delivery = delivery_attempt(delivery_id=delivery_id)
     return delivery.status if delivery is not None else None
-
-
-@task()
-def sweep_deliveries():
-    """Recover deliveries whose job vanished or whose worker died mid-send."""
-    from orders.delivery import delivery_sweep
-
-    found = delivery_sweep()
-    return {name: len(ids) for name, ids in found.items()}
