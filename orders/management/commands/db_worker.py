@@ -70,8 +70,8 @@ def run_sweeper(stop, interval):
 def run_usage_reporter(stop, interval):
     """Report usage now, then every `interval` seconds until `stop` is set.
 
-    Several workers each report: harmless, because the figures are gauges and log events
-    that the dashboard and the monitor read with `max`, so a duplicate changes nothing.
+    Several workers each report: harmless, because the dashboard reads the gauges and log
+    events with `max` and the monitor asks only whether any backlog event is over its limit.
     """
     try:
         report_usage_once()
