@@ -52,9 +52,12 @@ test: lint
 	$(BIN)/check-jsonschema --builtin-schema vendor.circle-ci .circleci/config.yml
 	$(BIN)/pytest --cov --cov-report=term --cov-report=xml --junitxml=test-results/junit.xml
 
-# Benchmarks, not tests: seeds 100,000 orders into a scratch copy of DATABASE_URL's
-# database (in-memory SQLite by default) and times the usage figures.
+# Benchmarks, not tests: webhook queries and latency, memory to build a message around
+# a large PDF, and the usage figures over 100,000 orders, each in a scratch copy of
+# DATABASE_URL's database (in-memory SQLite by default).
 bench: $(INSTALLED)
+	$(BIN)/python bench/bench_webhook.py
+	$(BIN)/python bench/bench_encode.py
 	$(BIN)/python bench/bench_usage.py
 
 clean:

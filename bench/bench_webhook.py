@@ -1,0 +1,100 @@
+"""Benchmark: answering Redox's webhook (`make bench`). Not a test.
+
+Posts sample orders through the real view (Django's test client, full middleware
+stack) into a scratch database (Django's test database for DATABASE_URL, dropped
+afterwards) and reports, for a new order, a redelivered duplicate and a grouped
+message: the queries each answer takes and its best and median time.
+
+    make bench
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/hcoint_bench make bench
+"""
+
+import copy
+import json
+import os
+import statistics
+import sys
+import time
+import uuid
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hcoint.settings")
+os.environ.setdefault("DEBUG", "false")
+os.environ.setdefault("SECRET_KEY", "bench-only-not-a-secret-0123456789abcdefghijklmnopqrstuvwxyz")
+os.environ.setdefault("DATABASE_URL", f"sqlite:///{ROOT / 'db.sqlite3'}")
+os.environ.setdefault("ALLOWED_HOSTS", "testserver")
+os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
+os.environ.setdefault("LOG_FORMAT", "plain")
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+os.environ.setdefault("DD_TRACE_ENABLED", "false")
+
+# Static files are served by the finders here; collectstatic's output is irrelevant.
+warnings.filterwarnings("ignore", message="No directory at")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.db import connection  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
+
+from orders.models import Partner  # noqa: E402
+
+TOKEN = "bench-verification-token-0123456789"
+RUNS = int(os.environ.get("BENCH_WEBHOOK_RUNS", "200"))
+SAMPLES = ROOT / "redox" / "samples"
+
+
+def fresh(template):
+    """The sample as a new delivery of a new order: fresh log id and order id(s)."""
+    message = copy.deepcopy(template)
+    message["Meta"]["Logs"] = [{"ID": str(uuid.uuid4()), "AttemptID": str(uuid.uuid4())}]
+    for order in [message.get("Order")] + list(message.get("Orders") or []):
+        if order:
+            order["ID"] = uuid.uuid4().hex[:12]
+    return json.dumps(message).encode()
+
+
+def measure(label, client, bodies):
+    times, queries = [], []
+    for body in bodies:
+        with CaptureQueriesContext(connection) as captured:
+            started = time.perf_counter()
+            response = client.post(
+                "/redox/webhook/", body, content_type="application/json", HTTP_VERIFICATION_TOKEN=TOKEN
+            )
+            times.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200, response.status_code
+        queries.append(len(captured))
+    print(
+        f"  {label:<28} queries {min(queries)}-{max(queries):<3} "
+        f"best {min(times):7.2f} ms   median {statistics.median(times):7.2f} ms   ({len(bodies)} posts)"
+    )
+
+
+def main():
+    creation = connection.creation
+    original = connection.settings_dict["NAME"]
+    creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
+    try:
+        partner = Partner(name="Bench", destination_id="bench", destination_name="Bench")
+        partner.set_tokens(TOKEN)
+        partner.save()
+        client = Client()
+        new = json.loads((SAMPLES / "order-new.json").read_bytes())
+        grouped = json.loads((SAMPLES / "order-grouped.json").read_bytes())
+        print(f"Webhook on {connection.vendor}:")
+        new_bodies = [fresh(new) for _ in range(RUNS)]
+        measure("Order.New (new order)", client, new_bodies)
+        measure("duplicate (redelivery)", client, new_bodies[: RUNS // 2])
+        measure("GroupedOrders (2 orders)", client, [fresh(grouped) for _ in range(RUNS // 2)])
+    finally:
+        creation.destroy_test_db(original, verbosity=0)
+
+
+if __name__ == "__main__":
+    main()
