@@ -355,8 +355,10 @@ class AuditEvent(models.Model):
         DENIED = "denied", "Denied"
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # PROTECT, not SET_NULL: deleting a user would otherwise rewrite their audit rows.
+    # Users who leave are deactivated; the admin shows why a deletion is refused.
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     actor_username = models.CharField(max_length=150, blank=True)
     action = models.CharField(max_length=30, choices=Action.choices)

@@ -1,10 +1,13 @@
 """Audit events are append-only: the app can add them but not change or delete them."""
 
 import pytest
-from django.urls import get_resolver
+from django.contrib.auth.models import User
+from django.db.models import ProtectedError
+from django.urls import get_resolver, reverse
 
 from orders.audit import audit_record
 from orders.models import AuditEvent
+from tests.conftest import make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -45,3 +48,26 @@ def test_no_staff_page_works_on_the_trail():
     names = [name for name in get_resolver().reverse_dict if isinstance(name, str)]
     assert names
     assert not [name for name in names if "audit" in name]
+
+
+def test_deleting_a_user_with_audit_events_is_refused_and_leaves_the_rows_as_they_were(event, viewer):
+    before = AuditEvent.objects.values().get(pk=event.pk)
+    with pytest.raises(ProtectedError):
+        viewer.delete()
+    assert User.objects.filter(pk=viewer.pk).exists()
+    assert AuditEvent.objects.values().get(pk=event.pk) == before
+    assert before["actor_id"] == viewer.pk
+
+
+def test_the_admin_refuses_to_delete_a_user_with_audit_events(client, event, viewer):
+    superuser = make_user("root", is_staff=True, is_superuser=True)
+    client.force_login(superuser)
+    url = reverse("admin:auth_user_delete", args=[viewer.pk])
+    page = client.get(url).content.decode()
+    # Django names the audit events as what the deletion would need to remove, and offers no button.
+    assert "Cannot delete user" in page
+    assert "<li>audit event</li>" in page
+    assert 'name="post"' not in page
+    assert "Cannot delete user" in client.post(url, {"post": "yes"}).content.decode()
+    assert User.objects.filter(pk=viewer.pk).exists()
+    assert AuditEvent.objects.get(pk=event.pk).actor_id == viewer.pk
