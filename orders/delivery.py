@@ -19,6 +19,8 @@ Rules that keep a note from being lost or sent twice at once:
   delivery never holds up another's.
 - `delivery_sweep` (run by the worker every DELIVERY_SWEEP_INTERVAL_SECONDS) re-queues due
   deliveries whose job vanished and reclaims SENDING rows whose worker died.
+- A delivery whose order the partner cancelled is abandoned when it is next claimed, not
+  sent: a result for a cancelled order would still be billed. "Retry now" is refused for it.
 - Every message carries `hcoint-delivery-<id>`, so a resend after a crash (Redox may have
   accepted the first) can be recognised downstream as the same delivery.
 """
@@ -59,6 +61,9 @@ WORKER_LOST_ERROR = (
     "The worker stopped during this attempt, so whether Redox received the note is unknown. "
     "It will be sent again with the same delivery id."
 )
+
+ORDER_CANCELLED_REASON = "The partner cancelled the order before the note was sent."
+ORDER_CANCELLED_RETRY = "The partner cancelled this order, so its note will not be sent again."
 
 
 class DeliveryError(Exception):
@@ -150,7 +155,7 @@ def delivery_retry_now(*, delivery, user, now=None):
     _require_manage_permission(user)
     now = now or timezone.now()
     with transaction.atomic():
-        locked = _lock_for_staff(delivery, "retried")
+        locked = _lock_for_staff(delivery, "retried", refuse_if_cancelled=True)
         locked.status = Delivery.Status.PENDING
         locked.next_attempt_at = now
         try:
@@ -258,6 +263,12 @@ def _claim(delivery_id, now):
         )
         if delivery is None:
             return None
+        # Locked like the webhook's Cancel locks it, so a Cancel either commits before this
+        # read (and nothing is sent) or waits until the row is SENDING: a send already in the air.
+        order_state = Order.objects.select_for_update().filter(pk=delivery.order_id).values_list("state", flat=True)
+        if order_state.get() == Order.State.CANCELLED:
+            _abandon_for_cancelled_order(delivery)
+            return None
         delivery.status = Delivery.Status.SENDING
         delivery.sending_started_at = now
         delivery.next_attempt_at = None
@@ -265,6 +276,18 @@ def _claim(delivery_id, now):
         delivery.save(update_fields=["status", "sending_started_at", "next_attempt_at", "attempt_count"])
         _set_order_state(delivery.order_id, Order.State.SENDING, now)
     return delivery
+
+
+def _abandon_for_cancelled_order(delivery):
+    """The partner cancelled the order after Send was pressed: a result now would be billed for nothing.
+
+    No staff member decided this, so `abandoned_by` stays empty; the order stays cancelled.
+    """
+    delivery.status = Delivery.Status.ABANDONED
+    delivery.abandoned_reason = ORDER_CANCELLED_REASON
+    delivery.next_attempt_at = None
+    delivery.save(update_fields=["status", "abandoned_reason", "next_attempt_at"])
+    _log(delivery, "delivery.abandoned", reason="order_cancelled")
 
 
 def _send(delivery):
@@ -457,9 +480,15 @@ def _require_manage_permission(user):
         raise PermissionDenied
 
 
-def _lock_for_staff(delivery, done):
-    """The delivery locked for a staff action, or DeliveryError if its status does not allow it."""
+def _lock_for_staff(delivery, done, *, refuse_if_cancelled=False):
+    """The delivery locked for a staff action, or DeliveryError if its status does not allow it.
+
+    With `refuse_if_cancelled`, the order's cancellation is checked first, under the same
+    order lock the webhook's Cancel takes, because it is the real reason nothing can be sent.
+    """
     locked = Delivery.objects.select_for_update().get(pk=delivery.pk)
+    if refuse_if_cancelled and Order.objects.select_for_update().get(pk=locked.order_id).is_cancelled:
+        raise DeliveryError(ORDER_CANCELLED_RETRY)
     if locked.status not in STAFF_ACTIONABLE:
         raise DeliveryError(f"A delivery that is {locked.get_status_display().lower()} cannot be {done}.")
     return locked

@@ -138,18 +138,30 @@ def test_a_sent_failed_or_abandoned_delivery_is_never_sent_again(order, uploader
     assert not DeliveryAttempt.objects.exists()
 
 
-def test_a_cancelled_order_stays_cancelled_whatever_the_delivery_does(order, uploader):
-    order.cancel(when=T0)
-    order.save()
+def cancel_during_send(order, outcome):
+    """A Redox answer that arrives after the partner cancelled the order mid-send."""
+
+    def answer(message):
+        Order.objects.filter(pk=order.pk).update(state=Order.State.CANCELLED, cancelled_at=T0)
+        return outcome
+
+    return answer
+
+
+def test_an_order_cancelled_mid_send_stays_cancelled_whatever_the_delivery_does(order, uploader):
+    # A Cancel that arrives before the claim stops the send (test_delivery_cancelled_order.py);
+    # one that arrives while the note is in the air cannot, but must not be undone by the outcome.
     sent = make_delivery(order, uploader)
-    with FakeRedox(accepted()).patch():
+    with FakeRedox(cancel_during_send(order, accepted())).patch():
         delivery_attempt(delivery_id=sent.pk, now=NOW)
     order.refresh_from_db()
+    sent.refresh_from_db()
+    assert sent.status == Delivery.Status.SENT
     assert order.state == Order.State.CANCELLED
 
-    other = make_order(order.partner, ehr_order_id="other", state=Order.State.CANCELLED)
+    other = make_order(order.partner, ehr_order_id="other")
     failed = make_delivery(other, uploader)
-    with FakeRedox(permanent()).patch():
+    with FakeRedox(cancel_during_send(other, permanent())).patch():
         delivery_attempt(delivery_id=failed.pk, now=NOW)
     other.refresh_from_db()
     failed.refresh_from_db()
