@@ -8,7 +8,6 @@ order shows patient data, so it is audited like the staff pages.
 
 from django import forms
 from django.contrib import admin
-from django.db.models import Q
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
@@ -21,7 +20,6 @@ from orders.models import (
     InboundMessage,
     Order,
     Partner,
-    hash_token,
 )
 from redox.verification import token_problem
 
@@ -37,14 +35,6 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
-
-
-def _token_in_use(token, partner):
-    digest = hash_token(token)
-    others = Partner.objects.filter(Q(token_hash=digest) | Q(second_token_hash=digest))
-    if partner.pk:
-        others = others.exclude(pk=partner.pk)
-    return others.exists()
 
 
 class PartnerAdminForm(forms.ModelForm):
@@ -92,7 +82,7 @@ class PartnerAdminForm(forms.ModelForm):
             problem = token_problem(value)
             if problem:
                 self.add_error(field_name, problem)
-            elif _token_in_use(value, self.instance):
+            elif self.instance.token_used_by_another(value):
                 self.add_error(field_name, "Another partner already uses this token.")
         if token and second and token == second:
             self.add_error("second_token", "The second token must differ from the verification token.")
@@ -102,12 +92,11 @@ class PartnerAdminForm(forms.ModelForm):
 
     def save(self, commit=True):
         partner = super().save(commit=False)
-        if self.cleaned_data.get("new_verification_token"):
-            partner.token_hash = hash_token(self.cleaned_data["new_verification_token"])
-        if self.cleaned_data.get("second_token"):
-            partner.second_token_hash = hash_token(self.cleaned_data["second_token"])
-        elif self.cleaned_data.get("remove_second_token"):
-            partner.second_token_hash = ""
+        partner.set_tokens(
+            self.cleaned_data.get("new_verification_token"),
+            self.cleaned_data.get("second_token"),
+            clear_second_token=bool(self.cleaned_data.get("remove_second_token")),
+        )
         if commit:
             partner.save()
         return partner

@@ -6,13 +6,14 @@ in `orders/ingest.py`, `orders/notes.py` and `orders/delivery.py`.
 """
 
 import hashlib
-import hmac
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
+
+from redox.verification import tokens_equal
 
 
 def hash_token(token):
@@ -29,8 +30,8 @@ class PartnerQuerySet(models.QuerySet):
     def for_token(self, token):
         """The active partner whose current or second token is `token`, or None.
 
-        Every active partner's hashes are compared with `hmac.compare_digest`, with
-        no early exit, so the time taken does not reveal which prefix matched.
+        Every active partner's hashes are compared in constant time, with no early
+        exit, so the time taken does not reveal which prefix matched.
         """
         if not token:
             return None
@@ -38,7 +39,7 @@ class PartnerQuerySet(models.QuerySet):
         found = None
         for partner in self.filter(is_active=True):
             for stored in (partner.token_hash, partner.second_token_hash):
-                if stored and hmac.compare_digest(stored, presented) and found is None:
+                if tokens_equal(presented, stored) and found is None:
                     found = partner
         return found
 
@@ -79,18 +80,32 @@ class Partner(models.Model):
     def __str__(self):
         return self.name
 
-    def set_tokens(self, token, second_token=None):
-        """Store the verification token(s) hashed. A second token is valid during a rotation."""
-        self.token_hash = hash_token(token)
-        self.second_token_hash = hash_token(second_token) if second_token else ""
+    def set_tokens(self, token=None, second_token=None, *, clear_second_token=False):
+        """Store verification tokens hashed; returns what changed, in words (never the tokens).
 
-    def check_token(self, token):
-        if not token:
-            return False
-        presented = hash_token(token)
-        ok_first = hmac.compare_digest(self.token_hash, presented)
-        ok_second = bool(self.second_token_hash) and hmac.compare_digest(self.second_token_hash, presented)
-        return ok_first or ok_second
+        A token not given keeps what is stored, so a rotation adds the next token as
+        `second_token` while the current one stays valid, then makes it `token` with
+        `clear_second_token` to end the rotation. Checking that a token is fit and not
+        another partner's is the caller's job (the admin form, configure_partner).
+        """
+        if second_token and clear_second_token:
+            raise ValueError("Either set a second token or clear it, not both.")
+        changed = []
+        if token and self.token_hash != (digest := hash_token(token)):
+            self.token_hash = digest
+            changed.append("verification token")
+        if second_token and self.second_token_hash != (digest := hash_token(second_token)):
+            self.second_token_hash = digest
+            changed.append("second token")
+        elif clear_second_token and self.second_token_hash:
+            self.second_token_hash = ""
+            changed.append("second token removed")
+        return changed
+
+    def token_used_by_another(self, token):
+        """Whether another partner already has `token` (a token must identify one partner)."""
+        digest = hash_token(token)
+        return Partner.objects.filter(Q(token_hash=digest) | Q(second_token_hash=digest)).exclude(pk=self.pk).exists()
 
 
 class Order(models.Model):
@@ -235,10 +250,6 @@ class ClinicalNote(models.Model):
 class DeliveryQuerySet(models.QuerySet):
     def in_flight(self):
         return self.filter(status__in=Delivery.IN_FLIGHT)
-
-    def billable(self):
-        """Deliveries that are, or may become, a result in the partner's chart."""
-        return self.filter(status__in=(*Delivery.IN_FLIGHT, Delivery.Status.SENT))
 
 
 class Delivery(models.Model):

@@ -22,7 +22,7 @@ CHALLENGE_MAX_CHARS = 256
 
 
 def tokens_equal(presented, expected):
-    """Compare two tokens in constant time. A missing value never matches."""
+    """Compare two tokens (or two token hashes) in constant time. A missing value never matches."""
     if not presented or not expected:
         return False
     return hmac.compare_digest(str(presented).encode(), str(expected).encode())

@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 
 from orders.models import AuditEvent, InboundMessage, Partner, hash_token
-from tests.conftest import PARTNER_TOKEN, sample_bytes
+from tests.conftest import PARTNER_TOKEN, SECOND_PARTNER_TOKEN, sample_bytes
 
 NEW_TOKEN = "rotated-token-abcdef0123456789"
 
@@ -58,11 +58,34 @@ def test_during_a_rotation_both_tokens_work_and_afterwards_only_the_new_one(clie
     assert post_order(client, NEW_TOKEN, "r-2").status_code == 200
     assert InboundMessage.objects.filter(partner=partner).count() == 2
 
-    partner.set_tokens(NEW_TOKEN)
+    partner.set_tokens(NEW_TOKEN, clear_second_token=True)
     partner.save()
     assert post_order(client, NEW_TOKEN, "r-3").status_code == 200
     assert post_order(client, PARTNER_TOKEN, "r-4").status_code == 401
     assert InboundMessage.objects.count() == 3
+
+
+def test_set_tokens_keeps_what_it_is_not_given_and_says_what_changed(partner):
+    """The admin and configure_partner store tokens through set_tokens, so its rotation rules are theirs."""
+    assert partner.set_tokens(second_token=NEW_TOKEN) == ["second token"]
+    assert partner.token_hash == hash_token(PARTNER_TOKEN)
+    assert partner.set_tokens(NEW_TOKEN) == ["verification token"]
+    assert partner.second_token_hash == hash_token(NEW_TOKEN)
+    assert partner.set_tokens(NEW_TOKEN, NEW_TOKEN) == []
+    assert partner.set_tokens(clear_second_token=True) == ["second token removed"]
+    assert (partner.token_hash, partner.second_token_hash) == (hash_token(NEW_TOKEN), "")
+    assert partner.set_tokens(clear_second_token=True) == []
+    with pytest.raises(ValueError, match="not both"):
+        partner.set_tokens(second_token=PARTNER_TOKEN, clear_second_token=True)
+
+
+def test_a_token_is_used_by_another_only_when_another_partner_holds_it(partner, second_partner):
+    assert not partner.token_used_by_another(PARTNER_TOKEN)
+    assert partner.token_used_by_another(SECOND_PARTNER_TOKEN)
+    assert Partner(name="New").token_used_by_another(PARTNER_TOKEN)
+    second_partner.set_tokens(second_token=NEW_TOKEN)
+    second_partner.save()
+    assert partner.token_used_by_another(NEW_TOKEN)
 
 
 def test_the_admin_creates_a_partner_with_a_hashed_token_and_audits_it(admin_client, admin_user):

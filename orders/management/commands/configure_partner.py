@@ -11,10 +11,9 @@ never printed. To rotate a token without downtime: add the new one with
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
-from django.db.models import Q
 
 from orders.audit import audit_record
-from orders.models import AuditEvent, Partner, hash_token
+from orders.models import AuditEvent, Partner
 from redox.verification import token_problem
 
 
@@ -87,29 +86,18 @@ class Command(BaseCommand):
                 setattr(partner, field_name, value)
                 changed.append(field_name)
 
-        for option, field_name, label in (
-            ("verification_token", "token_hash", "verification token"),
-            ("second_token", "second_token_hash", "second token"),
-        ):
+        for option in ("verification_token", "second_token"):
             token = options[option]
             if not token:
                 continue
             problem = token_problem(token)
             if problem:
                 raise CommandError(f"--{option.replace('_', '-')}: {problem}")
-            digest = hash_token(token)
-            in_use = Partner.objects.filter(Q(token_hash=digest) | Q(second_token_hash=digest))
-            if partner.pk:
-                in_use = in_use.exclude(pk=partner.pk)
-            if in_use.exists():
+            if partner.token_used_by_another(token):
                 raise CommandError(f"--{option.replace('_', '-')}: another partner already uses this token.")
-            if getattr(partner, field_name) != digest:
-                setattr(partner, field_name, digest)
-                changed.append(label)
-
-        if options["clear_second_token"] and partner.second_token_hash:
-            partner.second_token_hash = ""
-            changed.append("second token removed")
+        changed += partner.set_tokens(
+            options["verification_token"], options["second_token"], clear_second_token=options["clear_second_token"]
+        )
         if partner.second_token_hash and partner.second_token_hash == partner.token_hash:
             raise CommandError("The second token must differ from the verification token.")
         return changed
