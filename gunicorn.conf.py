@@ -6,6 +6,9 @@ without a rebuild. Settings reference: https://docs.gunicorn.org/en/stable/setti
 
 import os
 
+from hcoint import settings as app_settings
+from hcoint.logging import gunicorn_logconfig
+
 
 def _env_int(name, default):
     value = os.environ.get(name, "")
@@ -59,12 +62,17 @@ limit_request_line = 8190
 limit_request_fields = 100
 limit_request_field_size = 8190
 
+# gunicorn's own lines go through the app's logging (hcoint.logging.gunicorn_logconfig):
+# one JSON object per line on stdout in production, PHI filter included, like every
+# other line Datadog receives. The settings module is read, not copied, so LOG_FORMAT
+# and LOG_LEVEL mean the same here as in Django, and a missing SECRET_KEY or
+# DATABASE_URL stops gunicorn before it forks.
+#
 # Access logs are off: a request line holds the query string, and the order
 # search puts patient names there. Turn on only for debugging; the format
 # below logs the path without the query string (%(U)s) all the same.
-accesslog = "-" if _env_bool("GUNICORN_ACCESS_LOG") else None
+logconfig_dict = gunicorn_logconfig(app_settings.LOGGING, access_log=_env_bool("GUNICORN_ACCESS_LOG"))
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
-errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 
 # The heartbeat file lives in memory: a disk-backed /tmp can stall workers
@@ -76,6 +84,8 @@ worker_tmp_dir = _SHM if os.path.isdir(_SHM) else None
 # need not be writable.
 control_socket_disable = True
 
-# No preload_app: each worker imports Django (and ddtrace patches it) after the
-# fork, which keeps database connections and tracer threads per process.
+# No preload_app: each worker loads the Django application after the fork, which
+# keeps database connections and tracer threads per process. The master reads only
+# the settings module and hcoint.logging, for its log lines; it sets up no app and
+# opens no connection.
 preload_app = False

@@ -136,8 +136,9 @@ except ImportError:  # SQLite-only installs
     pass
 SAFE_MESSAGE_TYPES = tuple(SAFE_MESSAGE_TYPES)
 
-# Loggers whose messages quote request lines (and so query strings such as `?q=<name>`).
-_REQUEST_LINE_LOGGERS = ("django.server", "gunicorn.access")
+# Loggers whose messages quote request lines (and so query strings such as `?q=<name>`);
+# gunicorn.error does too, in "Error handling request /?q=...".
+_REQUEST_LINE_LOGGERS = ("django.server", "gunicorn.access", "gunicorn.error")
 _QUERY_STRING = re.compile(r"\?[^\s\"']*")
 # Django logs every SQL statement with its parameters interpolated (when DEBUG is on).
 _SQL_LOGGERS = ("django.db.backends",)
@@ -423,6 +424,33 @@ class PlainFormatter(logging.Formatter):
         if record.stack_info:
             line = f"{line}\n{self.formatStack(record.stack_info)}"
         return line
+
+
+def gunicorn_logconfig(config, *, access_log=False):
+    """gunicorn's `logconfig_dict`, built from Django's LOGGING (`config`), for gunicorn.conf.py.
+
+    gunicorn logs on its own loggers, from its master process too, where Django never
+    configures logging: left alone they print plain lines to stderr ("Booting worker",
+    "Worker exiting", a worker timeout), and Aptible drains stderr to Datadog as well. Here
+    they go to the app's `console` handler instead: stdout, the same formatter (JSON in
+    production) and the same PHI filter as every other line.
+
+    The access log stays silent unless `access_log` is true. gunicorn treats any
+    `logconfig_dict` as a wish for access logging, so "off" is a logger that passes nothing,
+    not a missing setting.
+    """
+    return {
+        **config,
+        "loggers": {
+            # No level: gunicorn has already set the one its `loglevel` setting names.
+            "gunicorn.error": {"handlers": ["console"], "propagate": False},
+            "gunicorn.access": {
+                "handlers": ["console"] if access_log else [],
+                "level": "INFO" if access_log else "CRITICAL",
+                "propagate": False,
+            },
+        },
+    }
 
 
 def configure_observability(config):

@@ -284,6 +284,10 @@ LOGGING = {
             "filters": ["request_id", "phi"],
         },
     },
+    # Every logger reaches this handler through root. That is also what keeps the task
+    # worker's lines ("Starting worker ...", task states) in this format: django_tasks_db's
+    # db_worker adds a plain handler of its own only when no handler is reachable. gunicorn
+    # takes this configuration too (gunicorn.conf.py, hcoint.logging.gunicorn_logconfig).
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         # Django's defaults add a DEBUG-only console handler, an AdminEmailHandler and,

@@ -10,7 +10,10 @@ What Aptible does, minus Docker (no engine on the development and CI machines):
 4. configure a partner, post an order to the webhook as Redox would (through the proxy
    header), upload and send a note, and wait until the worker has delivered it; and see
    the worker emit the usage report it sends at start and then hourly;
-5. send SIGTERM to each process and check it stops, which is what a deploy does.
+5. send SIGTERM to each process and check it stops, which is what a deploy does;
+6. check that every line the web and worker processes printed, on stdout or stderr, from
+   start to exit, is a JSON log object: Aptible drains both streams to Datadog, and a
+   plain line there is unparsed text that no monitor or PHI filter was written for.
 
 Ports come from 8200-8299; every process started here is stopped by its own id.
 """
@@ -264,6 +267,24 @@ def http(method, url, *, body=None, headers=None, timeout=10):
         return error.code, error.headers, error.read()
 
 
+LOG_FIELDS = ("timestamp", "level", "message", "logger.name")
+
+
+def log_records(path):
+    """The JSON objects a process printed (stdout and stderr share the file), and every line that is not one."""
+    records, strays = [], []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if isinstance(record, dict) and all(field in record for field in LOG_FIELDS):
+            records.append(record)
+        else:
+            strays.append(line)
+    return records, strays
+
+
 def wait_until(what, condition, processes, timeout=WAIT_SECONDS):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -447,5 +468,19 @@ def test_procfile_processes_serve_the_app_and_deliver_a_note(tmp_path):
             # A deploy or restart sends SIGTERM: each stops cleanly, gunicorn with 0.
             assert processes.terminate("web") == 0, processes.tail("web")
             assert processes.terminate("worker") is not None, processes.tail("worker")
+
+            # Everything either process printed, start-up and shut-down included, is a JSON
+            # log line: gunicorn's own lines and the task worker's among them, not dropped.
+            web_records, web_strays = log_records(logs / "web.log")
+            assert not web_strays, "web printed lines that are not JSON log objects:\n" + "\n".join(web_strays[:20])
+            worker_records, worker_strays = log_records(logs / "worker.log")
+            assert not worker_strays, "worker printed lines that are not JSON log objects:\n" + "\n".join(
+                worker_strays[:20]
+            )
+            web_loggers = {record["logger.name"] for record in web_records}
+            assert "gunicorn.error" in web_loggers, processes.tail("web")
+            # gunicorn's access log stays off unless GUNICORN_ACCESS_LOG says otherwise.
+            assert "gunicorn.access" not in web_loggers, processes.tail("web")
+            assert any(record["logger.name"].startswith("django_tasks") for record in worker_records)
         finally:
             processes.stop_all()
