@@ -6,6 +6,11 @@ ops.md §5: the bytes (not the name) say PDF, a maintained parser opens it, it i
 encrypted, it has pages, it is under the size limit, and no object anywhere carries
 JavaScript, an auto-run or launch action, an embedded file or rich media.
 
+An open action that only says which page to show first (a destination, or a `/GoTo`
+action) is allowed: office suites write `/OpenAction [page /XYZ null null 0]` into
+ordinary documents. Any other open action runs by itself the moment the file is opened
+and is refused.
+
 Active content is found by parsing and walking every object in the file, not by
 scanning the raw bytes: names can be hex-escaped (`/J#61vaScript`) and objects can
 sit inside compressed object streams, both invisible to a byte scan.
@@ -26,7 +31,6 @@ PDF_MAGIC = b"%PDF-"
 ACTIVE_CONTENT = {
     "/JavaScript": ("javascript", "The PDF contains JavaScript."),
     "/JS": ("javascript", "The PDF contains JavaScript."),
-    "/OpenAction": ("auto_action", "The PDF runs an action when it is opened."),
     "/AA": ("auto_action", "The PDF runs actions automatically (when a page or field is opened or closed)."),
     "/Launch": ("launch", "The PDF tries to launch another program or file."),
     "/EmbeddedFile": ("embedded_file", "The PDF has a file embedded in it."),
@@ -35,6 +39,19 @@ ACTIVE_CONTENT = {
     "/FileAttachment": ("embedded_file", "The PDF has a file attached to it."),
     "/RichMedia": ("rich_media", "The PDF contains rich media (video, sound or Flash)."),
 }
+
+PLAIN_DOCUMENT = "Notes must be plain documents; save or print it to a plain PDF."
+AUTO_ACTION = ("auto_action", "The PDF runs an action when it is opened.")
+
+# The only action type allowed to run on open: it shows a page of this document. Every
+# other type is refused there because nobody clicked anything: /JavaScript runs code;
+# /Launch, /GoToR and /GoToE open other files; /URI, /SubmitForm and /ImportData reach
+# out to a server or load outside data (a beacon the moment the note is viewed);
+# /Named can print or run menu commands; /Rendition, /Sound and /Movie play media; /Hide,
+# /SetOCGState, /ResetForm and /Trans change what the reviewer sees. On a link the same
+# types stay allowed (a click is a person's choice), except /JavaScript and /Launch, which
+# ACTIVE_CONTENT refuses wherever they appear.
+SAFE_OPEN_ACTION_TYPES = {"/GoTo"}
 
 # A malicious file could nest containers deeply to exhaust the stack; real notes are shallow.
 MAX_NESTING = 200
@@ -123,6 +140,8 @@ def _walk(obj, *, depth):
         # A stream's dictionary is the stream object itself (StreamObject subclasses it).
         for key, value in obj.items():
             _refuse_name(key)
+            if key == "/OpenAction":
+                _refuse_open_action(value)
             _walk(value, depth=depth + 1)
     elif isinstance(obj, ArrayObject):
         for item in obj:
@@ -133,4 +152,20 @@ def _refuse_name(name):
     found = ACTIVE_CONTENT.get(str(name))
     if found:
         reason, message = found
-        raise PdfRejected(f"{message} Notes must be plain documents; save or print it to a plain PDF.", reason)
+        raise PdfRejected(f"{message} {PLAIN_DOCUMENT}", reason)
+
+
+def _refuse_open_action(value):
+    """Allow an open destination (an array, or a named destination) or a plain `/GoTo`.
+
+    Only a dictionary is an action. A `/GoTo` may not chain further actions with `/Next`,
+    whose types would run on open too. What the destination itself holds is walked like
+    everything else.
+    """
+    action = value.get_object() if isinstance(value, IndirectObject) else value
+    if not isinstance(action, DictionaryObject):
+        return
+    if action.get("/S") in SAFE_OPEN_ACTION_TYPES and "/Next" not in action:
+        return
+    reason, message = AUTO_ACTION
+    raise PdfRejected(f"{message} {PLAIN_DOCUMENT}", reason)

@@ -15,6 +15,8 @@ from pypdf.generic import (
     DictionaryObject,
     FloatObject,
     NameObject,
+    NullObject,
+    NumberObject,
     TextStringObject,
 )
 
@@ -126,6 +128,102 @@ def test_refuses_a_non_javascript_open_action():
         )
     )
     assert rejected(data).reason == "auto_action"
+
+
+def open_on_first_page(writer):
+    """`/OpenAction [page /XYZ null null 0]`, as LibreOffice and Word write it."""
+    writer._root_object[NameObject("/OpenAction")] = ArrayObject(
+        [writer.pages[0].indirect_reference, NameObject("/XYZ"), NullObject(), NullObject(), NumberObject(0)]
+    )
+
+
+def test_accepts_an_open_action_that_is_a_destination():
+    data = pdf_bytes(open_on_first_page)
+    assert b"/OpenAction" in data
+    assert pdf_check(data) == 1
+
+
+def test_accepts_an_open_destination_given_by_name():
+    data = pdf_bytes(lambda writer: setattr(writer, "open_destination", "chapter-1"))
+    assert b"/OpenAction" in data
+    assert pdf_check(data) == 1
+
+
+def test_accepts_a_goto_open_action():
+    def build(writer):
+        page = writer.pages[0].indirect_reference
+        go_to = action(S=NameObject("/GoTo"), D=ArrayObject([page, NameObject("/Fit")]))
+        writer._root_object[NameObject("/OpenAction")] = writer._add_object(go_to)
+
+    data = pdf_bytes(build)
+    assert b"/GoTo" in data
+    assert pdf_check(data) == 1
+
+
+def test_refuses_a_goto_open_action_that_chains_another_action():
+    def build(writer):
+        page = writer.pages[0].indirect_reference
+        visit = action(S=NameObject("/URI"), URI=TextStringObject("https://tracker.example/seen"))
+        go_to = action(S=NameObject("/GoTo"), D=ArrayObject([page, NameObject("/Fit")]), Next=visit)
+        writer._root_object[NameObject("/OpenAction")] = go_to
+
+    assert rejected(pdf_bytes(build)).reason == "auto_action"
+
+
+@pytest.mark.parametrize(
+    "entries",
+    [
+        pytest.param({"S": NameObject("/URI"), "URI": TextStringObject("https://tracker.example/seen")}, id="URI"),
+        pytest.param(
+            {"S": NameObject("/SubmitForm"), "F": TextStringObject("https://forms.example/")}, id="SubmitForm"
+        ),
+        pytest.param({"S": NameObject("/ImportData"), "F": TextStringObject("data.fdf")}, id="ImportData"),
+        pytest.param({"S": NameObject("/GoToR"), "F": TextStringObject("other.pdf")}, id="GoToR"),
+        pytest.param({"S": NameObject("/GoToE"), "F": TextStringObject("other.pdf")}, id="GoToE"),
+        pytest.param({"S": NameObject("/Rendition"), "OP": NumberObject(0)}, id="Rendition"),
+        pytest.param({"S": NameObject("/Hide"), "T": TextStringObject("field")}, id="Hide"),
+        pytest.param({"D": ArrayObject([NumberObject(0), NameObject("/Fit")])}, id="no-type"),
+    ],
+)
+def test_refuses_every_other_open_action_type(entries):
+    data = pdf_bytes(lambda writer: writer._root_object.__setitem__(NameObject("/OpenAction"), action(**entries)))
+    refusal = rejected(data)
+    assert refusal.reason == "auto_action"
+    assert "when it is opened" in refusal.message
+
+
+def test_refuses_a_uri_open_action_held_in_its_own_object():
+    def build(writer):
+        visit = action(S=NameObject("/URI"), URI=TextStringObject("https://tracker.example/seen"))
+        writer._root_object[NameObject("/OpenAction")] = writer._add_object(visit)
+
+    assert rejected(pdf_bytes(build)).reason == "auto_action"
+
+
+def test_accepts_a_uri_link_a_person_must_click():
+    data = pdf_bytes(
+        lambda writer: add_link_annotation(
+            writer, action(S=NameObject("/URI"), URI=TextStringObject("https://hospital.example/"))
+        )
+    )
+    assert pdf_check(data) == 1
+
+
+def test_refuses_additional_actions_even_beside_a_harmless_open_destination():
+    def build(writer):
+        open_on_first_page(writer)
+        go_to = action(S=NameObject("/GoTo"), D=ArrayObject([writer.pages[0].indirect_reference, NameObject("/Fit")]))
+        writer._root_object[NameObject("/AA")] = DictionaryObject({NameObject("/WC"): go_to})
+
+    assert rejected(pdf_bytes(build)).reason == "auto_action"
+
+
+def test_refuses_javascript_reached_from_a_harmless_open_destination():
+    def build(writer):
+        open_on_first_page(writer)
+        add_link_annotation(writer, action(S=NameObject("/JavaScript"), JS=TextStringObject("x()")))
+
+    assert rejected(pdf_bytes(build)).reason == "javascript"
 
 
 def test_refuses_a_launch_action():
