@@ -33,9 +33,11 @@ RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
 
 # Static files are part of the image (WhiteNoise serves them with hashed names).
-# Settings refuse to load without a SECRET_KEY when DEBUG is off; this throwaway
-# one exists only for this RUN step and is never in the image's environment.
+# Settings refuse to load without a SECRET_KEY or a DATABASE_URL when DEBUG is off;
+# these throwaway values exist only for this RUN step and are never in the image's
+# environment. collectstatic opens no database: an in-memory SQLite one stands in.
 RUN SECRET_KEY=collectstatic-build-step-only-not-a-secret \
+    DATABASE_URL=sqlite://:memory: \
     python manage.py collectstatic --no-input
 
 # Numeric, so a platform can verify without the passwd file that this is not root.

@@ -113,8 +113,12 @@ TEMPLATES = [
     },
 ]
 
-# SQLite in the checkout when DATABASE_URL is unset, so `make run` needs nothing
-# installed; PostgreSQL in production and CI.
+# PostgreSQL in production and CI. With DEBUG off the app refuses to start without
+# DATABASE_URL, rather than quietly write to a SQLite file inside a container that the
+# next deploy throws away. In development (DEBUG on) it defaults to SQLite in the
+# checkout, so `make run` needs nothing installed.
+if not env_str("DATABASE_URL") and not DEBUG:
+    raise ImproperlyConfigured("DATABASE_URL must be set when DEBUG is off.")
 DATABASES = {
     "default": dj_database_url.parse(
         env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),

@@ -90,6 +90,23 @@ def test_production_refuses_to_start_without_secret_key():
     assert "SECRET_KEY" in result.stderr
 
 
+def test_production_refuses_to_start_without_database_url():
+    # Not a quiet fallback to a SQLite file inside the container, lost at the next deploy.
+    env = production_env()
+    del env["DATABASE_URL"]
+    result = run(["manage.py", "check"], env)
+    assert result.returncode != 0
+    assert "DATABASE_URL must be set when DEBUG is off." in result.stderr
+
+
+def test_development_without_database_url_uses_sqlite():
+    env = production_env(DEBUG="true")
+    del env["DATABASE_URL"]
+    result = run(["-c", DATABASE_PROBE], env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["engine"] == "django.db.backends.sqlite3"
+
+
 # Requests through the whole middleware stack, as Aptible's proxy sends them. A
 # throwaway SQLite file stands in for PostgreSQL: the behaviour under test is
 # HTTP, not SQL, and the database host above does not exist.
