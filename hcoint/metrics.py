@@ -53,18 +53,6 @@ def gauge(name, value, **tags):
         client.gauge(PREFIX + name, value, tags=_tags(tags))
 
 
-def increment(name, value=1, **tags):
-    client = _statsd()
-    if client is not None:
-        client.increment(PREFIX + name, value, tags=_tags(tags))
-
-
-def distribution(name, value, **tags):
-    client = _statsd()
-    if client is not None and value is not None:
-        client.distribution(PREFIX + name, value, tags=_tags(tags))
-
-
 def flush():
     """Send anything buffered; for short-lived commands before they exit."""
     client = _statsd()
