@@ -165,8 +165,13 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
-AXES_IPWARE_PROXY_COUNT = env_int("PROXY_COUNT", 1 if not DEBUG else 0) or None
-AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+# How many proxies in front of the app append to X-Forwarded-For (Aptible's load balancer
+# is one). Axes and the audit trail read the client's address by this one rule, in
+# hcoint/client_ip.py; without it axes would record the load balancer's address.
+PROXY_COUNT = env_int("PROXY_COUNT", 0 if DEBUG else 1)
+if PROXY_COUNT < 0:
+    raise ImproperlyConfigured(f"PROXY_COUNT must be 0 or more, not {PROXY_COUNT}")
+AXES_CLIENT_IP_CALLABLE = "hcoint.client_ip.client_ip"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "America/Los_Angeles")

@@ -4,14 +4,9 @@ Records hold ids and action names only, never patient data, and cannot be edited
 deleted from the app (see AuditEvent).
 """
 
+from axes.helpers import get_client_ip_address
+
 from orders.models import AuditEvent
-
-
-def client_ip(request):
-    """The client address: the right-most X-Forwarded-For entry added by our proxy, else REMOTE_ADDR."""
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    candidates = [part.strip() for part in forwarded.split(",") if part.strip()]
-    return candidates[-1] if candidates else request.META.get("REMOTE_ADDR") or None
 
 
 def audit_record(*, request=None, user=None, action, obj=None, order=None, outcome=AuditEvent.Outcome.SUCCESS):
@@ -27,7 +22,8 @@ def audit_record(*, request=None, user=None, action, obj=None, order=None, outco
         object_type=obj._meta.model_name if obj is not None else "",
         object_id=str(obj.pk) if obj is not None else "",
         order=order,
-        ip_address=client_ip(request) if request is not None else None,
+        # The address django-axes keys lockouts on (hcoint/client_ip.py), so the two agree.
+        ip_address=get_client_ip_address(request) if request is not None else None,
         request_id=getattr(request, "request_id", "") if request is not None else "",
         outcome=outcome,
     )
