@@ -8,6 +8,7 @@ order shows patient data, so it is audited like the staff pages.
 
 from django import forms
 from django.contrib import admin
+from django.db.models import Count
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
@@ -20,6 +21,7 @@ from orders.models import (
     InboundMessage,
     Order,
     Partner,
+    Redelivery,
 )
 from redox.verification import token_problem
 
@@ -175,6 +177,40 @@ class OrderAdmin(ReadOnlyAdmin):
         return response
 
 
+def _raw_body(body):
+    # Verbatim as Redox sent it; undecodable bytes are shown as U+FFFD, never interpreted.
+    return format_html('<pre class="raw-body">{}</pre>', bytes(body).decode("utf-8", errors="replace"))
+
+
+class RedeliveryInline(admin.StackedInline):
+    """What Redox sent again under this message's dedupe key with other bytes; only here,
+    on the (audited) message page, because the bodies carry patient data."""
+
+    model = Redelivery
+    fields = ["received_at", "body_sha256", "headers", "body_size", "raw_body"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_view_permission(self, request, obj=None):
+        # Part of the message: whoever may open the message sees what came again under it.
+        return request.user.has_perm("orders.view_inboundmessage")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="size (bytes)")
+    def body_size(self, obj):
+        return len(obj.body)
+
+    @admin.display(description="raw body")
+    def raw_body(self, obj):
+        return _raw_body(obj.body)
+
+
 @admin.register(InboundMessage)
 class InboundMessageAdmin(ReadOnlyAdmin):
     list_display = [
@@ -185,6 +221,7 @@ class InboundMessageAdmin(ReadOnlyAdmin):
         "status",
         "received_at",
         "times_seen",
+        "redelivery_count",
         "redox_log_id",
     ]
     list_filter = ["partner", "status", "received_at", "data_model"]
@@ -203,17 +240,24 @@ class InboundMessageAdmin(ReadOnlyAdmin):
         "received_at",
         "times_seen",
         "last_seen_at",
+        "redelivery_count",
         "processed_at",
         "headers",
         "order_links",
         "body_size",
+        "body_sha256",
         "raw_body",
     ]
     readonly_fields = fields
+    inlines = [RedeliveryInline]
 
     def get_queryset(self, request):
         # The list never needs the bodies, which can be megabytes each.
-        return super().get_queryset(request).defer("body")
+        return super().get_queryset(request).defer("body").annotate(redelivery_count=Count("redeliveries"))
+
+    @admin.display(description="redeliveries", ordering="redelivery_count")
+    def redelivery_count(self, obj):
+        return obj.redelivery_count
 
     @admin.display(description="orders")
     def order_links(self, obj):
@@ -225,8 +269,7 @@ class InboundMessageAdmin(ReadOnlyAdmin):
 
     @admin.display(description="raw body")
     def raw_body(self, obj):
-        # Verbatim as Redox sent it; undecodable bytes are shown as U+FFFD, never interpreted.
-        return format_html('<pre class="raw-body">{}</pre>', bytes(obj.body).decode("utf-8", errors="replace"))
+        return _raw_body(obj.body)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         response = super().change_view(request, object_id, form_url, extra_context)

@@ -8,10 +8,14 @@ failed, with a reason that carries no patient data, for `reprocess_messages --fa
 
 Deduplication rests on the unique (partner, dedupe_key) constraint, not on a prior
 read, so two simultaneous deliveries of one message cannot both insert; the loser
-only counts the sighting. Applying takes a row lock on the message and skips one
+only counts the sighting. A duplicate whose bytes differ from every copy we hold (a
+Redox retry carries a new `Meta.Logs[0].AttemptID`; a resend may change content) is
+kept as a Redelivery in the same transaction as the count, before we answer, and
+still changes no order. Applying takes a row lock on the message and skips one
 already processed, so a retried or concurrent run has exactly one effect.
 """
 
+import hashlib
 import logging
 from dataclasses import dataclass
 
@@ -20,7 +24,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from hcoint.events import log_event
-from orders.models import InboundMessage, Order
+from orders.models import InboundMessage, Order, Redelivery
 from redox import inbound
 
 logger = logging.getLogger(__name__)
@@ -47,7 +51,9 @@ def message_ingest(*, partner, body, headers, received_at=None):
     `received_at` lets an import keep the original arrival time.
     """
     body = bytes(body)
+    body_sha256 = hashlib.sha256(body).hexdigest()
     arrived = received_at or timezone.now()
+    kept_headers = _kept_headers(headers)
     try:
         loaded = inbound.load(body)
         meta = inbound.read_meta(loaded)
@@ -65,12 +71,20 @@ def message_ingest(*, partner, body, headers, received_at=None):
                 event_type=_fit(InboundMessage, "event_type", meta.event_type),
                 event_at=meta.event_at,
                 body=body,
-                headers=_kept_headers(headers),
+                body_sha256=body_sha256,
+                headers=kept_headers,
                 received_at=arrived,
                 last_seen_at=arrived,
             )
     except IntegrityError:
-        original = _count_duplicate(partner=partner, dedupe_key=key)
+        original = _count_duplicate(
+            partner=partner,
+            dedupe_key=key,
+            body=body,
+            body_sha256=body_sha256,
+            headers=kept_headers,
+            received_at=arrived,
+        )
         if original is None:
             raise
         return Ingested(message=original, duplicate=True)
@@ -104,8 +118,13 @@ def _fit(model, field_name, value):
     return value
 
 
-def _count_duplicate(*, partner, dedupe_key):
-    """Count another sighting of a message we already hold; None if there is none (another integrity error)."""
+def _count_duplicate(*, partner, dedupe_key, body, body_sha256, headers, received_at):
+    """Count another sighting of a message we already hold, keeping its bytes when they differ.
+
+    Returns the original message, or None if there is none (another integrity error).
+    The count's row lock on the original serialises simultaneous redeliveries, so the
+    same differing bytes are kept once.
+    """
     now = timezone.now()
     with transaction.atomic():
         counted = InboundMessage.objects.filter(partner=partner, dedupe_key=dedupe_key).update(
@@ -114,12 +133,27 @@ def _count_duplicate(*, partner, dedupe_key):
         if not counted:
             return None
         original = InboundMessage.objects.defer("body").get(partner=partner, dedupe_key=dedupe_key)
-    log_event(logger, "message.duplicate", message_id=original.pk, partner_id=partner.pk)
+        body_differs = _stored_sha256(original) != body_sha256
+        if body_differs and not original.redeliveries.filter(body_sha256=body_sha256).exists():
+            Redelivery.objects.create(
+                message=original, received_at=received_at, body=body, body_sha256=body_sha256, headers=headers
+            )
+    log_event(logger, "message.duplicate", message_id=original.pk, partner_id=partner.pk, body_differs=body_differs)
     if original.status == InboundMessage.Status.RECEIVED:
         # Stored but never applied: the request that stored it died before applying it,
         # which is why Redox is retrying. Apply it now (the row lock keeps this single).
         original = _process(original, None)
     return original
+
+
+def _stored_sha256(message):
+    """The SHA-256 of `message`'s body: stored at ingest, or (for a row the previous release
+    wrote before migration 0006 filled it) computed from the body once and stored."""
+    if not message.body_sha256:
+        body = InboundMessage.objects.filter(pk=message.pk).values_list("body", flat=True).get()
+        message.body_sha256 = hashlib.sha256(bytes(body)).hexdigest()
+        InboundMessage.objects.filter(pk=message.pk).update(body_sha256=message.body_sha256)
+    return message.body_sha256
 
 
 def _process(message, loaded):

@@ -209,6 +209,10 @@ class InboundMessage(models.Model):
     event_type = models.CharField(max_length=50, blank=True)
     event_at = models.DateTimeField("event time", null=True, blank=True)
     body = models.BinaryField("raw body")
+    # Lets a redelivery be compared with the body without reading it back. db_default,
+    # because containers still running the previous release insert rows without it;
+    # "" means not yet known (ingest then hashes the body once).
+    body_sha256 = models.CharField("body SHA-256", max_length=64, blank=True, default="", db_default="")
     headers = models.JSONField(default=dict, blank=True)
     received_at = models.DateTimeField(default=timezone.now, db_index=True)
     times_seen = models.PositiveIntegerField(default=1)
@@ -226,6 +230,28 @@ class InboundMessage(models.Model):
 
     def __str__(self):
         return f"Message {self.pk}"
+
+
+class Redelivery(models.Model):
+    """A message Redox sent again (same dedupe key) with bytes other than those we hold.
+
+    Redox retries with a new `Meta.Logs[0].AttemptID`, or resends changed content under
+    the same id. The duplicate changes no order, but every byte Redox sends is kept, so
+    the differing body is stored here, verbatim, before the webhook answers.
+    """
+
+    message = models.ForeignKey(InboundMessage, on_delete=models.PROTECT, related_name="redeliveries")
+    received_at = models.DateTimeField(default=timezone.now)
+    body = models.BinaryField("raw body")
+    body_sha256 = models.CharField("body SHA-256", max_length=64)
+    headers = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["received_at", "id"]
+        verbose_name_plural = "redeliveries"
+
+    def __str__(self):
+        return f"Redelivery {self.pk}"
 
 
 class ClinicalNote(models.Model):
