@@ -5,9 +5,6 @@ from django.urls import include, path
 
 from hcoint.middleware import healthcheck_response
 
-admin.site.site_header = "HCOINT back office"
-admin.site.site_title = "HCOINT"
-
 
 @login_not_required
 def healthcheck(request):

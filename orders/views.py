@@ -20,6 +20,7 @@ from django.utils.http import content_disposition_header
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from hcoint.admin import can_open_admin
 from orders import notes
 from orders.audit import audit_record
 from orders.delivery import STAFF_ACTIONABLE, DeliveryError, delivery_abandon, delivery_retry_now
@@ -67,7 +68,7 @@ def order_list(request):
 def order_detail(request, pk):
     order = _order(pk)
     audit_record(request=request, action=AuditEvent.Action.VIEW_ORDER, obj=order, order=order)
-    timeline = _timeline(order, can_open_messages=request.user.has_perm("orders.view_inboundmessage"))
+    timeline = _timeline(order, can_open_messages=_can_open_messages(request.user))
     return render(
         request,
         "orders/order_detail.html",
@@ -114,6 +115,11 @@ def _timeline(order, *, can_open_messages):
     # Stable sort: entries at the same instant keep the order they were gathered in.
     entries.sort(key=lambda entry: entry["at"])
     return entries
+
+
+def _can_open_messages(user):
+    # The raw message is an admin page: the link shows only to whom the admin lets in.
+    return can_open_admin(user) and user.has_perm("orders.view_inboundmessage")
 
 
 def _admin_message_url(message):
