@@ -117,6 +117,8 @@ class Order(models.Model):
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
+        # An imported order whose note went out through the old system: not backlog.
+        CLOSED = "closed", "Closed before HCOINT"
 
     partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="orders")
     ehr_order_id = models.CharField("EHR order id", max_length=100)

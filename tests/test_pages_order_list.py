@@ -2,8 +2,11 @@
 search, pagination, and a query count that does not grow with the page size."""
 
 import datetime
+import re
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.urls import reverse
 
 from orders import views
@@ -46,6 +49,23 @@ def test_filters_by_state(client, viewer, partner):
     make_order(partner, state=Order.State.SENT)
     client.force_login(viewer)
     assert rows(client.get(reverse("order_list"), {"state": "failed"})) == [failed]
+
+
+def test_filters_by_closed_before_hcoint_and_shows_it_in_words(client, viewer, partner):
+    closed = make_order(partner, state=Order.State.CLOSED)
+    make_order(partner)
+    client.force_login(viewer)
+    response = client.get(reverse("order_list"), {"state": "closed"})
+    assert rows(response) == [closed]
+    html = response.content.decode()
+    assert '<option value="closed" selected>Closed before HCOINT</option>' in html
+    assert '<span class="state state-closed">Closed before HCOINT</span>' in html
+
+
+def test_every_order_state_has_a_badge_style():
+    css = (Path(settings.BASE_DIR) / "static" / "css" / "app.css").read_text(encoding="utf-8")
+    styled = set(re.findall(r"\.state-([a-z_]+)", css))
+    assert set(Order.State.values) - styled == set()
 
 
 def test_filters_by_partner(client, viewer, partner, second_partner):

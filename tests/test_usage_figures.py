@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.db import connection
 
+from orders.history import orders_close_before
 from orders.models import ClinicalNote, Delivery, Order
 from orders.usage import awaiting_backlog, percentile_cont, usage_figures
 from tests.conftest import make_user
@@ -161,6 +162,15 @@ def test_backlog_counts_orders_awaiting_a_note_and_finds_the_oldest(seeded):
     assert backlog.awaiting_note == 3
     assert backlog.oldest_received_at == at(6, 1, 9)
     assert backlog.oldest_age == NOW - at(6, 1, 9)
+
+
+def test_orders_closed_before_hcoint_are_not_backlog(seeded):
+    partner, _ = seeded
+    assert orders_close_before(partner=partner, before=at(10, 10, 0)) == 2
+    (backlog,) = awaiting_backlog(now=NOW)
+    assert (backlog.awaiting_note, backlog.oldest_received_at) == (1, at(10, 13, 9))
+    last = rows_of(usage_figures(weeks=2, now=NOW), LAST_WEEK)["Cascade Health"]
+    assert (last.orders_received, last.still_awaiting) == (6, 0)
 
 
 def test_the_number_of_queries_does_not_grow_with_the_data(seeded, django_assert_max_num_queries):
