@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class OrdersConfig(AppConfig):
@@ -7,5 +8,7 @@ class OrdersConfig(AppConfig):
 
     def ready(self):
         from orders import auth_audit
+        from orders.roles import roles_sync_after_migrate
 
         auth_audit.connect()
+        post_migrate.connect(roles_sync_after_migrate, sender=self, dispatch_uid="orders.roles_sync")
