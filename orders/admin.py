@@ -22,6 +22,7 @@ from orders.models import (
     Order,
     Partner,
     Redelivery,
+    hash_token,
 )
 from redox.verification import token_problem
 
@@ -86,7 +87,8 @@ class PartnerAdminForm(forms.ModelForm):
                 self.add_error(field_name, problem)
             elif self.instance.token_used_by_another(value):
                 self.add_error(field_name, "Another partner already uses this token.")
-        if token and second and token == second:
+        current = hash_token(token) if token else self.instance.token_hash
+        if second and hash_token(second) == current:
             self.add_error("second_token", "The second token must differ from the verification token.")
         if second and cleaned.get("remove_second_token"):
             self.add_error("remove_second_token", "Either set a second token or remove it, not both.")

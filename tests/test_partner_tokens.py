@@ -154,6 +154,16 @@ def test_the_admin_refuses_an_unfit_token(admin_client, partner, overrides, fiel
     assert not Partner.objects.filter(name="Northwind Clinic").exists()
 
 
+def test_the_admin_refuses_a_second_token_equal_to_the_current_one(admin_client, partner):
+    url = reverse("admin:orders_partner_change", args=[partner.pk])
+    form = partner_form(name=partner.name, new_verification_token="", second_token=PARTNER_TOKEN)
+    response = admin_client.post(url, form)
+    assert response.status_code == 200
+    assert "must differ" in " ".join(response.context["adminform"].form.errors["second_token"])
+    partner.refresh_from_db()
+    assert partner.second_token_hash == ""
+
+
 def test_partners_cannot_be_deleted_from_the_admin(admin_client, partner):
     assert admin_client.post(reverse("admin:orders_partner_delete", args=[partner.pk])).status_code == 403
     assert Partner.objects.filter(pk=partner.pk).exists()
