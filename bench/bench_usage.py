@@ -13,24 +13,12 @@ weeks and the backlog query, best and median of several runs.
 import os
 import random
 import statistics
-import sys
 import time
 from datetime import timedelta
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hcoint.settings")
-# DEBUG off: with it on, Django records every query, which is not what production runs.
-os.environ.setdefault("DEBUG", "false")
-os.environ.setdefault("SECRET_KEY", "bench-only-not-a-secret-0123456789abcdefghijklmnopqrstuvwxyz")
-os.environ.setdefault("DATABASE_URL", f"sqlite:///{Path(__file__).resolve().parent.parent / 'db.sqlite3'}")
-os.environ.setdefault("LOG_FORMAT", "plain")
-os.environ.setdefault("LOG_LEVEL", "WARNING")
-os.environ.setdefault("DD_TRACE_ENABLED", "false")
+from benchenv import setup_django  # noqa: E402
 
-import django  # noqa: E402
-
-django.setup()
+setup_django()
 
 from django.contrib.auth.models import User  # noqa: E402
 from django.db import connection  # noqa: E402

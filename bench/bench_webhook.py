@@ -13,30 +13,12 @@ import copy
 import json
 import os
 import statistics
-import sys
 import time
 import uuid
-import warnings
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hcoint.settings")
-os.environ.setdefault("DEBUG", "false")
-os.environ.setdefault("SECRET_KEY", "bench-only-not-a-secret-0123456789abcdefghijklmnopqrstuvwxyz")
-os.environ.setdefault("DATABASE_URL", f"sqlite:///{ROOT / 'db.sqlite3'}")
-os.environ.setdefault("ALLOWED_HOSTS", "testserver")
-os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
-os.environ.setdefault("LOG_FORMAT", "plain")
-os.environ.setdefault("LOG_LEVEL", "WARNING")
-os.environ.setdefault("DD_TRACE_ENABLED", "false")
+from benchenv import ROOT, setup_django  # noqa: E402
 
-# Static files are served by the finders here; collectstatic's output is irrelevant.
-warnings.filterwarnings("ignore", message="No directory at")
-
-import django  # noqa: E402
-
-django.setup()
+setup_django()
 
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402

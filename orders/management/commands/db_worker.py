@@ -96,18 +96,12 @@ class Command(db_worker.Command):
             # Whatever a previous worker left behind is picked up before the first job.
             sweep_once()
             if not options["batch"]:
-                threading.Thread(
-                    target=run_sweeper,
-                    args=(stop, settings.DELIVERY_SWEEP_INTERVAL_SECONDS),
-                    name="delivery-sweep",
-                    daemon=True,
-                ).start()
-                threading.Thread(
-                    target=run_usage_reporter,
-                    args=(stop, settings.USAGE_REPORT_INTERVAL_SECONDS),
-                    name="usage-report",
-                    daemon=True,
-                ).start()
+                periodic = [
+                    ("delivery-sweep", run_sweeper, settings.DELIVERY_SWEEP_INTERVAL_SECONDS),
+                    ("usage-report", run_usage_reporter, settings.USAGE_REPORT_INTERVAL_SECONDS),
+                ]
+                for name, target, interval in periodic:
+                    threading.Thread(target=target, args=(stop, interval), name=name, daemon=True).start()
         try:
             super().handle(*args, **options)
         finally:

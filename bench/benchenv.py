@@ -1,0 +1,32 @@
+"""Shared start-up for the benchmarks: production-like settings on a scratch database.
+
+DEBUG is off (with it on, Django records every query, which production does not do),
+logs are quiet, tracing is off. DATABASE_URL picks the database server; each benchmark
+creates Django's test database on it and drops it afterwards.
+"""
+
+import os
+import sys
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def setup_django():
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hcoint.settings")
+    os.environ.setdefault("DEBUG", "false")
+    os.environ.setdefault("SECRET_KEY", "bench-only-not-a-secret-0123456789abcdefghijklmnopqrstuvwxyz")
+    os.environ.setdefault("DATABASE_URL", f"sqlite:///{ROOT / 'db.sqlite3'}")
+    os.environ.setdefault("ALLOWED_HOSTS", "testserver")
+    os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
+    os.environ.setdefault("LOG_FORMAT", "plain")
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    os.environ.setdefault("DD_TRACE_ENABLED", "false")
+    # Static files come from the finders here; collectstatic's output is irrelevant.
+    warnings.filterwarnings("ignore", message="No directory at")
+
+    import django
+
+    django.setup()
