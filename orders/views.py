@@ -15,7 +15,7 @@ from django.core.paginator import Paginator
 from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils.http import content_disposition_header
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -123,10 +123,7 @@ def _can_open_messages(user):
 
 
 def _admin_message_url(message):
-    try:
-        return reverse("admin:orders_inboundmessage_change", args=[message.pk])
-    except NoReverseMatch:
-        return ""
+    return reverse("admin:orders_inboundmessage_change", args=[message.pk])
 
 
 @require_http_methods(["GET", "POST"])
