@@ -8,7 +8,7 @@
 which `encode_message` (used by `RedoxClient.send`) writes straight into the request body;
 use `encode_message` too if you need the JSON of a message, e.g. to inspect it in a test.
 
-What goes where follows ../shared/docs/redox.md Part 1 and §4; every message built here
+What goes where follows docs/redox.md ("Outbound"); every message built here
 validates against `redox/schemas/results/new.json` or `redox/schemas/notes/new.json`.
 """
 
