@@ -166,3 +166,16 @@ def test_a_value_the_database_refuses_despite_cleaning_still_leaves_the_body_sto
     (record,) = events(caplog, "message.metadata_refused")
     assert record.levelno == logging.WARNING
     assert not any(r.exc_info for r in caplog.records)
+
+
+def test_a_bug_while_reading_the_body_still_leaves_it_stored_and_failed(partner, caplog):
+    body = sample_bytes("order-new.json")
+    with mock.patch("orders.ingest.inbound.load", autospec=True, side_effect=RuntimeError("a bug")):
+        message_ingest(partner=partner, body=body, headers={})
+    message = InboundMessage.objects.get()
+    assert bytes(message.body) == body
+    assert message.status == InboundMessage.Status.FAILED
+    assert message.error == "HCOINT could not apply this message (RuntimeError)."
+    (record,) = events(caplog, "message.failed")
+    assert record.error_kind == "RuntimeError"
+    assert not any(r.exc_info for r in caplog.records)
