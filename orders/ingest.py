@@ -19,7 +19,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -54,43 +54,78 @@ def message_ingest(*, partner, body, headers, received_at=None):
     body_sha256 = hashlib.sha256(body).hexdigest()
     arrived = received_at or timezone.now()
     kept_headers = _kept_headers(headers)
-    try:
-        loaded = inbound.load(body)
-        meta = inbound.read_meta(loaded)
-    except inbound.InboundError as exc:
-        loaded, meta = exc, inbound.Meta()
+    loaded, meta = _read(body)
     key = inbound.dedupe_key(body, meta)
-
+    stored = dict(partner=partner, body=body, body_sha256=body_sha256, headers=kept_headers, received_at=arrived)
     try:
-        with transaction.atomic():
-            message = InboundMessage.objects.create(
-                partner=partner,
-                dedupe_key=key,
-                redox_log_id=_fit(InboundMessage, "redox_log_id", meta.log_id),
-                data_model=_fit(InboundMessage, "data_model", meta.data_model),
-                event_type=_fit(InboundMessage, "event_type", meta.event_type),
-                event_at=meta.event_at,
-                body=body,
-                body_sha256=body_sha256,
-                headers=kept_headers,
-                received_at=arrived,
-                last_seen_at=arrived,
-            )
-    except IntegrityError:
-        original = _count_duplicate(
-            partner=partner,
-            dedupe_key=key,
-            body=body,
-            body_sha256=body_sha256,
-            headers=kept_headers,
-            received_at=arrived,
+        message = _store(meta=meta, key=key, **stored)
+    except IntegrityError as exc:
+        return _duplicate(exc, key=key, **stored)
+    except (DatabaseError, ValueError, OverflowError) as exc:
+        # A value read from the body that the database still refused, despite the cleaning
+        # in redox/inbound.py. The bytes matter more than the metadata: store them bare,
+        # keyed by their hash, and let processing (which reads them again) mark the message.
+        log_event(
+            logger,
+            "message.metadata_refused",
+            level=logging.WARNING,
+            partner_id=partner.pk,
+            error_kind=type(exc).__name__,
         )
-        if original is None:
-            raise
-        return Ingested(message=original, duplicate=True)
+        loaded, key = None, inbound.dedupe_key(body)
+        try:
+            message = _store(meta=inbound.Meta(), key=key, **stored)
+        except IntegrityError as exc:
+            return _duplicate(exc, key=key, **stored)
 
     log_event(logger, "message.received", message_id=message.pk, partner_id=partner.pk)
     return Ingested(message=_process(message, loaded), duplicate=False)
+
+
+def _read(body):
+    """(the parsed body or its InboundError, its Meta); never raises, whatever the bytes."""
+    try:
+        loaded = inbound.load(body)
+        return loaded, inbound.read_meta(loaded)
+    except inbound.InboundError as exc:
+        return exc, inbound.Meta()
+    except Exception:
+        # A bug in reading, not the partner's problem: the message is still stored, and
+        # processing, which reads the body again, marks it failed.
+        return None, inbound.Meta()
+
+
+def _store(*, partner, meta, key, body, body_sha256, headers, received_at):
+    with transaction.atomic():
+        return InboundMessage.objects.create(
+            partner=partner,
+            dedupe_key=key,
+            redox_log_id=_fit(InboundMessage, "redox_log_id", meta.log_id),
+            data_model=_fit(InboundMessage, "data_model", meta.data_model),
+            event_type=_fit(InboundMessage, "event_type", meta.event_type),
+            event_at=meta.event_at,
+            body=body,
+            body_sha256=body_sha256,
+            headers=headers,
+            received_at=received_at,
+            last_seen_at=received_at,
+        )
+
+
+def _duplicate(integrity_error, *, partner, key, body, body_sha256, headers, received_at):
+    """The insert hit the unique (partner, dedupe_key): count the sighting. Re-raises
+    `integrity_error` when no message holds that key (the insert failed on something else)."""
+    original = _count_duplicate(
+        partner=partner,
+        dedupe_key=key,
+        body=body,
+        body_sha256=body_sha256,
+        headers=headers,
+        received_at=received_at,
+    )
+    if original is None:
+        raise integrity_error
+    return Ingested(message=original, duplicate=True)
 
 
 def message_process(*, message):
@@ -107,12 +142,15 @@ def _kept_headers(headers):
     for name, value in (headers or {}).items():
         lowered = str(name).lower()
         if lowered in KEPT_HEADERS:
-            kept[lowered] = str(value)[:HEADER_MAX_CHARS]
+            kept[lowered] = inbound.clean_text(str(value)[:HEADER_MAX_CHARS])
     return kept
 
 
 def _fit(model, field_name, value):
-    """Cut text to the column's length, so an over-long value cannot fail the whole message."""
+    """Cut display text to the column's length, so an over-long value cannot fail the whole message.
+
+    Never for an id we match on (Order.ehr_order_id): redox/inbound.py refuses an id too long to store.
+    """
     if isinstance(value, str):
         return value[: model._meta.get_field(field_name).max_length]
     return value
@@ -260,7 +298,7 @@ def _create_order(message, parsed, info):
     """Insert a new order, or return None when another transaction inserted it first."""
     order = Order(
         partner_id=message.partner_id,
-        ehr_order_id=_fit(Order, "ehr_order_id", info.ehr_order_id),
+        ehr_order_id=info.ehr_order_id,
         first_received_at=message.received_at,
         last_event_at=parsed.meta.event_at,
         is_test=bool(parsed.meta.is_test),

@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from redox.inbound import ORDER_ID_MAX_CHARS
 from redox.verification import tokens_equal
 
 
@@ -121,7 +122,9 @@ class Order(models.Model):
         CLOSED = "closed", "Closed before HCOINT"
 
     partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="orders")
-    ehr_order_id = models.CharField("EHR order id", max_length=100)
+    # Whole, never cut: an Update or Cancel must find the order its New created. Longer
+    # ids are refused at ingest (see ORDER_ID_MAX_CHARS in redox/inbound.py for the bound).
+    ehr_order_id = models.CharField("EHR order id", max_length=ORDER_ID_MAX_CHARS)
     state = models.CharField(max_length=20, choices=State.choices, default=State.AWAITING_NOTE)
 
     # Patient, as Redox sent it (identifiers and demographics are echoed back in Results).

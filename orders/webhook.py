@@ -5,6 +5,9 @@ message forever, so only a caller we cannot identify (401) or an oversized body 
 gets an error. Everything an authenticated partner sends is stored and answered 200,
 even what we cannot process (see orders/ingest.py).
 https://developer.redoxengine.com/redox-json-api/processing-requests/
+
+The token is checked before the body is read: a caller without a partner's token
+never makes us read more than a verification challenge's few KB.
 """
 
 import logging
@@ -39,12 +42,26 @@ def _refuse(request, token):
     return _text("invalid verification token", status=401)
 
 
-def _too_large(request):
+def _declared_length(request):
     try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        return int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
-        declared = 0
-    return declared > settings.REDOX_WEBHOOK_MAX_BYTES
+        return 0
+
+
+def _too_large(request):
+    return _declared_length(request) > settings.REDOX_WEBHOOK_MAX_BYTES
+
+
+def _challenge_without_partner(request, header_token):
+    """Redox's POST verification challenge from a caller whose header names no partner, or None.
+
+    The challenge may carry its token in the body instead of the header, so a body that
+    small is read, and never more of it than a challenge can be; a larger body is not read.
+    """
+    if _declared_length(request) > verification.CHALLENGE_BODY_MAX_BYTES:
+        return None
+    return verification.challenge_from_body(request.read(verification.CHALLENGE_BODY_MAX_BYTES + 1), header_token)
 
 
 @csrf_exempt
@@ -62,6 +79,13 @@ def redox_webhook(request):
             return _refuse(request, header_token)
         return _text("challenge missing", status=400)
 
+    partner = Partner.objects.for_token(header_token)
+    if partner is None:
+        challenge = _challenge_without_partner(request, header_token)
+        if challenge is not None:
+            return _answer_challenge(request, challenge)
+        return _refuse(request, header_token)
+
     # Refuse an oversized body before reading it, then check what actually arrived.
     if _too_large(request):
         return _text("body too large", status=413)
@@ -72,10 +96,6 @@ def redox_webhook(request):
     challenge = verification.challenge_from_body(body, header_token)
     if challenge is not None:
         return _answer_challenge(request, challenge)
-
-    partner = Partner.objects.for_token(header_token)
-    if partner is None:
-        return _refuse(request, header_token)
     message_ingest(partner=partner, body=body, headers=request.headers)
     return _text("ok")
 

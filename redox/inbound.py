@@ -5,16 +5,24 @@ everything optional is read defensively: a missing key, a `null`, a number where
 string was expected or an unknown extra field never stops a message. Only what we
 cannot act on at all raises `InboundError`: a body that is not JSON, a missing
 `Meta.DataModel` / `Meta.EventType`, an unknown Order event type, or an order without
-`Order.ID`. The error text is one of a few fixed sentences, never a value from the
-body, because it is stored, shown to staff and logged.
+`Order.ID` (or with one too long to match). The error text is one of a few fixed
+sentences, never a value from the body, because it is stored, shown to staff and logged.
+
+Every value that leaves this module can be stored by PostgreSQL and read back by
+Python: text has no NUL and no lone UTF-16 surrogate, JSON values are bounded in
+depth, and times are UTC within `EARLIEST_TIME`..`LATEST_TIME` (dates of birth within
+`EARLIEST_DOB`..`LATEST_DOB`). A value outside that is dropped (None or ""), field by
+field; the message itself is never refused for it.
 
 Field reference: https://docs.redoxengine.com/api-reference/datamodels/order/order-new
 """
 
 import hashlib
 import json
+import math
+import re
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 ORDER_MODEL = "Order"
 SINGLE_ORDER_EVENTS = ("New", "Update", "Cancel")
@@ -22,6 +30,31 @@ GROUPED_EVENT = "GroupedOrders"
 ORDER_EVENTS = (*SINGLE_ORDER_EVENTS, GROUPED_EVENT)
 MRN_TYPES = ("MR", "MRN")
 DEDUPE_KEY_MAX_CHARS = 200
+
+# The one place the sane range of a stored time is decided. Orders and their events
+# happen now; anything outside these years is a typo or an attack. The bounds keep
+# every stored time far inside what Python's datetime can hold (years 1..9999) even
+# after conversion to any local time zone, because psycopg2 cannot read back a
+# timestamptz outside that range and the pages convert to TIME_ZONE to display it:
+# one such row used to fail every page showing the order. Migration 0009 repairs rows
+# stored before these bounds with a frozen copy of them.
+EARLIEST_TIME = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(2200, 1, 1, tzinfo=UTC)
+# Dates of birth go further back: no living patient was born before 1850.
+EARLIEST_DOB = date(1850, 1, 1)
+LATEST_DOB = date(2200, 1, 1)
+# PostgreSQL refuses a UTC offset of 16 hours or more; no real zone is beyond ±14 hours.
+MAX_UTC_OFFSET = timedelta(hours=15, minutes=59)
+# JSON kept in a column (demographics, provider, diagnoses, identifiers) is cut below
+# this depth: a Redox message nests a few levels, and every walk over it (ours,
+# Django's encoder, PostgreSQL's parser) recurses once per level.
+JSON_MAX_DEPTH = 32
+# Ids are matched in full, never cut: a cut id would make a later Update or Cancel miss
+# its order. An id longer than this is refused (the message fails, stored, with a
+# reason), which keeps the (partner, id) unique index under PostgreSQL's btree limit
+# of about 2,700 bytes per entry even for 4-byte UTF-8 characters (500 × 4 = 2,000).
+# Real EHR order ids are a few dozen characters at most.
+ORDER_ID_MAX_CHARS = 500
 
 
 class InboundError(ValueError):
@@ -94,28 +127,41 @@ def _list(value):
     return value if isinstance(value, list) else []
 
 
-def _text(value):
-    """A scalar as text: strings stripped, numbers as written, anything else "".
+# NUL, which PostgreSQL text and jsonb refuse, and lone UTF-16 surrogates (from a JSON
+# escape such as "\ud800"), which cannot be encoded as UTF-8 at all.
+_UNSTORABLE = re.compile("\x00|[\ud800-\udfff]")
 
-    NUL characters are dropped because PostgreSQL text columns refuse them.
-    """
+
+def _storable_char(match):
+    return "" if match.group() == "\x00" else "\ufffd"
+
+
+def clean_text(value):
+    """`value` as text PostgreSQL can store: NUL dropped, lone surrogates shown as U+FFFD."""
+    return _UNSTORABLE.sub(_storable_char, value)
+
+
+def _text(value):
+    """A scalar as text: strings cleaned (clean_text) and stripped, numbers as written, anything else ""."""
     if isinstance(value, bool) or value is None:
         return ""
     if isinstance(value, str):
-        return value.replace("\x00", "").strip()
+        return clean_text(value).strip()
     if isinstance(value, int | float):
         return str(value)
     return ""
 
 
-def _clean(value):
-    """A JSON value as stored in a JSON column: NUL characters removed (jsonb refuses them)."""
+def _clean(value, depth=0):
+    """A JSON value as stored in a JSON column: text (keys too) cleaned, nesting below JSON_MAX_DEPTH dropped."""
     if isinstance(value, str):
-        return value.replace("\x00", "")
+        return clean_text(value)
+    if isinstance(value, dict | list) and depth >= JSON_MAX_DEPTH:
+        return None
     if isinstance(value, dict):
-        return {_clean(k): _clean(v) for k, v in value.items()}
+        return {clean_text(str(k)): _clean(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
-        return [_clean(v) for v in value]
+        return [_clean(v, depth + 1) for v in value]
     return value
 
 
@@ -127,19 +173,36 @@ def _bool(value):
     return None
 
 
+def _parse_as_written(text):
+    """A datetime, naive or with the offset as written, or None."""
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return _parse_compact(text)
+
+
 def parse_datetime(value):
-    """ISO 8601 as Redox writes it ("2026-10-05T17:04:15.120Z"); naive means UTC. Bad → None."""
+    """ISO 8601 as Redox writes it ("2026-10-05T17:04:15.120Z"), in UTC; naive means UTC.
+
+    Bad, an offset beyond MAX_UTC_OFFSET, or outside EARLIEST_TIME..LATEST_TIME → None.
+    """
     text = _text(value)
     if not text:
         return None
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        parsed = _parse_compact(text)
-        if parsed is None:
-            return None
+    parsed = _parse_as_written(text)
+    if parsed is None:
+        return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
+    if abs(parsed.utcoffset()) > MAX_UTC_OFFSET:
+        return None
+    try:
+        parsed = parsed.astimezone(UTC)
+    except OverflowError:
+        # 9999-12-31T23:59-05:00 is after year 9999 in UTC.
+        return None
+    if not EARLIEST_TIME <= parsed < LATEST_TIME:
+        return None
     return parsed
 
 
@@ -154,16 +217,19 @@ def _parse_compact(text):
 
 
 def parse_date(value):
-    """A date of birth: "YYYY-MM-DD", a full timestamp, or "YYYYMMDD". Bad → None."""
+    """A date of birth: "YYYY-MM-DD", a full timestamp, or "YYYYMMDD", as written (a
+    timestamp's own date, not converted to UTC). Bad or outside EARLIEST_DOB..LATEST_DOB → None."""
     text = _text(value)
     if not text:
         return None
     try:
-        return date.fromisoformat(text[:10])
+        parsed = date.fromisoformat(text[:10])
     except ValueError:
-        pass
-    parsed = parse_datetime(text)
-    return parsed.date() if parsed else None
+        as_written = _parse_as_written(text)
+        parsed = as_written.date() if as_written else None
+    if parsed is None or not EARLIEST_DOB <= parsed < LATEST_DOB:
+        return None
+    return parsed
 
 
 # --- Reading a body ---------------------------------------------------------
@@ -174,10 +240,23 @@ def _reject_constant(name):
     raise ValueError("not a JSON number")
 
 
+def _finite_float(text):
+    # 1e999 is valid JSON but Python reads it as infinity, which jsonb refuses too.
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError("not a finite number")
+    return number
+
+
 def load(body):
-    """The body as a JSON object, or InboundError."""
+    """The body as a JSON object, or InboundError.
+
+    Not JSON includes: bytes that are not UTF-8 (or UTF-16/32), NaN and Infinity, a
+    number too large for a float, an integer of more than 4,300 digits (Python's limit)
+    and nesting deeper than Python's recursion limit.
+    """
     try:
-        data = json.loads(bytes(body), parse_constant=_reject_constant)
+        data = json.loads(bytes(body), parse_constant=_reject_constant, parse_float=_finite_float)
     except (ValueError, RecursionError):
         raise InboundError("The body is not valid JSON.") from None
     if not isinstance(data, dict):
@@ -255,6 +334,8 @@ def _order(order):
     ehr_order_id = _text(order.get("ID"))
     if not ehr_order_id:
         raise InboundError("Order.ID is missing.")
+    if len(ehr_order_id) > ORDER_ID_MAX_CHARS:
+        raise InboundError(f"Order.ID is longer than {ORDER_ID_MAX_CHARS} characters; HCOINT does not cut ids.")
     procedure = _obj(order.get("Procedure"))
     provider = _clean(_obj(order.get("Provider")))
     npi = _text(provider.get("NPI"))

@@ -2,13 +2,16 @@
 
 import json
 import logging
+from datetime import datetime, timedelta, timezone
 from unittest import mock
 
 import pytest
+from django.db import connection
 
 from orders import ingest
 from orders.ingest import message_ingest, message_process
 from orders.models import InboundMessage, Order
+from redox import inbound
 from tests.conftest import sample_bytes, sample_json
 
 PATIENT_VALUES = ("Samplepatient", "Testy", "MRN0048213", "EPI77120", "1948-02-29", "Tacoma", "Heart failure")
@@ -122,3 +125,57 @@ def test_log_lines_carry_ids_only(partner, caplog):
     for record in caplog.records:
         assert_no_patient_data(record.getMessage(), repr(record.__dict__))
         assert "Ñúñez" not in repr(record.__dict__)
+
+
+ONLY_POSTGRESQL_REFUSES = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="SQLite stores this value; only PostgreSQL refuses it"
+)
+
+
+@pytest.mark.parametrize(
+    "unstorable",
+    [
+        pytest.param(inbound.Meta(log_id="log\ud800"), id="lone surrogate"),
+        pytest.param(inbound.Meta(data_model="Order\x00"), id="NUL", marks=ONLY_POSTGRESQL_REFUSES),
+        pytest.param(
+            inbound.Meta(event_at=datetime(2026, 10, 5, tzinfo=timezone(timedelta(hours=16)))),
+            id="offset PostgreSQL refuses",
+            marks=ONLY_POSTGRESQL_REFUSES,
+        ),
+    ],
+)
+def test_a_value_the_database_refuses_despite_cleaning_still_leaves_the_body_stored(partner, caplog, unstorable):
+    # As if a future field slipped past redox/inbound.py: the bytes are stored without
+    # the metadata, keyed by their hash, and processing reads them again.
+    body = sample_bytes("order-new.json")
+    real_read_meta = inbound.read_meta
+    calls = []
+
+    def read_meta_once_unstorable(data):
+        calls.append(data)
+        return unstorable if len(calls) == 1 else real_read_meta(data)
+
+    with mock.patch("orders.ingest.inbound.read_meta", side_effect=read_meta_once_unstorable):
+        result = message_ingest(partner=partner, body=body, headers={})
+    message = InboundMessage.objects.get()
+    assert bytes(message.body) == body
+    assert message.dedupe_key == inbound.dedupe_key(body)
+    assert message.status == InboundMessage.Status.PROCESSED
+    assert result.message.pk == message.pk
+    assert Order.objects.count() == 1
+    (record,) = events(caplog, "message.metadata_refused")
+    assert record.levelno == logging.WARNING
+    assert not any(r.exc_info for r in caplog.records)
+
+
+def test_a_bug_while_reading_the_body_still_leaves_it_stored_and_failed(partner, caplog):
+    body = sample_bytes("order-new.json")
+    with mock.patch("orders.ingest.inbound.load", autospec=True, side_effect=RuntimeError("a bug")):
+        message_ingest(partner=partner, body=body, headers={})
+    message = InboundMessage.objects.get()
+    assert bytes(message.body) == body
+    assert message.status == InboundMessage.Status.FAILED
+    assert message.error == "HCOINT could not apply this message (RuntimeError)."
+    (record,) = events(caplog, "message.failed")
+    assert record.error_kind == "RuntimeError"
+    assert not any(r.exc_info for r in caplog.records)

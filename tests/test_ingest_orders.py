@@ -182,6 +182,23 @@ def test_an_over_long_value_is_cut_to_fit_instead_of_failing_the_message(partner
     assert order.priority == "P" * 50
 
 
+def test_a_long_order_id_is_stored_whole_so_its_cancel_finds_the_order(partner):
+    long_id = "ORD-" + "7" * 300
+    ingest(partner, message("New", order_id=long_id))
+    ingest(partner, message("Cancel", order_id=long_id, event_at="2026-10-07T11:00:00Z"))
+    order = Order.objects.get()
+    assert order.ehr_order_id == long_id
+    assert order.state == Order.State.CANCELLED
+    assert InboundMessage.objects.filter(status=InboundMessage.Status.PROCESSED).count() == 2
+
+
+def test_an_order_id_too_long_to_match_is_refused_not_cut(partner):
+    result = ingest(partner, message("New", order_id="7" * 5000))
+    assert Order.objects.count() == 0
+    assert result.message.status == InboundMessage.Status.FAILED
+    assert result.message.error == "Order.ID is longer than 500 characters; HCOINT does not cut ids."
+
+
 def test_an_import_of_older_history_moves_first_received_back(partner):
     ingest(partner, message("Update", event_at="2026-10-06T00:00:00Z"))
     earlier = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)

@@ -3,6 +3,7 @@
 import logging
 
 import pytest
+from django.core.handlers.wsgi import WSGIRequest
 from django.test import RequestFactory
 
 from orders.models import InboundMessage, Order
@@ -97,3 +98,63 @@ def test_the_webhook_needs_no_sign_in_and_no_csrf_token(partner):
         headers={"verification-token": PARTNER_TOKEN},
     )
     assert response.status_code == 200
+
+
+class CountingStream:
+    """A request body that records how many bytes the view asked for."""
+
+    def __init__(self, body):
+        self.body, self.position, self.requested = body, 0, 0
+
+    def read(self, size=-1):
+        size = len(self.body) - self.position if size is None or size < 0 else size
+        self.requested += size
+        chunk = self.body[self.position : self.position + size]
+        self.position += len(chunk)
+        return chunk
+
+    def readline(self, size=-1):
+        return self.read(size)
+
+
+def streamed_post(body, token=None, declared=None):
+    stream = CountingStream(body)
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": URL,
+        "SERVER_NAME": "testserver",
+        "SERVER_PORT": "80",
+        "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": stream,
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(body) if declared is None else declared),
+    }
+    if token is not None:
+        environ["HTTP_VERIFICATION_TOKEN"] = token
+    return WSGIRequest(environ), stream
+
+
+@pytest.mark.parametrize("token", [None, "wrong-token-0123456789"])
+def test_a_large_body_without_a_partners_token_is_refused_unread(partner, token):
+    body = b'{"Meta": {}, "pad": "' + b"x" * 1_000_000 + b'"}'
+    request, stream = streamed_post(body, token)
+    assert redox_webhook(request).status_code == 401
+    assert stream.requested == 0
+    assert InboundMessage.objects.count() == 0
+
+
+def test_a_small_body_without_a_partners_token_is_read_only_to_look_for_a_challenge(partner):
+    # The declared length is small, but the stream holds more: no more than a challenge is read.
+    body = sample_bytes("order-new.json")
+    request, stream = streamed_post(body, "wrong-token-0123456789", declared=100)
+    assert redox_webhook(request).status_code == 401
+    assert 0 < stream.requested <= 100
+    assert InboundMessage.objects.count() == 0
+
+
+def test_a_partners_token_lets_the_body_be_read_and_stored(partner):
+    body = sample_bytes("order-new.json")
+    request, stream = streamed_post(body, PARTNER_TOKEN)
+    assert redox_webhook(request).status_code == 200
+    assert bytes(InboundMessage.objects.get().body) == body
