@@ -308,5 +308,11 @@ LOGGING = {
         "django.server": {"handlers": [], "level": "INFO" if DEBUG else "WARNING", "propagate": True},
         # SQL statements are logged with their parameters (patient data) in DEBUG.
         "django.db.backends": {"handlers": [], "level": "INFO", "propagate": True},
+        # ddtrace gives its logger a plain StreamHandler on stderr (DD_TRACE_LOG_STREAM_HANDLER,
+        # on by default), so with no agent reachable each failed flush printed "failed to send,
+        # dropping N traces ..." as a plain line beside the JSON one. Naming the logger here
+        # removes that handler; its lines reach root, JSON. The image also sets
+        # DD_TRACE_LOG_STREAM_HANDLER=false for the moments before this configuration runs.
+        "ddtrace": {"handlers": [], "propagate": True},
     },
 }
