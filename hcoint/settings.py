@@ -84,6 +84,9 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "hcoint.middleware.RequestIdMiddleware",
+    # Below WhiteNoise (static files stay cacheable), above everything that may answer
+    # on its own (sign-in redirects, CSRF failures, axes' lockout page, error pages).
+    "hcoint.middleware.NoStoreMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
