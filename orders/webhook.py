@@ -16,6 +16,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from hcoint.events import log_event
+from hcoint.throttle import WEBHOOK_BAD_TOKEN, address_key
 from orders.ingest import message_ingest
 from orders.models import Partner
 from redox import verification
@@ -36,7 +37,16 @@ def _refuse(request, token):
         token_present=bool(token),
         method=request.method,
     )
+    if WEBHOOK_BAD_TOKEN.record_failure(address_key(request)):
+        return _throttled()
     return _text("invalid verification token", status=401)
+
+
+def _throttled():
+    # No log line: the throttle logged `webhook.throttled` once, when the limit was reached.
+    response = _text("too many requests with a wrong verification token", status=429)
+    response["Retry-After"] = str(WEBHOOK_BAD_TOKEN.retry_after())
+    return response
 
 
 def _too_large(request):
@@ -52,6 +62,10 @@ def _too_large(request):
 @require_http_methods(["GET", "POST"])
 def redox_webhook(request):
     header_token = request.headers.get(verification.TOKEN_HEADER, "")
+    # An address over the wrong-token limit gets 429 before its body is read. A request
+    # whose header token is right still passes: Redox's egress addresses are shared.
+    if WEBHOOK_BAD_TOKEN.is_over(address_key(request)) and Partner.objects.for_token(header_token) is None:
+        return _throttled()
 
     if request.method == "GET":
         # Redox only uses GET to verify a destination; messages always come by POST.
