@@ -442,6 +442,9 @@ def gunicorn_logconfig(config, *, access_log=False):
     return {
         **config,
         "loggers": {
+            # The app's own rules too (ddtrace's plain stderr handler goes): the master
+            # runs under ddtrace-run as well.
+            **config.get("loggers", {}),
             # No level: gunicorn has already set the one its `loglevel` setting names.
             "gunicorn.error": {"handlers": ["console"], "propagate": False},
             "gunicorn.access": {
@@ -460,6 +463,9 @@ def configure_observability(config):
     because this is the one place that web, worker and commands all pass through.
     """
     logging.config.dictConfig(config)
+    # Python warnings (a UserWarning from a library, say) otherwise print plain text on
+    # stderr; through the `py.warnings` logger they are JSON lines like the rest.
+    logging.captureWarnings(True)
     from hcoint import tracing
 
     tracing.install()

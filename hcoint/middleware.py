@@ -1,4 +1,4 @@
-"""Request-level glue: the health check, request ids, and sign-in for every page."""
+"""Request-level glue: the health check, request ids, no caching of pages, and sign-in for every page."""
 
 import contextvars
 import logging
@@ -7,6 +7,7 @@ import uuid
 
 from django.db import connection
 from django.http import HttpResponse
+from django.utils.cache import patch_cache_control
 
 _request_id = contextvars.ContextVar("request_id", default="")
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -70,3 +71,24 @@ class RequestIdFilter(logging.Filter):
         if not getattr(record, "request_id", None):
             record.request_id = current_request_id()
         return True
+
+
+class NoStoreMiddleware:
+    """`Cache-Control: no-store, private` on every response the app's views make.
+
+    Nearly every page shows patient data (order list and search, detail, review, usage,
+    PDFs, the admin), and the few that do not (sign-in, the health check, the webhook's
+    answers) lose nothing by not being cached: one rule with no exceptions cannot miss a
+    new page. A browser then keeps no copy on disk and a shared proxy none at all
+    (https://www.rfc-editor.org/rfc/rfc9111#section-5.2.2.5). Static files are served by
+    WhiteNoise above this middleware and keep their long-lived caching. Directives a view
+    set (Django's never_cache adds no-cache, must-revalidate) are kept.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        patch_cache_control(response, no_store=True, private=True)
+        return response

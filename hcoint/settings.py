@@ -84,6 +84,9 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "hcoint.middleware.RequestIdMiddleware",
+    # Below WhiteNoise (static files stay cacheable), above everything that may answer
+    # on its own (sign-in redirects, CSRF failures, axes' lockout page, error pages).
+    "hcoint.middleware.NoStoreMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -167,6 +170,13 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
+# Spraying (one address trying many user names) slips under the per-account limit, so
+# failures are also limited per client address, over a window as long as the cool-off:
+# hcoint.throttle.SignInHandler adds that to axes' database handler. Higher than the
+# per-account limit, since several staff may share an office's address.
+AXES_HANDLER = "hcoint.throttle.SignInHandler"
+SIGN_IN_ADDRESS_FAILURE_LIMIT = env_int("SIGN_IN_ADDRESS_FAILURE_LIMIT", 20)
+SIGN_IN_ADDRESS_WINDOW_SECONDS = env_int("AXES_COOLOFF_MINUTES", 30) * 60
 # How many proxies in front of the app append to X-Forwarded-For (Aptible's load balancer
 # is one). Axes and the audit trail read the client's address by this one rule, in
 # hcoint/client_ip.py; without it axes would record the load balancer's address.
@@ -231,6 +241,10 @@ CONTENT_SECURITY_POLICY = {
 # The largest webhook body we accept; larger gets 413 (Redox's own API limit is 40 MB).
 REDOX_WEBHOOK_MAX_BYTES = env_int("REDOX_WEBHOOK_MAX_BYTES", 10 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = REDOX_WEBHOOK_MAX_BYTES
+# Wrong or missing verification tokens allowed per client address per minute before that
+# address gets 429 (hcoint/throttle.py); a request with a right token is never refused.
+WEBHOOK_BAD_TOKEN_LIMIT = env_int("WEBHOOK_BAD_TOKEN_LIMIT", 30)
+WEBHOOK_BAD_TOKEN_WINDOW_SECONDS = 60
 # The largest clinical note PDF; never above Redox's 30 MB file limit.
 REDOX_FILE_LIMIT_BYTES = 30 * 1024 * 1024
 NOTE_MAX_BYTES = min(env_int("NOTE_MAX_BYTES", 10 * 1024 * 1024), REDOX_FILE_LIMIT_BYTES)
@@ -308,5 +322,11 @@ LOGGING = {
         "django.server": {"handlers": [], "level": "INFO" if DEBUG else "WARNING", "propagate": True},
         # SQL statements are logged with their parameters (patient data) in DEBUG.
         "django.db.backends": {"handlers": [], "level": "INFO", "propagate": True},
+        # ddtrace gives its logger a plain StreamHandler on stderr (DD_TRACE_LOG_STREAM_HANDLER,
+        # on by default), so with no agent reachable each failed flush printed "failed to send,
+        # dropping N traces ..." as a plain line beside the JSON one. Naming the logger here
+        # removes that handler; its lines reach root, JSON. The image also sets
+        # DD_TRACE_LOG_STREAM_HANDLER=false for the moments before this configuration runs.
+        "ddtrace": {"handlers": [], "propagate": True},
     },
 }

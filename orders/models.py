@@ -426,3 +426,24 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise PermissionError("Audit events are append-only.")
+
+
+class ThrottleCount(models.Model):
+    """Failures one client address had in one time window, per throttle (hcoint/throttle.py).
+
+    A table, not a per-process cache: gunicorn runs several processes in several
+    containers, and a limit each of them counted alone would be that many times higher.
+    """
+
+    scope = models.CharField(max_length=40)
+    key = models.CharField(max_length=64)
+    window_start = models.DateTimeField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["scope", "key", "window_start"], name="throttle_one_row_per_window"),
+        ]
+
+    def __str__(self):
+        return f"{self.scope} {self.window_start:%Y-%m-%d %H:%M}: {self.count}"

@@ -1,9 +1,10 @@
 """The Redox webhook: verify, store, answer 200.
 
 Redox pauses a partner's whole feed while we answer >= 400 and retries the same
-message forever, so only a caller we cannot identify (401) or an oversized body (413)
-gets an error. Everything an authenticated partner sends is stored and answered 200,
-even what we cannot process (see orders/ingest.py).
+message forever, so only a caller we cannot identify (401), an address that keeps
+sending wrong tokens (429) or an oversized body (413) gets an error. Everything an
+authenticated partner sends is stored and answered 200, even what we cannot process
+(see orders/ingest.py).
 https://developer.redoxengine.com/redox-json-api/processing-requests/
 
 The token is checked before the body is read: a caller without a partner's token
@@ -19,6 +20,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from hcoint.events import log_event
+from hcoint.throttle import WEBHOOK_BAD_TOKEN, address_key
 from orders.ingest import message_ingest
 from orders.models import Partner
 from redox import verification
@@ -39,7 +41,16 @@ def _refuse(request, token):
         token_present=bool(token),
         method=request.method,
     )
+    if WEBHOOK_BAD_TOKEN.record_failure(address_key(request)):
+        return _throttled()
     return _text("invalid verification token", status=401)
+
+
+def _throttled():
+    # No log line: the throttle logged `webhook.throttled` once, when the limit was reached.
+    response = _text("too many requests with a wrong verification token", status=429)
+    response["Retry-After"] = str(WEBHOOK_BAD_TOKEN.retry_after())
+    return response
 
 
 def _declared_length(request):
@@ -69,17 +80,21 @@ def _challenge_without_partner(request, header_token):
 @require_http_methods(["GET", "POST"])
 def redox_webhook(request):
     header_token = request.headers.get(verification.TOKEN_HEADER, "")
+    partner = Partner.objects.for_token(header_token)
+    # An address over the wrong-token limit gets 429 before its body is read. A request
+    # whose header token is right still passes: Redox's egress addresses are shared.
+    if partner is None and WEBHOOK_BAD_TOKEN.is_over(address_key(request)):
+        return _throttled()
 
     if request.method == "GET":
         # Redox only uses GET to verify a destination; messages always come by POST.
         challenge = verification.challenge_from_query(request.GET, header_token)
         if challenge is not None:
             return _answer_challenge(request, challenge)
-        if Partner.objects.for_token(header_token) is None:
+        if partner is None:
             return _refuse(request, header_token)
         return _text("challenge missing", status=400)
 
-    partner = Partner.objects.for_token(header_token)
     if partner is None:
         challenge = _challenge_without_partner(request, header_token)
         if challenge is not None:

@@ -1,11 +1,19 @@
 """Roles are groups with permissions; every staff view checks its permission and answers
-403 without it (a hidden button is not enough), and every page needs sign-in."""
+403 without it (a hidden button is not enough), every page needs sign-in, and every
+response carries `Cache-Control: no-store, private` (pages show patient data).
+
+The matrix is generated from the URLconf: every named URL outside the admin must have a
+rule in RULES, so a new URL without one fails `test_every_url_has_a_rule`. The Django
+admin's URLs (every one of them, generated from admin.site) follow one rule: only the
+admin role gets in.
+"""
 
 from unittest import mock
 
 import pytest
 from django.contrib.auth.models import Group
-from django.urls import reverse
+from django.contrib.contenttypes.models import ContentType
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from orders.models import Delivery
 from tests.conftest import make_user
@@ -13,26 +21,76 @@ from tests.pages_fixtures import make_delivery, make_note, make_order
 
 pytestmark = pytest.mark.django_db
 
-# (url name, which object's id goes in the path, method, permission needed)
-VIEWS = [
-    ("order_list", None, "get", "orders.view_order"),
-    ("order_detail", "order", "get", "orders.view_order"),
-    ("note_pdf", "note", "get", "orders.view_order"),
-    ("note_download", "note", "get", "orders.view_order"),
-    ("upload_note", "order", "get", "orders.upload_note"),
-    ("upload_note", "order", "post", "orders.upload_note"),
-    ("review_note", "note", "get", "orders.upload_note"),
-    ("send_note", "note", "post", "orders.upload_note"),
-    ("resend_note", "note", "post", "orders.upload_note"),
-    ("retry_delivery", "delivery", "post", "orders.manage_delivery"),
-    ("abandon_delivery", "delivery", "get", "orders.manage_delivery"),
-    ("abandon_delivery", "delivery", "post", "orders.manage_delivery"),
-]
+# Who may reach a URL when it is not a permission: anyone, any signed-in user, or a
+# partner by its verification token (the webhook; no session).
+PUBLIC, SIGNED_IN, PARTNER_TOKEN = "public", "signed in", "partner token"
+
+# url name -> [(which object's id goes in the path, method, who may)]; a permission
+# name means a signed-in user holding it.
+RULES = {
+    "healthcheck": [(None, "get", PUBLIC)],
+    "login": [(None, "get", PUBLIC)],
+    "logout": [(None, "post", SIGNED_IN)],
+    "password_change": [(None, "get", SIGNED_IN)],
+    "password_change_done": [(None, "get", SIGNED_IN)],
+    "redox_webhook": [(None, "get", PARTNER_TOKEN), (None, "post", PARTNER_TOKEN)],
+    "order_list": [(None, "get", "orders.view_order")],
+    "order_detail": [("order", "get", "orders.view_order")],
+    "note_pdf": [("note", "get", "orders.view_order")],
+    "note_download": [("note", "get", "orders.view_order")],
+    "upload_note": [("order", "get", "orders.upload_note"), ("order", "post", "orders.upload_note")],
+    "review_note": [("note", "get", "orders.upload_note")],
+    "send_note": [("note", "post", "orders.upload_note")],
+    "resend_note": [("note", "post", "orders.upload_note")],
+    "retry_delivery": [("delivery", "post", "orders.manage_delivery")],
+    "abandon_delivery": [("delivery", "get", "orders.manage_delivery"), ("delivery", "post", "orders.manage_delivery")],
+    "usage": [(None, "get", "orders.view_usage")],
+}
 ROLE_PERMISSIONS = {
     "viewer": {"orders.view_order"},
-    "uploader": {"orders.view_order", "orders.upload_note", "orders.manage_delivery"},
-    "admin": {"orders.view_order", "orders.upload_note", "orders.manage_delivery"},
+    "uploader": {"orders.view_order", "orders.upload_note", "orders.manage_delivery", "orders.view_usage"},
+    "admin": {"orders.view_order", "orders.upload_note", "orders.manage_delivery", "orders.view_usage"},
 }
+ADMIN_NAMESPACE = "admin"
+# The admin's own sign-in page opens for everyone; its sign-out sends a visitor who is
+# not signed in to the admin's index, which asks for sign-in.
+ADMIN_PUBLIC = {"login"}
+ADMIN_SIGN_OUT = "logout"
+
+
+def url_patterns(resolver=None, namespace=None):
+    """(namespace, name, pattern) for every URL in the URLconf, included ones too."""
+    for entry in (resolver or get_resolver()).url_patterns:
+        if isinstance(entry, URLResolver):
+            yield from url_patterns(entry, entry.namespace or namespace)
+        elif isinstance(entry, URLPattern):
+            yield namespace, entry.name, entry
+
+
+APP_URLS = sorted({name for namespace, name, _ in url_patterns() if namespace != ADMIN_NAMESPACE}, key=str)
+ADMIN_URLS = sorted(
+    {
+        (name, tuple(entry.pattern.regex.groupindex))
+        for namespace, name, entry in url_patterns()
+        if namespace == ADMIN_NAMESPACE and name
+    }
+)
+VIEWS = [(name, kind, method, who) for name, rules in RULES.items() for kind, method, who in rules]
+PERMISSION_VIEWS = [view for view in VIEWS if view[3] not in (PUBLIC, SIGNED_IN, PARTNER_TOKEN)]
+
+
+def assert_not_cached(response):
+    directives = {part.strip().split("=")[0] for part in response.get("Cache-Control", "").split(",")}
+    assert {"no-store", "private"} <= directives, (response.status_code, response.get("Cache-Control"))
+
+
+def test_every_url_has_a_rule():
+    assert None not in APP_URLS, "every URL outside the admin needs a name, and a rule in RULES"
+    assert set(APP_URLS) == set(RULES), "URLs without a rule, or rules for no URL"
+
+
+def test_the_admin_is_in_the_urlconf():
+    assert {"index", "login", "orders_order_changelist"} <= {name for name, _ in ADMIN_URLS}
 
 
 @pytest.fixture(autouse=True)
@@ -47,7 +105,7 @@ def objects(partner):
     order = make_order(partner)
     note = make_note(order, author)
     delivery = make_delivery(make_order(partner), author, status=Delivery.Status.FAILED)
-    return {"order": order, "note": note, "delivery": delivery}
+    return {"order": order, "note": note, "delivery": delivery, "author": author}
 
 
 def call(client, objects, name, kind, method):
@@ -55,29 +113,102 @@ def call(client, objects, name, kind, method):
     return getattr(client, method)(url, {"reason": "a reason"} if method == "post" else None)
 
 
-@pytest.mark.parametrize(("name", "kind", "method", "perm"), VIEWS)
+@pytest.mark.parametrize(("name", "kind", "method", "perm"), PERMISSION_VIEWS)
 def test_anonymous_is_sent_to_sign_in(client, objects, name, kind, method, perm):
     response = call(client, objects, name, kind, method)
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("login") + "?next=")
+    assert_not_cached(response)
 
 
-@pytest.mark.parametrize(("name", "kind", "method", "perm"), VIEWS)
+@pytest.mark.parametrize(("name", "kind", "method", "perm"), PERMISSION_VIEWS)
 def test_signed_in_user_without_a_role_gets_403(client, objects, name, kind, method, perm):
     client.force_login(make_user("nobody"))
-    assert call(client, objects, name, kind, method).status_code == 403
+    response = call(client, objects, name, kind, method)
+    assert response.status_code == 403
+    assert_not_cached(response)
 
 
 @pytest.mark.parametrize("role", ["viewer", "uploader", "admin"])
-@pytest.mark.parametrize(("name", "kind", "method", "perm"), VIEWS)
+@pytest.mark.parametrize(("name", "kind", "method", "perm"), PERMISSION_VIEWS)
 def test_each_role_gets_exactly_its_views(client, objects, role, name, kind, method, perm):
     client.force_login(make_user(f"{role}-user", role, is_staff=role == "admin"))
-    status = call(client, objects, name, kind, method).status_code
+    response = call(client, objects, name, kind, method)
     if perm in ROLE_PERMISSIONS[role]:
-        assert status != 403
-        assert status < 500
+        assert response.status_code != 403
+        assert response.status_code < 500
     else:
-        assert status == 403
+        assert response.status_code == 403
+    # The order list and search, detail, review, PDFs, usage: patient data, never cached.
+    assert_not_cached(response)
+
+
+@pytest.mark.parametrize(("name", "kind", "method", "who"), [view for view in VIEWS if view[3] == PUBLIC])
+def test_public_urls_open_without_sign_in_and_are_not_cached(client, name, kind, method, who):
+    response = getattr(client, method)(reverse(name))
+    assert response.status_code == 200
+    assert_not_cached(response)
+
+
+@pytest.mark.parametrize(("name", "kind", "method", "who"), [view for view in VIEWS if view[3] == SIGNED_IN])
+def test_account_urls_need_only_sign_in(client, name, kind, method, who):
+    response = getattr(client, method)(reverse(name))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login") + "?next=")
+    assert_not_cached(response)
+    client.force_login(make_user("nobody"))
+    response = getattr(client, method)(reverse(name))
+    assert response.status_code in (200, 302)
+    # Signing out ends at the sign-in page, but not as a request to sign in first.
+    assert not response.get("Location", "").startswith(reverse("login") + "?next=")
+    assert_not_cached(response)
+
+
+@pytest.mark.parametrize(("name", "kind", "method", "who"), [view for view in VIEWS if view[3] == PARTNER_TOKEN])
+def test_the_webhook_wants_a_partner_token_not_a_session(client, partner, name, kind, method, who):
+    # A signed-in staff user is no partner; the webhook answers 401 instead of a sign-in page.
+    client.force_login(make_user("ada-admin", "admin", is_staff=True))
+    response = getattr(client, method)(reverse(name))
+    assert response.status_code == 401
+    assert_not_cached(response)
+
+
+def admin_url(name, groups, objects):
+    values = {
+        "app_label": "orders",
+        "object_id": str(objects["order"].pk),
+        "content_type_id": str(ContentType.objects.get_for_model(objects["order"]).pk),
+        "id": str(objects["author"].pk),
+    }
+    missing = set(groups) - set(values)
+    assert not missing, f"admin:{name} takes {missing}: add a value for it in admin_url"
+    return reverse(f"{ADMIN_NAMESPACE}:{name}", kwargs={group: values[group] for group in groups})
+
+
+@pytest.mark.parametrize(("name", "groups"), ADMIN_URLS)
+def test_only_the_admin_role_opens_the_admin_and_nothing_there_is_cached(client, objects, name, groups):
+    url = admin_url(name, groups, objects)
+    if name in ADMIN_PUBLIC:
+        response = client.get(url)
+        assert response.status_code == 200
+        assert_not_cached(response)
+        return
+    admin_login = reverse(f"{ADMIN_NAMESPACE}:login")
+    refused = (admin_login, reverse("login"))
+    if name == ADMIN_SIGN_OUT:
+        refused += (reverse(f"{ADMIN_NAMESPACE}:index"),)
+    for visitor in (None, make_user("vera-viewer", "viewer"), make_user("uma-uploader", "uploader")):
+        if visitor:
+            client.force_login(visitor)
+        response = client.get(url)
+        assert response.status_code == 302, (visitor, response.status_code)
+        assert response["Location"].startswith(refused), response["Location"]
+        assert_not_cached(response)
+    client.force_login(make_user("ada-admin", "admin"))
+    response = client.get(url)
+    assert response.status_code < 500
+    assert not response.get("Location", "").startswith((admin_login, reverse("login")))
+    assert_not_cached(response)
 
 
 def test_roles_exist_with_their_permissions(db):
