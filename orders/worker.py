@@ -27,7 +27,7 @@ import random
 import select
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, InterfaceError, OperationalError, connection, connections
@@ -169,18 +169,15 @@ class Worker:
         self.next_report = 0.0  # monotonic time of the next usage report: the first turn reports
         self.down_since = None
         self.delays = backoff_delays()
-        # A signal handler writes here, so a stop interrupts an idle wait at once.
-        self._wake_read, self._wake_write = os.pipe()
-        os.set_blocking(self._wake_read, False)
-        os.set_blocking(self._wake_write, False)
+        # While running, a stop writes to this pipe, so it interrupts an idle wait at once.
+        self._wake_read = self._wake_write = None
 
     def stop(self, *_signal_args):
         """Finish the current send, then exit the loop. Safe to call from a signal handler."""
         self.stopping.set()
-        try:
+        # The pipe may be full (already woken), or closed or not yet open (not running).
+        with suppress(OSError, TypeError):
             os.write(self._wake_write, b"x")
-        except OSError:
-            pass  # the pipe is full (already woken) or closed (already stopped)
 
     def run(self, *, until_idle=False, max_deliveries=None):
         """Deliver until stopped; with `until_idle`, only until nothing is due (and no usage report).
@@ -188,6 +185,9 @@ class Worker:
         Returns the number of attempts made.
         """
         attempts = 0
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_read, False)
+        os.set_blocking(self._wake_write, False)
         log_event(logger, "worker.started", lease_seconds=self.lease_seconds, idle_seconds=self.idle_seconds)
         try:
             while not self.stopping.is_set():
@@ -207,6 +207,7 @@ class Worker:
             _close_quietly(connection)
             os.close(self._wake_read)
             os.close(self._wake_write)
+            self._wake_read = self._wake_write = None
         log_event(logger, "worker.stopped", attempts=attempts)
         return attempts
 
@@ -261,16 +262,12 @@ class Worker:
         if listening is not None and listening in readable:
             self.listener.drain()
         if self._wake_read in readable:
-            try:
+            with suppress(BlockingIOError):
                 os.read(self._wake_read, 64)
-            except BlockingIOError:
-                pass
 
 
 def _close_quietly(wrapper):
     if wrapper.in_atomic_block:
         return  # inside a test's transaction: closing would discard it
-    try:
+    with suppress(DatabaseError):  # closing a connection to a database that is gone
         wrapper.close()
-    except DatabaseError:
-        pass  # closing a connection to a database that is gone
