@@ -163,12 +163,11 @@ def test_the_heartbeat_renews_the_lease_while_sending_and_stops_once_another_wor
     )
     delivery.refresh_from_db()
 
-    with caplog.at_level(logging.INFO, logger="orders.worker"):
-        with lease_heartbeat(delivery, lease_seconds=60, every=0.05):
-            time.sleep(0.3)
-            renewed = Delivery.objects.get(pk=delivery.pk).lease_expires_at
-            Delivery.objects.filter(pk=delivery.pk).update(attempt_count=2)  # taken over
-            time.sleep(0.3)
+    with caplog.at_level(logging.INFO, logger="orders.worker"), lease_heartbeat(delivery, lease_seconds=60, every=0.05):
+        time.sleep(0.3)
+        renewed = Delivery.objects.get(pk=delivery.pk).lease_expires_at
+        Delivery.objects.filter(pk=delivery.pk).update(attempt_count=2)  # taken over
+        time.sleep(0.3)
 
     assert renewed >= start + timedelta(seconds=59)
     assert events(caplog).count("worker.lease_lost") == 1
