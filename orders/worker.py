@@ -126,6 +126,7 @@ class Listener:
     def __init__(self, alias=DEFAULT_DB_ALIAS):
         self.alias = alias
         self.wrapper = None
+        self.failing = False  # logged once per run of failures, not at every idle wait
 
     def fileno(self):
         if connections[self.alias].vendor != "postgresql":
@@ -138,10 +139,15 @@ class Listener:
                 with wrapper.connection.cursor() as cursor:
                     cursor.execute(f"LISTEN {NOTIFY_CHANNEL}")
                 self.wrapper = wrapper
-            return self.wrapper.connection.fileno()
-        except Exception:  # noqa: BLE001 (Django's or the driver's error: either way, poll instead)
+            fileno = self.wrapper.connection.fileno()
+        except Exception as exc:  # noqa: BLE001 (Django's or the driver's error: either way, poll instead)
             self.close()
+            if not self.failing:
+                self.failing = True
+                log_event(logger, "worker.listen_failed", level=logging.WARNING, error_class=type(exc).__name__)
             return None
+        self.failing = False
+        return fileno
 
     def drain(self):
         """Consume the notifications that woke us (one wake-up is enough for any number)."""

@@ -144,14 +144,16 @@ def test_an_idle_worker_wakes_at_once_when_a_delivery_is_committed():
     assert looked[1] - looked[0] < 5, "woken by the NOTIFY, not the 30 s poll"
 
 
-def test_the_listener_falls_back_to_polling_when_it_cannot_connect():
+def test_the_listener_falls_back_to_polling_when_it_cannot_connect_and_says_so_once(caplog):
     listener = Listener()
     handler = mock.MagicMock()
     handler.__getitem__.return_value.vendor = "postgresql"
     handler.create_connection.side_effect = OperationalError("refused")
-    with mock.patch.object(worker_module, "connections", handler):
+    with mock.patch.object(worker_module, "connections", handler), caplog.at_level(logging.INFO, "orders.worker"):
+        assert listener.fileno() is None
         assert listener.fileno() is None
     assert listener.wrapper is None
+    assert events(caplog) == ["worker.listen_failed"]
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
