@@ -41,13 +41,11 @@ from django.utils import timezone
 
 from hcoint.events import log_event
 from hcoint.tracing import span
-from orders.delivery_message import delivery_ref, send_delivery
+from orders.delivery_message import send_delivery
 from orders.models import Delivery, DeliveryAttempt, Order
 from redox import client as redox_client
 
 logger = logging.getLogger(__name__)
-
-__all__ = ["delivery_ref"]  # re-exported: the delivery id belongs with the delivery workflows
 
 # The statuses in which staff may retry a delivery now or abandon it. Neither action applies
 # while a send may be in the air (pending or sending): the worker owns the row then.
