@@ -1,5 +1,5 @@
 # The image Aptible builds on `git push`. Aptible runs the Procfile's commands in it
-# (web: gunicorn, worker: db_worker) and the .aptible.yml migration before each
+# (web: gunicorn, worker: deliver) and the .aptible.yml migration before each
 # deploy; CMD below is only for a plain `docker run`.
 FROM python:3.12-slim
 

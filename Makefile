@@ -26,7 +26,7 @@ DEPLOY_CHECK_ENV := env -i PATH="$$PATH" HOME="$$HOME" \
 	REDOX_API_SECRET=deploy-check-unused \
 	DD_TRACE_ENABLED=false
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint drills bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,13 @@ test: lint
 	$(DEPLOY_CHECK_ENV) $(BIN)/python manage.py check --deploy --fail-level WARNING
 	$(BIN)/check-jsonschema --builtin-schema vendor.circle-ci .circleci/config.yml
 	$(BIN)/pytest --cov --cov-report=term --cov-report=xml --junitxml=test-results/junit.xml
+
+# Only the operations drills (tests marked `drill`, which `make test` also runs on PostgreSQL):
+# kill -9 a delivery worker mid-send and start another; restart PostgreSQL under a running
+# worker (a private throwaway cluster, never the shared server). They need PostgreSQL.
+drills: $(INSTALLED)
+	@case "$$DATABASE_URL" in postgres*) ;; *) echo "make drills needs DATABASE_URL=postgres://..."; exit 2;; esac
+	$(BIN)/pytest -m drill --no-cov
 
 # Benchmarks, not tests: webhook queries and latency, memory to build a message around
 # a large PDF, and the usage figures over 100,000 orders, each in a scratch copy of

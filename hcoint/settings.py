@@ -73,10 +73,6 @@ INSTALLED_APPS = [
     "axes",
     "orders",
     "redox",
-    # After "orders": for a management command the earlier app wins, and orders' db_worker
-    # (the library's worker plus the periodic delivery sweep) must replace the library's.
-    "django_tasks",
-    "django_tasks_db",
 ]
 
 MIDDLEWARE = [
@@ -135,14 +131,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web, worker and sandbox share the file during `make run`; wait for locks.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # SQLite ignores SELECT ... FOR UPDATE; taking the write lock when a transaction
+    # begins keeps the worker's claim (read, then mark sending) atomic against the web.
+    DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-
-TASKS = {
-    "default": {
-        "BACKEND": env_str("TASKS_BACKEND", "django_tasks_db.DatabaseBackend"),
-        "QUEUES": ["default"],
-    }
-}
 
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
@@ -268,12 +260,14 @@ REDOX_READ_TIMEOUT = env_int("REDOX_READ_TIMEOUT_SECONDS", 60)
 DELIVERY_MAX_AGE_HOURS = env_int("DELIVERY_MAX_AGE_HOURS", 24)
 DELIVERY_RETRY_BASE_SECONDS = env_int("DELIVERY_RETRY_BASE_SECONDS", 30)
 DELIVERY_RETRY_MAX_SECONDS = env_int("DELIVERY_RETRY_MAX_SECONDS", 3600)
-# How often the worker looks for deliveries whose job vanished or whose worker died.
-DELIVERY_SWEEP_INTERVAL_SECONDS = env_int("DELIVERY_SWEEP_INTERVAL_SECONDS", 60)
-# A delivery still "sending" after this long lost its worker and is sent again. Must exceed
-# the longest possible attempt: up to six calls (token, upload and send, each possibly
-# repeated once after a 401), each bounded by the connect + read timeouts (5 s + 60 s).
-DELIVERY_SENDING_TIMEOUT_SECONDS = env_int("DELIVERY_SENDING_TIMEOUT_SECONDS", 600)
+# A worker holds a delivery it is sending for this long, and renews the hold every
+# DELIVERY_LEASE_RENEW_SECONDS while the send lasts; a delivery whose lease ran out lost its
+# worker and is claimed again by another (orders/worker.py). Renew well inside the lease.
+DELIVERY_LEASE_SECONDS = env_int("DELIVERY_LEASE_SECONDS", 60)
+DELIVERY_LEASE_RENEW_SECONDS = env_int("DELIVERY_LEASE_RENEW_SECONDS", 20)
+# An idle worker looks for due deliveries this often; on PostgreSQL a new delivery also
+# wakes it at once (LISTEN/NOTIFY), so this bounds how late a due retry can start.
+DELIVERY_IDLE_POLL_SECONDS = env_int("DELIVERY_IDLE_POLL_SECONDS", 5)
 # How often the worker emits the usage figures (orders.usage.usage_report); the "orders
 # awaiting a note" monitor looks back 2 hours, so keep it well under that.
 USAGE_REPORT_INTERVAL_SECONDS = env_int("USAGE_REPORT_INTERVAL_SECONDS", 3600)
@@ -309,9 +303,7 @@ LOGGING = {
             "filters": ["request_id", "phi"],
         },
     },
-    # Every logger reaches this handler through root. That is also what keeps the task
-    # worker's lines ("Starting worker ...", task states) in this format: django_tasks_db's
-    # db_worker adds a plain handler of its own only when no handler is reachable. gunicorn
+    # Every logger reaches this handler through root. gunicorn
     # takes this configuration too (gunicorn.conf.py, hcoint.logging.gunicorn_logconfig).
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {

@@ -6,10 +6,12 @@ in `orders/ingest.py`, `orders/notes.py` and `orders/delivery.py`.
 """
 
 import hashlib
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
@@ -282,6 +284,23 @@ class DeliveryQuerySet(models.QuerySet):
     def in_flight(self):
         return self.filter(status__in=Delivery.IN_FLIGHT)
 
+    def claimable(self, now):
+        """What a worker may take now, most urgent first: the Delivery table is the queue.
+
+        Due pending and retry-scheduled deliveries, and SENDING ones whose lease ran out (their
+        worker died). First attempts go ahead of retries and re-sends, so a backlog of failing
+        deliveries never delays a fresh one; within each group the longest-waiting goes first.
+        """
+        due = Q(status__in=[Delivery.Status.PENDING, Delivery.Status.RETRY_SCHEDULED]) & (
+            Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+        )
+        lease_expired = Q(status=Delivery.Status.SENDING, lease_expires_at__lt=now)
+        return self.filter(due | lease_expired).order_by(
+            models.Case(models.When(attempt_count=0, then=0), default=1),
+            Coalesce("next_attempt_at", "lease_expires_at", "created_at"),
+            "id",
+        )
+
 
 class Delivery(models.Model):
     """One send of one note for one order to Redox. The row is the source of truth."""
@@ -306,6 +325,9 @@ class Delivery(models.Model):
     attempt_count = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     sending_started_at = models.DateTimeField(null=True, blank=True)
+    # While SENDING: the worker holding the row renews this; once it passes, the worker is
+    # presumed dead and any worker may claim the delivery again (orders/worker.py).
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     redox_log_id = models.CharField("Redox log id", max_length=100, blank=True)
     last_error = models.TextField(blank=True)
@@ -332,6 +354,8 @@ class Delivery(models.Model):
             # The usage figures count deliveries by week sent and week created.
             models.Index(fields=["status", "sent_at"], name="delivery_status_sent"),
             models.Index(fields=["created_at"], name="delivery_created"),
+            # The claim query's second half: sending rows whose lease ran out.
+            models.Index(fields=["lease_expires_at"], name="delivery_lease", condition=Q(status="sending")),
         ]
 
     def __str__(self):
@@ -340,6 +364,71 @@ class Delivery(models.Model):
     @property
     def in_flight(self):
         return self.status in self.IN_FLIGHT
+
+    # --- State transitions. Callers hold the row lock (select_for_update) and keep the
+    # order's state in step (orders/delivery.py); each saves only the fields it changes.
+
+    def claim(self, now, lease_seconds):
+        """pending / retry scheduled / lease expired -> sending, leased to the caller until renewed."""
+        self.status = self.Status.SENDING
+        self.sending_started_at = now
+        self.lease_expires_at = now + timedelta(seconds=lease_seconds)
+        self.next_attempt_at = None
+        self.attempt_count += 1
+        self._save("status", "sending_started_at", "lease_expires_at", "next_attempt_at", "attempt_count")
+
+    def renew_lease(self, now, lease_seconds):
+        """Push the lease on, if this attempt still holds the row. False once another worker took it."""
+        held = Delivery.objects.filter(pk=self.pk, status=self.Status.SENDING, attempt_count=self.attempt_count)
+        return held.update(lease_expires_at=now + timedelta(seconds=lease_seconds)) == 1
+
+    def is_held_by(self, attempt_count, sending_started_at):
+        """Whether the attempt that claimed the row with these values still owns it."""
+        return (
+            self.status == self.Status.SENDING
+            and self.attempt_count == attempt_count
+            and self.sending_started_at == sending_started_at
+        )
+
+    def mark_sent(self, now, log_id):
+        self.status = self.Status.SENT
+        self.sent_at = now
+        self.redox_log_id = log_id or ""
+        self.last_error = ""
+        self._save("status", "sent_at", "redox_log_id", "last_error")
+
+    def schedule_retry(self, next_at, error_text):
+        self.status = self.Status.RETRY_SCHEDULED
+        self.next_attempt_at = next_at
+        self.last_error = error_text
+        self._save("status", "next_attempt_at", "last_error")
+
+    def mark_failed(self, error_text):
+        self.status = self.Status.FAILED
+        self.last_error = error_text
+        self._save("status", "last_error")
+
+    def queue_now(self, now):
+        """Staff "retry now": due at once, as a first attempt would be."""
+        self.status = self.Status.PENDING
+        self.next_attempt_at = now
+        self._save("status", "next_attempt_at")
+
+    def abandon(self, reason, by=None):
+        self.status = self.Status.ABANDONED
+        self.abandoned_reason = reason
+        self.abandoned_by = by
+        self._save("status", "abandoned_reason", "abandoned_by")
+
+    def _save(self, *fields):
+        # Whatever the new state, nothing is scheduled or leased unless it says so.
+        if self.status != self.Status.SENDING:
+            self.lease_expires_at = None
+        if self.status != self.Status.RETRY_SCHEDULED and not (
+            self.status == self.Status.PENDING and "next_attempt_at" in fields
+        ):
+            self.next_attempt_at = None
+        self.save(update_fields=sorted({*fields, "lease_expires_at", "next_attempt_at"}))
 
 
 class DeliveryAttempt(models.Model):

@@ -109,6 +109,7 @@ def note_send(*, note, user, request=None, correction_reason=None):
                 raise NoteRefused(IN_FLIGHT, "in_flight") from None
             order.state = Order.State.SENDING
             order.save(update_fields=["state", "updated_at"])
+            # The committed row is the queue; this only wakes idle workers once it commits.
             delivery_enqueue(delivery=delivery)
             audit_record(request=request, user=user, action=action, obj=delivery, order=order)
     except NoteRefused as refused:

@@ -20,7 +20,7 @@ UPLOADER = [
     ("orders", "view_usage"),
     ("orders", "view_delivery"),
 ]
-ADMIN_APPS = ("orders", "auth", "axes", "django_tasks_database")
+ADMIN_APPS = ("orders", "auth", "axes")
 
 
 def roles_sync(apps, using="default"):

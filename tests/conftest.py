@@ -1,5 +1,5 @@
 """Shared fixtures: partners, sample Redox payloads, staff users in each role, and fakes
-for the job queue and the tracer."""
+for queueing a delivery and for the tracer."""
 
 import json
 import signal
@@ -117,7 +117,8 @@ def admin_user(db):
 
 @pytest.fixture
 def enqueue():
-    """The note workflows queue no real job; the fake records what they would have queued."""
+    """The note workflows' `delivery_enqueue` (which wakes the workers after commit), replaced by a
+    fake that records which deliveries they queued."""
     with mock.patch("orders.notes.delivery_enqueue", autospec=True) as fake:
         yield fake
 

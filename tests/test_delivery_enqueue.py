@@ -1,13 +1,15 @@
-"""Queueing a delivery's job commits or rolls back with the transaction that created the delivery."""
+"""Queueing a delivery is committing its row; idle workers are woken once it commits, never before."""
 
+import select
+from unittest import mock
+
+import psycopg2
 import pytest
-from django.db import transaction
-from django_tasks import task_backends
-from django_tasks_db.models import DBTaskResult
+from django.db import DatabaseError, connection, transaction
 
-from orders.delivery import FIRST_ATTEMPT_PRIORITY, delivery_enqueue
+from orders import delivery as delivery_module
+from orders.delivery import NOTIFY_CHANNEL, delivery_enqueue, wake_workers
 from orders.models import Delivery
-from orders.tasks import deliver
 from tests.delivery_fakes import make_delivery, make_order
 
 pytestmark = pytest.mark.django_db
@@ -17,42 +19,57 @@ class Boom(Exception):
     pass
 
 
-def test_the_job_is_a_row_saved_with_the_delivery(partner, uploader):
+def test_a_committed_delivery_is_claimable_with_nothing_else_to_queue(partner, uploader):
     delivery = make_delivery(make_order(partner), uploader)
 
-    [job] = DBTaskResult.objects.all()
-    assert job.status == "READY"
-    assert job.task_path == deliver.module_path
-    assert job.args_kwargs == {"args": [], "kwargs": {"delivery_id": delivery.pk}}
-    assert job.priority == FIRST_ATTEMPT_PRIORITY
+    assert delivery.status == Delivery.Status.PENDING
+    assert list(Delivery.objects.claimable(delivery.created_at)) == [delivery]
 
 
-def test_a_rolled_back_send_leaves_neither_delivery_nor_job(partner, uploader):
+def test_a_rolled_back_send_leaves_no_delivery_and_wakes_nobody(partner, uploader):
     order = make_order(partner)
 
-    with pytest.raises(Boom), transaction.atomic():
-        make_delivery(order, uploader)
-        assert DBTaskResult.objects.count() == 1
-        raise Boom
-
-    assert not Delivery.objects.exists()
-    assert not DBTaskResult.objects.exists()
+    with mock.patch.object(delivery_module, "wake_workers") as wake:
+        with pytest.raises(Boom), transaction.atomic():
+            make_delivery(order, uploader)
+            raise Boom
+        assert not Delivery.objects.exists()
+    wake.assert_not_called()
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_with_another_backend_the_job_is_queued_only_once_the_delivery_is_committed(partner, uploader, settings):
-    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.dummy.DummyBackend"}}
-    backend = task_backends["default"]
+def test_workers_are_woken_only_once_the_delivery_is_committed(partner, uploader):
     delivery = make_delivery(make_order(partner), uploader, enqueue=False)
 
-    with transaction.atomic():
-        delivery_enqueue(delivery=delivery)
-        assert backend.results == []
+    with mock.patch.object(delivery_module, "wake_workers") as wake:
+        with transaction.atomic():
+            delivery_enqueue(delivery=delivery)
+            wake.assert_not_called()
+        wake.assert_called_once_with()
 
-    [result] = backend.results
-    assert result.kwargs == {"delivery_id": delivery.pk}
 
-    with pytest.raises(Boom), transaction.atomic():
-        delivery_enqueue(delivery=delivery)
-        raise Boom
-    assert len(backend.results) == 1
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="LISTEN/NOTIFY is PostgreSQL's; SQLite workers poll")
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_the_wake_up_is_a_notify_on_the_workers_channel():
+    params = connection.settings_dict
+    listener = psycopg2.connect(
+        host=params["HOST"] or None, port=params["PORT"] or None, user=params["USER"] or None, dbname=params["NAME"]
+    )
+    listener.autocommit = True
+    try:
+        with listener.cursor() as cursor:
+            cursor.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        wake_workers()
+        select.select([listener], [], [], 5)
+        listener.poll()
+        assert [n.channel for n in listener.notifies] == [NOTIFY_CHANNEL]
+    finally:
+        listener.close()
+
+
+def test_a_failed_wake_up_is_logged_and_not_raised(caplog):
+    broken = mock.MagicMock(vendor="postgresql")
+    broken.cursor.side_effect = DatabaseError("gone")
+    with mock.patch.object(delivery_module, "connection", broken):
+        wake_workers()
+    assert [r.event for r in caplog.records if hasattr(r, "event")] == ["delivery.wake_failed"]

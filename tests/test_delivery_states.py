@@ -3,9 +3,8 @@
 from datetime import timedelta
 
 import pytest
-from django_tasks_db.models import DBTaskResult
 
-from orders.delivery import RETRY_PRIORITY, delivery_attempt
+from orders.delivery import delivery_attempt
 from orders.models import Delivery, DeliveryAttempt, Order
 from tests.delivery_fakes import T0, FakeRedox, accepted, make_delivery, make_order, permanent, transient
 
@@ -17,10 +16,6 @@ NOW = T0 + timedelta(seconds=5)
 @pytest.fixture
 def order(partner):
     return make_order(partner)
-
-
-def queued_jobs(delivery):
-    return DBTaskResult.objects.filter(status="READY", args_kwargs__kwargs__delivery_id=delivery.pk)
 
 
 def test_a_pending_delivery_is_sent_and_the_order_becomes_sent(order, uploader):
@@ -65,9 +60,8 @@ def test_the_delivery_and_its_order_are_sending_while_redox_is_called(order, upl
     assert seen["order_state"] == Order.State.SENDING
 
 
-def test_a_transient_error_schedules_a_retry_with_a_new_delayed_job(order, uploader):
+def test_a_transient_error_schedules_a_retry_that_a_worker_claims_once_due(order, uploader):
     delivery = make_delivery(order, uploader)
-    DBTaskResult.objects.all().delete()  # the first job has been taken by the worker
 
     with FakeRedox(transient(503)).patch():
         delivery_attempt(delivery_id=delivery.pk, now=NOW)
@@ -78,9 +72,9 @@ def test_a_transient_error_schedules_a_retry_with_a_new_delayed_job(order, uploa
     assert delivery.next_attempt_at > NOW
     assert delivery.last_error == "Redox /endpoint: HTTP 503"
     assert order.state == Order.State.SENDING
-    [job] = queued_jobs(delivery)
-    assert job.run_after == delivery.next_attempt_at
-    assert job.priority == RETRY_PRIORITY
+    assert delivery.lease_expires_at is None
+    assert not Delivery.objects.claimable(delivery.next_attempt_at - timedelta(seconds=1)).exists()
+    assert list(Delivery.objects.claimable(delivery.next_attempt_at)) == [delivery]
     [attempt] = delivery.attempts.all()
     assert attempt.outcome == DeliveryAttempt.Outcome.TRANSIENT
     assert attempt.http_status == 503
@@ -108,7 +102,6 @@ def test_a_retry_is_not_attempted_before_it_is_due(order, uploader):
 
 def test_a_permanent_error_fails_at_once_with_redox_error_text(order, uploader):
     delivery = make_delivery(order, uploader)
-    DBTaskResult.objects.all().delete()
     error = permanent(("Patient.Identifiers is required", "Orders[0].ID is required"))
 
     with FakeRedox(error).patch():
@@ -120,7 +113,7 @@ def test_a_permanent_error_fails_at_once_with_redox_error_text(order, uploader):
     assert delivery.last_error == "Patient.Identifiers is required; Orders[0].ID is required"
     assert delivery.next_attempt_at is None
     assert order.state == Order.State.FAILED
-    assert not queued_jobs(delivery).exists()
+    assert not Delivery.objects.claimable(NOW + timedelta(days=365)).exists()
     [attempt] = delivery.attempts.all()
     assert attempt.outcome == DeliveryAttempt.Outcome.PERMANENT
     assert attempt.http_status == 400

@@ -39,7 +39,7 @@ def test_the_worker_delivers_to_the_sandbox_and_records_its_log_id(partner, uplo
     order = make_order(partner)
     delivery = make_delivery(order, uploader, created_at=timezone.now())
 
-    call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", "--verbosity", "0")
+    call_command("deliver", "--until-idle")
 
     delivery.refresh_from_db()
     order.refresh_from_db()
@@ -80,7 +80,7 @@ def test_a_rejection_fails_with_the_sandbox_text_and_retry_now_sends_it_once_acc
 
     sandbox.state.clear()
     delivery_retry_now(delivery=delivery, user=uploader)
-    call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", "--verbosity", "0")
+    call_command("deliver", "--until-idle")
 
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.SENT

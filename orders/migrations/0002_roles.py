@@ -23,7 +23,8 @@ class Migration(migrations.Migration):
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),
         ("axes", "__first__"),
-        ("django_tasks_database", "__first__"),
+        # It also waited for the task queue app's tables, whose permissions the admin role
+        # then got; that app is gone (the Delivery row is the queue, migration 0011).
     ]
 
     operations = [migrations.RunPython(create_roles, remove_roles)]
