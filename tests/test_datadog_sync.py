@@ -15,7 +15,7 @@ from orders.management.commands.datadog_sync import LOG_QUERY, OPS_DIR, load_all
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE_DIRS = ("hcoint", "orders", "redox")
-# Attributes every JSON log line has, written by hcoint.logging's formatter.
+# Attributes every JSON log line has, written by hcoint.logging's JSON formatter.
 FORMATTER_FIELDS = {"event", "level", "message", "logger.name", "request_id", "error.kind", "error.message"}
 API = "https://api.datadoghq.com"
 EVENT_NAME = re.compile(r"^[a-z]+(\.[a-z_]+)+$")
