@@ -1,7 +1,12 @@
 """Create or update one partner (a hospital's Redox connection), idempotently.
 
     manage.py configure_partner --name "Cascade Health" --verification-token TOKEN \
-        --destination-id ID --destination-name NAME [--outbound results|notes] [--second-token TOKEN]
+        --destination-id ID --destination-name NAME [--outbound results|notes] [--second-token TOKEN] \
+        [--production|--test]
+
+`--production`/`--test` say which Redox environment the connection is; a message whose
+`Meta.Test` disagrees is logged as `message.environment_mismatch` (see orders/ingest.py).
+Token rules are `Partner.token_problems`, the same the admin form applies.
 
 Running it again with the same values changes nothing. Tokens are stored hashed and
 never printed. To rotate a token without downtime: add the new one with
