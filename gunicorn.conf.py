@@ -7,50 +7,34 @@ without a rebuild. Settings reference: https://docs.gunicorn.org/en/stable/setti
 import os
 
 from hcoint import settings as app_settings
+from hcoint.env import env_bool, env_int, env_str
 from hcoint.logging import gunicorn_logconfig
-
-
-def _env_int(name, default):
-    value = os.environ.get(name, "")
-    return int(value) if value.strip() else default
-
-
-def _env_bool(name, default=False):
-    value = os.environ.get(name, "").strip().lower()
-    if not value:
-        return default
-    if value in ("true", "1", "yes", "on"):
-        return True
-    if value in ("false", "0", "no", "off"):
-        return False
-    raise ValueError(f"{name} must be true or false, not {value!r}")
-
 
 # Aptible's endpoint reaches the container on the port the Dockerfile EXPOSEs, on
 # the container's own interface, so bind every interface (127.0.0.1 would fail
 # the health check).
-bind = f"0.0.0.0:{_env_int('PORT', 8000)}"
+bind = f"0.0.0.0:{env_int('PORT', 8000)}"
 
 # Threads, not more processes: requests mostly wait on PostgreSQL, and the
 # container has little memory to spare for extra copies of Django.
-workers = _env_int("WEB_CONCURRENCY", 2)
-threads = _env_int("GUNICORN_THREADS", 4)
+workers = env_int("WEB_CONCURRENCY", 2)
+threads = env_int("GUNICORN_THREADS", 4)
 worker_class = "gthread"
 
 # A worker that stops heart-beating this long is killed. With gthread the
 # heartbeat comes from the main loop, so a slow upload on one thread does not
 # trip it; this catches a worker that is truly stuck.
-timeout = _env_int("GUNICORN_TIMEOUT", 30)
+timeout = env_int("GUNICORN_TIMEOUT", 30)
 # On SIGTERM (a deploy, a restart), requests in progress get this long to finish.
-graceful_timeout = _env_int("GUNICORN_GRACEFUL_TIMEOUT", 20)
+graceful_timeout = env_int("GUNICORN_GRACEFUL_TIMEOUT", 20)
 # Longer than the load balancer's idle timeout (60 s by default), so the proxy
 # closes idle connections first; the other order shows up as sporadic 502s.
-keepalive = _env_int("GUNICORN_KEEPALIVE", 75)
+keepalive = env_int("GUNICORN_KEEPALIVE", 75)
 
 # Recycle workers now and then so a slow leak cannot grow without bound; the
 # jitter stops every worker restarting at the same moment.
-max_requests = _env_int("GUNICORN_MAX_REQUESTS", 1000)
-max_requests_jitter = _env_int("GUNICORN_MAX_REQUESTS_JITTER", 100)
+max_requests = env_int("GUNICORN_MAX_REQUESTS", 1000)
+max_requests_jitter = env_int("GUNICORN_MAX_REQUESTS_JITTER", 100)
 
 # Request-size limits, consistent with the app. The request line carries the
 # order search (`?q=`) and Redox's GET verification (`?challenge=…&verification-token=…`),
@@ -71,9 +55,9 @@ limit_request_field_size = 8190
 # Access logs are off: a request line holds the query string, and the order
 # search puts patient names there. Turn on only for debugging; the format
 # below logs the path without the query string (%(U)s) all the same.
-logconfig_dict = gunicorn_logconfig(app_settings.LOGGING, access_log=_env_bool("GUNICORN_ACCESS_LOG"))
+logconfig_dict = gunicorn_logconfig(app_settings.LOGGING, access_log=env_bool("GUNICORN_ACCESS_LOG"))
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
-loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
+loglevel = env_str("GUNICORN_LOG_LEVEL", "info")
 
 # The heartbeat file lives in memory: a disk-backed /tmp can stall workers
 # (https://docs.gunicorn.org/en/stable/faq.html#blocking-os-fchmod).
@@ -86,6 +70,6 @@ control_socket_disable = True
 
 # No preload_app: each worker loads the Django application after the fork, which
 # keeps database connections and tracer threads per process. The master reads only
-# the settings module and hcoint.logging, for its log lines; it sets up no app and
-# opens no connection.
+# the settings module and hcoint.logging (with hcoint.phi and hcoint.env), for its
+# log lines; it sets up no app and opens no connection.
 preload_app = False

@@ -2,7 +2,8 @@
 
 Compares `redox.outbound.encode_message` (one exact-size buffer, base64 written in
 place) with the obvious `json.dumps` of a base64 string, for PDFs of 200 KB, 5 MB and
-30 MB (Redox's file limit), measured with tracemalloc. Not a test.
+Redox's file limit (settings.REDOX_FILE_LIMIT_BYTES, 30 MiB), measured with tracemalloc.
+Not a test.
 """
 
 import base64
@@ -17,9 +18,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchenv import setup_django  # noqa: E402
+
+setup_django()
+
+from django.conf import settings  # noqa: E402
+
 from redox.outbound import Base64File, Document, OutboundOrder, build_message, encode_message  # noqa: E402
 
-SIZES = [200_000, 5_000_000, 30_000_000]
+SIZES = [200_000, 5_000_000, settings.REDOX_FILE_LIMIT_BYTES]
 ORDER = OutboundOrder(
     ehr_order_id="157720311",
     patient_identifiers=[{"ID": "MRN-BENCH", "IDType": "MR"}],

@@ -1,7 +1,10 @@
-"""Log lines for HCOINT: JSON on stdout in production, plain lines in development, no patient data.
+"""Log lines for HCOINT: JSON on stdout in production, plain lines in development.
 
-Every process Django sets up (web, worker, management commands) configures logging
-through `configure_observability`, named by `LOGGING_CONFIG` in settings.
+Formatters and wiring only; what counts as patient data, and how it is removed, is
+`hcoint.phi`. Every process Django sets up (web, worker, management commands)
+configures logging through `hcoint.observability.configure_observability`, named by
+`LOGGING_CONFIG` in settings; gunicorn takes the same configuration through
+`gunicorn_logconfig`.
 
 The JSON line is what Datadog's JSON preprocessing understands without a custom
 pipeline (https://docs.datadoghq.com/logs/log_configuration/pipelines/): `timestamp`,
@@ -10,307 +13,32 @@ puts on each record when log injection is on, `error.kind`/`error.message`/
 `error.stack` for Error Tracking, our `request_id`, and the `event` name plus opaque
 ids that `hcoint.events.log_event` passes as `extra`.
 
-Patient data must never reach a log line. Business code logs event names and opaque
-ids only; this module is the backstop for everything else:
-
-- `scrub_record` replaces the value of any sensitive-looking `extra` key (names, DOB,
-  identifiers, addresses, comments, diagnoses, bodies, payloads, tokens, ...) with
-  `[redacted]`, drops SQL text and query strings, and turns exception objects passed
-  as arguments into their safe description. `PhiFilter` runs it on the handler, and
-  both formatters run it again, so a handler configured without the filter is safe too.
-- Exception messages are withheld unless the exception type is known not to echo its
-  input. Parsers put the offending value into their messages (`int("MRN0048213")`,
-  `date.fromisoformat(...)`, jsonschema, PostgreSQL's "invalid input syntax" and
-  "Key (...)=(...)"), so an unknown message is replaced, while the type and the stack
-  (file, line, function, source line; never variable values) are kept for debugging.
-  `json.JSONDecodeError` keeps its position only: its `doc` attribute holds the whole
-  payload and is never read here.
+`PhiFilter` runs `hcoint.phi.scrub_record` on the handler, and both formatters run it
+again, so a handler configured without the filter is safe too.
 """
 
 import datetime
-import json
 import logging
-import logging.config
-import os
-import re
-import socket
-import ssl
-import traceback
 
-import requests
-from django.core import exceptions as django_exceptions
-from django.db import utils as db_utils
-from django.http import Http404
 from pythonjsonlogger.json import JsonFormatter as BaseJsonFormatter
 
-REDACTED = "[redacted]"
-WITHHELD = "(message withheld: it may contain patient data)"
-DD_FIELDS = ("dd.trace_id", "dd.span_id", "dd.service", "dd.env", "dd.version")
+from hcoint.env import env_str
+from hcoint.phi import (
+    DD_FIELDS,
+    exception_kind,
+    is_extra_attr,
+    safe_exception_message,
+    safe_traceback,
+    sanitize_traceback_text,
+    scrub_record,
+)
+
+# Where the no-trace value of a correlation attribute comes from when ddtrace set none.
 _DD_ENV_FALLBACK = {"dd.service": "DD_SERVICE", "dd.env": "DD_ENV", "dd.version": "DD_VERSION"}
-
-# Attributes every LogRecord has; anything else on a record came from `extra` (or from
-# ddtrace / our filters).
-STANDARD_RECORD_ATTRS = frozenset(vars(logging.LogRecord("n", logging.INFO, "p", 1, "m", (), None))) | {
-    "message",
-    "asctime",
-    "taskName",
-}
-
-# An `extra` key is sensitive when it equals one of SENSITIVE_KEYS or contains one of
-# SENSITIVE_KEY_PARTS (case-insensitive). Broad on purpose: an over-eager match costs a
-# `[redacted]` in a log line, a missed one costs a disclosure.
-SENSITIVE_KEY_PARTS = (
-    "name",
-    "dob",
-    "birth",
-    "mrn",
-    "ssn",
-    "identifier",
-    "demographic",
-    "patient",
-    "address",
-    "street",
-    "city",
-    "zip",
-    "postal",
-    "phone",
-    "email",
-    "comment",
-    "diagnos",
-    "body",
-    "payload",
-    "content",
-    "token",
-    "secret",
-    "password",
-    "cookie",
-    "header",
-    "sql",
-    "param",
-    "query",
-)
-SENSITIVE_KEYS = frozenset(
-    {
-        "q",
-        "request",
-        "data",
-        "doc",
-        "raw",
-        "value",
-        "values",
-        "text",
-        "sex",
-        "gender",
-        "visit",
-        "visit_number",
-        "ehr_order_id",
-        "document",
-        "pdf",
-    }
-)
-
-# Exceptions whose messages describe our infrastructure (a host, a timeout, a setting),
-# never the data being processed. Everything else has its message withheld.
-SAFE_MESSAGE_TYPES = [
-    ConnectionError,
-    TimeoutError,
-    socket.gaierror,
-    ssl.SSLError,
-    requests.ConnectionError,
-    requests.Timeout,
-    django_exceptions.ImproperlyConfigured,
-    django_exceptions.DisallowedHost,
-    django_exceptions.RequestDataTooBig,
-    django_exceptions.TooManyFieldsSent,
-    django_exceptions.TooManyFilesSent,
-    django_exceptions.PermissionDenied,
-    Http404,
-    db_utils.OperationalError,
-    db_utils.InterfaceError,
-]
-try:
-    import psycopg2
-
-    SAFE_MESSAGE_TYPES += [psycopg2.OperationalError, psycopg2.InterfaceError]
-except ImportError:  # SQLite-only installs
-    pass
-SAFE_MESSAGE_TYPES = tuple(SAFE_MESSAGE_TYPES)
-
-# Loggers whose messages quote request lines (and so query strings such as `?q=<name>`);
-# gunicorn.error does too, in "Error handling request /?q=...".
-_REQUEST_LINE_LOGGERS = ("django.server", "gunicorn.access", "gunicorn.error")
-_QUERY_STRING = re.compile(r"\?[^\s\"']*")
-# Django logs every SQL statement with its parameters interpolated (when DEBUG is on).
-_SQL_LOGGERS = ("django.db.backends",)
-
-
-def is_sensitive_key(key):
-    lowered = str(key).lower()
-    return lowered in SENSITIVE_KEYS or any(part in lowered for part in SENSITIVE_KEY_PARTS)
-
-
-def exception_kind(exc_or_type):
-    cls = exc_or_type if isinstance(exc_or_type, type) else type(exc_or_type)
-    if cls.__module__ == "builtins":
-        return cls.__qualname__
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
-def message_is_safe(cls):
-    """Whether exceptions of type `cls` carry no input values in their messages."""
-    if issubclass(cls, (json.JSONDecodeError, UnicodeError)):
-        return True
-    return bool(getattr(cls, "log_safe_message", False)) or issubclass(cls, SAFE_MESSAGE_TYPES)
-
-
-def safe_exception_message(exc):
-    """The message of `exc` if its type is known not to echo input, else a placeholder.
-
-    A class may declare `log_safe_message = True` when every message it is raised with
-    is written by us and holds no patient data.
-    """
-    if isinstance(exc, json.JSONDecodeError):
-        # Rebuilt from the position fields; `exc.doc` is the entire payload.
-        return f"{exc.msg}: line {exc.lineno} column {exc.colno} (char {exc.pos})"
-    if isinstance(exc, UnicodeError):
-        reason = getattr(exc, "reason", "")
-        start = getattr(exc, "start", None)
-        return f"{getattr(exc, 'encoding', 'codec')} error at position {start}: {reason}"
-    if not message_is_safe(type(exc)):
-        return WITHHELD
-    try:
-        return str(exc)
-    except Exception:
-        return WITHHELD
-
-
-def safe_traceback(exc):
-    """The traceback of `exc` and its causes with each exception message made safe."""
-    chain = []
-    links = []
-    seen = set()
-    current = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        chain.append(current)
-        if current.__cause__ is not None:
-            links.append("\nThe above exception was the direct cause of the following exception:\n\n")
-            current = current.__cause__
-        elif current.__context__ is not None and not current.__suppress_context__:
-            links.append("\nDuring handling of the above exception, another exception occurred:\n\n")
-            current = current.__context__
-        else:
-            current = None
-    parts = []
-    for index in range(len(chain) - 1, -1, -1):
-        item = chain[index]
-        if item.__traceback__ is not None:
-            parts.append("Traceback (most recent call last):\n")
-            parts.extend(traceback.format_list(traceback.extract_tb(item.__traceback__)))
-        parts.append(f"{exception_kind(item)}: {safe_exception_message(item)}\n")
-        if index > 0:
-            parts.append(links[index - 1])
-    return "".join(parts).rstrip("\n")
-
-
-_CHAIN_LINES = (
-    "Traceback (most recent call last):",
-    "During handling of the above exception",
-    "The above exception was the direct cause",
-)
-_EXCEPTION_HEADER = re.compile(r"^([A-Za-z_][\w.]*)(?::|$)")
-
-
-def sanitize_traceback_text(text):
-    """Keep only the frames of an already formatted traceback; reduce exception lines to their type.
-
-    For tracebacks we did not format ourselves (a cached `exc_text`, a trace's
-    `error.stack`). Frame lines (`  File ...`) and the indented source lines after them
-    are kept; an exception line keeps its type; anything after it (a multi-line
-    message, such as jsonschema's dump of the offending instance) is dropped until the
-    next frame or chain line.
-    """
-    kept = []
-    in_message = False
-    for line in str(text).splitlines():
-        if line.startswith(_CHAIN_LINES) or line.startswith("  File "):
-            kept.append(line)
-            in_message = False
-        elif in_message or not line.strip():
-            continue
-        elif line.startswith(" "):
-            kept.append(line)
-        else:
-            match = _EXCEPTION_HEADER.match(line)
-            kept.append(f"{match.group(1) if match else 'Exception'}: {WITHHELD}")
-            in_message = True
-    return "\n".join(kept)
-
-
-def scrub_value(value, depth=0):
-    """A copy of `value` safe to log: sensitive keys redacted at any depth, exceptions described."""
-    if depth > 6:
-        return REDACTED
-    if isinstance(value, dict):
-        return {
-            key: (REDACTED if is_sensitive_key(key) else scrub_value(item, depth + 1)) for key, item in value.items()
-        }
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [scrub_value(item, depth + 1) for item in value]
-    if isinstance(value, BaseException):
-        return f"{exception_kind(value)}: {safe_exception_message(value)}"
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return f"<{len(value)} bytes>"
-    return value
-
-
-def scrub_record(record):
-    """Make `record` safe to format, in place. Idempotent; every handler may run it."""
-    if getattr(record, "_hcoint_scrubbed", False):
-        return record
-    if not getattr(record, "request_id", "") and getattr(getattr(record, "request", None), "request_id", ""):
-        # django.request logs 4xx responses after RequestIdMiddleware has finished; the
-        # request it passes still knows its id.
-        record.request_id = record.request.request_id
-    for key in list(vars(record)):
-        if key in STANDARD_RECORD_ATTRS or key.startswith("_") or key in DD_FIELDS or key == "request_id":
-            continue
-        value = record.__dict__[key]
-        if isinstance(value, bool) or value is None:
-            # Yes, no or nothing cannot carry patient data, whatever the key (token_present=False).
-            continue
-        record.__dict__[key] = REDACTED if is_sensitive_key(key) else scrub_value(value)
-
-    if isinstance(record.msg, (dict, BaseException)):
-        record.msg = scrub_value(record.msg)
-    if isinstance(record.args, dict):
-        record.args = scrub_value(record.args)
-    elif isinstance(record.args, tuple):
-        record.args = tuple(
-            scrub_value(arg) if isinstance(arg, (BaseException, bytes, bytearray, memoryview, dict, list)) else arg
-            for arg in record.args
-        )
-
-    if record.name.startswith(_SQL_LOGGERS):
-        # The statement text has the parameters interpolated into it.
-        record.msg = "SQL statement (text withheld)"
-        record.args = ()
-    elif record.name.startswith(_REQUEST_LINE_LOGGERS):
-        try:
-            message = record.getMessage()
-        except Exception:
-            message = str(record.msg)
-        record.msg = _QUERY_STRING.sub("?[query withheld]", message)
-        record.args = ()
-
-    if record.exc_text:
-        record.exc_text = sanitize_traceback_text(record.exc_text)
-    record._hcoint_scrubbed = True
-    return record
 
 
 class PhiFilter(logging.Filter):
-    """Handler filter: scrub every record (see `scrub_record`). Never drops a record."""
+    """Handler filter: scrub every record (see `hcoint.phi.scrub_record`). Never drops a record."""
 
     def filter(self, record):
         scrub_record(record)
@@ -319,11 +47,7 @@ class PhiFilter(logging.Filter):
 
 def extra_fields(record):
     """The record's `extra` values, in the order they were given."""
-    return {
-        key: value
-        for key, value in vars(record).items()
-        if key not in STANDARD_RECORD_ATTRS and not key.startswith("_") and key not in DD_FIELDS and key != "request_id"
-    }
+    return {key: value for key, value in vars(record).items() if is_extra_attr(key)}
 
 
 def correlation_fields(record):
@@ -332,7 +56,7 @@ def correlation_fields(record):
     for name in DD_FIELDS:
         value = getattr(record, name, None)
         if value in (None, "") and name in _DD_ENV_FALLBACK:
-            value = os.environ.get(_DD_ENV_FALLBACK[name], "")
+            value = env_str(_DD_ENV_FALLBACK[name], "")
         if value in (None, "") and name in ("dd.trace_id", "dd.span_id"):
             value = "0"
         fields[name] = str(value)
@@ -454,18 +178,3 @@ def gunicorn_logconfig(config, *, access_log=False):
             },
         },
     }
-
-
-def configure_observability(config):
-    """Django's LOGGING_CONFIG hook: runs once in every process Django sets up.
-
-    Besides applying LOGGING it installs the trace scrubber when ddtrace is running,
-    because this is the one place that web, worker and commands all pass through.
-    """
-    logging.config.dictConfig(config)
-    # Python warnings (a UserWarning from a library, say) otherwise print plain text on
-    # stderr; through the `py.warnings` logger they are JSON lines like the rest.
-    logging.captureWarnings(True)
-    from hcoint import tracing
-
-    tracing.install()

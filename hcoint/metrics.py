@@ -10,10 +10,10 @@ Names start with `hcoint.`; tags are opaque (`partner_id:3`), never patient data
 A metric is fire-and-forget UDP: a missing or slow agent never blocks the caller.
 """
 
-import os
 import threading
 
-from hcoint.logging import is_sensitive_key
+from hcoint.env import env_bool, env_str
+from hcoint.phi import is_sensitive_key
 
 PREFIX = "hcoint."
 _lock = threading.Lock()
@@ -23,9 +23,9 @@ _client_config = None
 
 def enabled():
     """Whether metrics go anywhere: an agent is named and metrics are not disabled."""
-    if os.environ.get("DD_DOGSTATSD_DISABLE", "").strip().lower() in ("true", "1", "yes", "on"):
+    if env_bool("DD_DOGSTATSD_DISABLE", False):
         return False
-    return bool(os.environ.get("DD_DOGSTATSD_URL") or os.environ.get("DD_AGENT_HOST"))
+    return bool(env_str("DD_DOGSTATSD_URL") or env_str("DD_AGENT_HOST"))
 
 
 def _statsd():
@@ -33,7 +33,7 @@ def _statsd():
     global _client, _client_config
     if not enabled():
         return None
-    config = (os.environ.get("DD_DOGSTATSD_URL"), os.environ.get("DD_AGENT_HOST"), os.environ.get("DD_DOGSTATSD_PORT"))
+    config = (env_str("DD_DOGSTATSD_URL"), env_str("DD_AGENT_HOST"), env_str("DD_DOGSTATSD_PORT"))
     with _lock:
         if _client is None or _client_config != config:
             from datadog.dogstatsd import DogStatsd

@@ -1,51 +1,18 @@
 """HCOINT settings: one file, every value from the environment.
 
-`.env.example` lists each variable with a comment. Helpers below are strict on
-purpose: a boolean is `true` or `false`, an integer is an integer, and a
+`.env.example` lists each variable with a comment. The readers (`hcoint/env.py`) are
+strict on purpose: a boolean is true or false, an integer is an integer, and a
 production process refuses to start when something it needs is missing.
 """
 
-import os
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from hcoint.env import env_bool, env_int, env_list, env_str
+
 BASE_DIR = Path(__file__).resolve().parent.parent
-
-
-def env_str(name, default=None):
-    value = os.environ.get(name)
-    return default if value is None or value == "" else value
-
-
-def env_bool(name, default=False):
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    lowered = value.strip().lower()
-    if lowered in ("true", "1", "yes", "on"):
-        return True
-    if lowered in ("false", "0", "no", "off"):
-        return False
-    raise ImproperlyConfigured(f"{name} must be true or false, not {value!r}")
-
-
-def env_int(name, default):
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}") from None
-
-
-def env_list(name, default=()):
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return list(default)
-    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 DEBUG = env_bool("DEBUG", False)
@@ -242,6 +209,13 @@ REDOX_FILE_LIMIT_BYTES = 30 * 1024 * 1024
 NOTE_MAX_BYTES = min(env_int("NOTE_MAX_BYTES", 10 * 1024 * 1024), REDOX_FILE_LIMIT_BYTES)
 DATA_UPLOAD_MAX_NUMBER_FILES = 1
 
+# --- Development and demos --------------------------------------------------
+# The demo partner's verification token. Public on purpose (it is in this repository):
+# demo_setup gives it to the demo partner, redox_send_test_order sends it by default, and
+# outside DEBUG no partner may be configured with it (orders.models.Partner.token_problems).
+DEMO_VERIFICATION_TOKEN = "demo-verification-token-0123456789abcdef"  # noqa: S105
+REDOX_TEST_VERIFICATION_TOKEN = env_str("REDOX_TEST_VERIFICATION_TOKEN", DEMO_VERIFICATION_TOKEN)
+
 # --- Redox (outbound) -------------------------------------------------------
 REDOX_API_BASE_URL = env_str("REDOX_API_BASE_URL", "https://api.redoxengine.com").rstrip("/")
 REDOX_UPLOAD_URL = env_str("REDOX_UPLOAD_URL", "https://blob.redoxengine.com/upload")
@@ -274,7 +248,7 @@ USAGE_REPORT_INTERVAL_SECONDS = env_int("USAGE_REPORT_INTERVAL_SECONDS", 3600)
 
 # --- Observability ----------------------------------------------------------
 # JSON lines on stdout in production (Aptible relays stdout to Datadog), readable
-# lines in development. Both go through hcoint.logging's PHI scrubber.
+# lines in development. Both go through the PHI scrubber (hcoint/phi.py).
 LOG_FORMAT = env_str("LOG_FORMAT", "plain" if DEBUG else "json")
 if LOG_FORMAT not in ("json", "plain"):
     raise ImproperlyConfigured(f"LOG_FORMAT must be json or plain, not {LOG_FORMAT!r}")
@@ -283,7 +257,7 @@ LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 ADMINS = []
 MANAGERS = []
 # Applies LOGGING, then installs the trace scrubber when ddtrace is running.
-LOGGING_CONFIG = "hcoint.logging.configure_observability"
+LOGGING_CONFIG = "hcoint.observability.configure_observability"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

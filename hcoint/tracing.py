@@ -13,11 +13,11 @@ imports ddtrace itself; when ddtrace is not loaded, or `DD_TRACE_ENABLED=false`,
         s.set_tag("outcome", "sent")
 
 Tags must be opaque ids and codes (partner id, data model, delivery id, outcome, HTTP
-status): a tag whose key looks sensitive (see `hcoint.logging.is_sensitive_key`) is
+status): a tag whose key looks sensitive (see `hcoint.phi.is_sensitive_key`) is
 dropped. Exceptions raised inside a span are recorded with their type, their
 stack and a message only when the type is known not to echo input.
 
-`install()` (run by `hcoint.logging.configure_observability` in every process) keeps
+`install()` (run by `hcoint.observability.configure_observability` in every process) keeps
 patient data out of the spans ddtrace creates on its own:
 - the Django integration's username tag is switched off
   (`ddtrace.config.django["include_user_name"]`, same as `DD_DJANGO_INCLUDE_USER_NAME=false`);
@@ -31,7 +31,7 @@ patient data out of the spans ddtrace creates on its own:
 import sys
 from contextlib import contextmanager
 
-from hcoint.logging import (
+from hcoint.phi import (
     WITHHELD,
     exception_kind,
     is_sensitive_key,

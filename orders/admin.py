@@ -22,9 +22,8 @@ from orders.models import (
     Order,
     Partner,
     Redelivery,
-    hash_token,
 )
-from redox.verification import token_problem
+from redox import inbound
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -66,32 +65,27 @@ class PartnerAdminForm(forms.ModelForm):
             "name",
             "is_active",
             "is_production",
-            "source_id",
-            "source_name",
             "destination_id",
             "destination_name",
             "outbound_model",
         ]
 
+    # Partner.token_problems' argument names -> this form's fields.
+    TOKEN_FIELDS = {
+        "token": "new_verification_token",
+        "second_token": "second_token",
+        "clear_second_token": "remove_second_token",
+    }
+
     def clean(self):
         cleaned = super().clean()
-        token = cleaned.get("new_verification_token")
-        second = cleaned.get("second_token")
-        if not token and not self.instance.token_hash:
-            self.add_error("new_verification_token", "A new partner needs a verification token.")
-        for field_name, value in (("new_verification_token", token), ("second_token", second)):
-            if not value:
-                continue
-            problem = token_problem(value)
-            if problem:
-                self.add_error(field_name, problem)
-            elif self.instance.token_used_by_another(value):
-                self.add_error(field_name, "Another partner already uses this token.")
-        current = hash_token(token) if token else self.instance.token_hash
-        if second and hash_token(second) == current:
-            self.add_error("second_token", "The second token must differ from the verification token.")
-        if second and cleaned.get("remove_second_token"):
-            self.add_error("remove_second_token", "Either set a second token or remove it, not both.")
+        problems = self.instance.token_problems(
+            cleaned.get("new_verification_token"),
+            cleaned.get("second_token"),
+            clear_second_token=bool(cleaned.get("remove_second_token")),
+        )
+        for argument, message in problems.items():
+            self.add_error(self.TOKEN_FIELDS[argument], message)
         return cleaned
 
     def save(self, commit=True):
@@ -119,11 +113,11 @@ class PartnerAdmin(admin.ModelAdmin):
         "updated_at",
     ]
     list_filter = ["is_active", "is_production", "outbound_model"]
-    search_fields = ["name", "source_id", "destination_id"]
+    search_fields = ["name", "destination_id"]
     readonly_fields = ["token_status", "created_at", "updated_at"]
     fieldsets = [
         (None, {"fields": ["name", "is_active", "is_production"]}),
-        ("Redox", {"fields": ["source_id", "source_name", "destination_id", "destination_name", "outbound_model"]}),
+        ("Redox", {"fields": ["destination_id", "destination_name", "outbound_model"]}),
         (
             "Verification tokens",
             {"fields": ["token_status", "new_verification_token", "second_token", "remove_second_token"]},
@@ -234,6 +228,7 @@ class InboundMessageAdmin(ReadOnlyAdmin):
         "partner",
         "status",
         "error",
+        "environment",
         "data_model",
         "event_type",
         "event_at",
@@ -264,6 +259,22 @@ class InboundMessageAdmin(ReadOnlyAdmin):
     @admin.display(description="orders")
     def order_links(self, obj):
         return format_html_join(", ", "{}", ((_admin_link(o),) for o in obj.orders.all())) or "None"
+
+    @admin.display(description="environment (Meta.Test)")
+    def environment(self, obj):
+        """The message's Meta.Test against its partner's is_production; a mismatch is what
+        `message.environment_mismatch` logged when it arrived."""
+        try:
+            is_test = inbound.read_meta(inbound.load(obj.body)).is_test
+        except inbound.InboundError:
+            return "Unknown: the body is not a JSON object."
+        mismatch = obj.partner.environment_mismatch(is_test)
+        if mismatch:
+            return format_html('<strong class="environment-mismatch">Mismatch: {}</strong>', mismatch)
+        if is_test is None:
+            return "Unknown: the message has no Meta.Test."
+        connection = "production" if obj.partner.is_production else "test"
+        return f"{'Test' if is_test else 'Production'} message on a {connection} connection, as expected."
 
     @admin.display(description="size (bytes)")
     def body_size(self, obj):

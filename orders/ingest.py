@@ -79,6 +79,18 @@ def message_ingest(*, partner, body, headers, received_at=None):
             return _duplicate(exc, key=key, **stored)
 
     log_event(logger, "message.received", message_id=message.pk, partner_id=partner.pk)
+    if partner.environment_mismatch(meta.is_test):
+        # Meta.Test disagrees with the partner's is_production: Redox or the partner is
+        # wired to the wrong environment. Stored and applied all the same; this alerts.
+        log_event(
+            logger,
+            "message.environment_mismatch",
+            level=logging.WARNING,
+            message_id=message.pk,
+            partner_id=partner.pk,
+            message_is_test=meta.is_test,
+            partner_is_production=partner.is_production,
+        )
     return Ingested(message=_process(message, loaded), duplicate=False)
 
 

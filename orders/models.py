@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from redox.inbound import ORDER_ID_MAX_CHARS
-from redox.verification import tokens_equal
+from redox.verification import token_problem, tokens_equal
 
 
 def hash_token(token):
@@ -56,15 +56,17 @@ class Partner(models.Model):
 
     name = models.CharField(max_length=200, unique=True)
     is_active = models.BooleanField("active", default=True)
+    # Compared with each incoming message's Meta.Test: a test message on a production
+    # connection (or the reverse) is logged as `message.environment_mismatch` and alerts.
     is_production = models.BooleanField(
         "production connection",
         default=False,
-        help_text="Off for a Redox development or staging connection.",
+        help_text="Off for a Redox development or staging connection. Messages whose Meta.Test disagrees "
+        "are flagged and alert.",
     )
-    source_id = models.CharField(
-        "Redox source id", max_length=100, blank=True, help_text="Meta.Source.ID of the partner's messages."
-    )
-    source_name = models.CharField("Redox source name", max_length=200, blank=True)
+    # The source_id and source_name columns stay in the database for one release (old
+    # containers still read and write them during a deploy); migration 0012 gave them a
+    # database default and removed them from the model. A later release drops them.
     destination_id = models.CharField("Redox destination id", max_length=100)
     destination_name = models.CharField("Redox destination name", max_length=200)
     outbound_model = models.CharField(
@@ -88,8 +90,8 @@ class Partner(models.Model):
 
         A token not given keeps what is stored, so a rotation adds the next token as
         `second_token` while the current one stays valid, then makes it `token` with
-        `clear_second_token` to end the rotation. Checking that a token is fit and not
-        another partner's is the caller's job (the admin form, configure_partner).
+        `clear_second_token` to end the rotation. Ask `token_problems` first: it says
+        whether the tokens are fit to store.
         """
         if second_token and clear_second_token:
             raise ValueError("Either set a second token or clear it, not both.")
@@ -109,6 +111,49 @@ class Partner(models.Model):
         """Whether another partner already has `token` (a token must identify one partner)."""
         digest = hash_token(token)
         return Partner.objects.filter(Q(token_hash=digest) | Q(second_token_hash=digest)).exclude(pk=self.pk).exists()
+
+    def token_problems(self, token=None, second_token=None, *, clear_second_token=False):
+        """Why `set_tokens` with these arguments must not go ahead: {argument name: message}, empty when fine.
+
+        The one token rule, shared by the admin form and configure_partner: a partner has a
+        token; each token is fit (redox.verification.token_problem), belongs to no other
+        partner, and is not the public demo token outside development; the two tokens differ.
+        """
+        problems = {}
+        if second_token and clear_second_token:
+            problems["clear_second_token"] = "Either set a second token or remove it, not both."  # noqa: S105 - a message
+        if not token and not self.token_hash:
+            problems["token"] = "A new partner needs a verification token."  # noqa: S105 - a message
+        for key, value in (("token", token), ("second_token", second_token)):
+            if not value:
+                continue
+            if problem := token_problem(value):
+                problems[key] = problem
+            elif value == settings.DEMO_VERIFICATION_TOKEN and not settings.DEBUG:
+                problems[key] = "This is the public demo token; a real partner needs a token of its own."
+            elif self.token_used_by_another(value):
+                problems[key] = "Another partner already uses this token."
+        final = hash_token(token) if token else self.token_hash
+        final_second = (
+            "" if clear_second_token else (hash_token(second_token) if second_token else self.second_token_hash)
+        )
+        if final_second and final_second == final and not problems:
+            problems["second_token" if second_token else "token"] = (
+                "The second token must differ from the verification token."
+            )
+        return problems
+
+    def environment_mismatch(self, is_test):
+        """How a message's Meta.Test (`is_test`; None when absent) contradicts this connection, or "".
+
+        A test message on a production connection, or a production message on a test
+        connection, means the partner or Redox is wired to the wrong environment.
+        """
+        if is_test is None or bool(is_test) != self.is_production:
+            return ""
+        if is_test:
+            return "A test message (Meta.Test true) arrived on a production connection."
+        return "A production message (Meta.Test false) arrived on a test connection."
 
 
 class Order(models.Model):

@@ -77,8 +77,8 @@ def order_detail(request, pk):
             "timeline": timeline,
             "can_upload": request.user.has_perm("orders.upload_note"),
             "can_manage": request.user.has_perm("orders.manage_delivery"),
-            "actionable": STAFF_ACTIONABLE,
-            "abandon_form": ReasonForm(),
+            # The statuses in which staff may retry or abandon a delivery.
+            "staff_action_statuses": STAFF_ACTIONABLE,
             "unsent_notes": [entry["obj"] for entry in timeline if entry["kind"] == "note" and not entry["delivery"]],
         },
     )
@@ -279,7 +279,7 @@ def abandon_delivery(request, pk):
             "delivery": delivery,
             "order": delivery.order,
             "form": form,
-            "actionable": delivery.status in STAFF_ACTIONABLE,
+            "can_abandon": delivery.status in STAFF_ACTIONABLE,
         },
         status=status,
     )

@@ -1,10 +1,17 @@
 """The Redox webhook: verify, store, answer 200.
 
 Redox pauses a partner's whole feed while we answer >= 400 and retries the same
-message forever, so only a caller we cannot identify (401), an address that keeps
-sending wrong tokens (429) or an oversized body (413) gets an error. Everything an
-authenticated partner sends is stored and answered 200, even what we cannot process
-(see orders/ingest.py).
+message forever, so errors are few. The answers:
+
+- 200: a message from a partner (stored, even when we cannot process it; see
+  orders/ingest.py), or the echoed challenge of a destination verification;
+- 401: a missing or wrong verification token, on a message or a challenge;
+- 429: a wrong or missing token from an address over WEBHOOK_BAD_TOKEN_LIMIT this
+  minute (hcoint/throttle.py); a partner's own token is never refused this way;
+- 413: a body over REDOX_WEBHOOK_MAX_BYTES (from a partner; checked before and after reading);
+- 400: a GET with a partner's token but no challenge (Redox only GETs to verify);
+- 405: a method other than GET or POST.
+
 https://developer.redoxengine.com/redox-json-api/processing-requests/
 
 The token is checked before the body is read: a caller without a partner's token

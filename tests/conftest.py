@@ -76,7 +76,6 @@ def sample_outbound_order(**changes):
 def partner(db):
     partner = Partner(
         name="Cascade Health",
-        source_id="5c1e8a90-2f47-4b6d-9e13-7a0c4d2b8f61",
         destination_id="5c1e8a90-2f47-4b6d-9e13-7a0c4d2b8f61",
         destination_name="Cascade Health Epic (Staging)",
     )

@@ -15,7 +15,7 @@ from orders.management.commands.datadog_sync import LOG_QUERY, OPS_DIR, load_all
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE_DIRS = ("hcoint", "orders", "redox")
-# Attributes every JSON log line has, written by hcoint.logging's formatter.
+# Attributes every JSON log line has, written by hcoint.logging's JSON formatter.
 FORMATTER_FIELDS = {"event", "level", "message", "logger.name", "request_id", "error.kind", "error.message"}
 API = "https://api.datadoghq.com"
 EVENT_NAME = re.compile(r"^[a-z]+(\.[a-z_]+)+$")
@@ -122,6 +122,7 @@ def test_there_is_a_monitor_for_each_alert_ops_needs(definitions):
         "@event:delivery.retry_scheduled @age_minutes:>=60",  # (g) still retrying after an hour
         "@event:auth.throttled",  # (h) sign-in spraying
         "@event:webhook.throttled",  # (i) wrong-token webhook floods
+        "@event:message.environment_mismatch",  # (j) Meta.Test contradicts the partner's is_production
     ):
         assert needed in queries
 

@@ -10,7 +10,7 @@ from django.apps import apps
 from django.db import connection
 from django.urls import reverse
 
-from hcoint.logging import scrub_record
+from hcoint.phi import scrub_record
 from orders.ingest import message_ingest
 from orders.models import InboundMessage, Order, Redelivery
 from tests.conftest import PARTNER_TOKEN, sample_bytes, sample_json

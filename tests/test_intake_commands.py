@@ -49,14 +49,13 @@ def message_line(log_id, order_id, event="New"):
 
 
 def test_configure_partner_creates_a_partner_with_a_hashed_token(db):
-    out = configure("--outbound", "notes", "--source-id", "src-1")
+    out = configure("--outbound", "notes")
     partner = Partner.objects.get()
     assert "Created partner 'Cascade Health'" in out
     assert TOKEN not in out
     assert partner.token_hash == hash_token(TOKEN)
     assert (partner.destination_id, partner.destination_name) == ("dest-1", "Cascade Epic")
     assert partner.outbound_model == Partner.Outbound.NOTES
-    assert partner.source_id == "src-1"
     assert partner.is_active and not partner.is_production
     row = " ".join(str(v) for v in Partner.objects.values().get().values())
     assert TOKEN not in row
@@ -106,7 +105,7 @@ def test_configure_partner_updates_and_rotates(db):
         ),
         (
             ["--name", "New One", "--verification-token", TOKEN, "--destination-id", "d", "--destination-name", "n"],
-            "another partner already uses this token",
+            "--verification-token: Another partner already uses this token",
         ),
         (["--name", "Cascade Health", "--second-token", TOKEN], "must differ"),
         (["--name", "Cascade Health", "--second-token", "x" * 20, "--clear-second-token"], "not both"),
@@ -253,9 +252,9 @@ def printed_password(out):
     return re.search(r"password: (\S+)", out).group(1)
 
 
-def test_demo_setup_configures_a_partner_a_login_and_test_orders(db, settings, monkeypatch):
+def test_demo_setup_configures_a_partner_a_login_and_test_orders(db, settings):
     settings.DEBUG = True
-    monkeypatch.setenv("REDOX_TEST_VERIFICATION_TOKEN", "sandbox-token-from-env-0123456789")
+    settings.REDOX_TEST_VERIFICATION_TOKEN = "sandbox-token-from-env-0123456789"
     out = run("demo_setup")
     partner = Partner.objects.get(name="Demo Hospital (sandbox)")
     source = sample_json("order-new.json")["Meta"]["Source"]
@@ -273,9 +272,8 @@ def test_demo_setup_configures_a_partner_a_login_and_test_orders(db, settings, m
     assert all(m.status == InboundMessage.Status.PROCESSED for m in InboundMessage.objects.all())
 
 
-def test_demo_setup_run_again_keeps_the_orders_and_gives_a_new_password(db, settings, monkeypatch):
+def test_demo_setup_run_again_keeps_the_orders_and_gives_a_new_password(db, settings):
     settings.DEBUG = True
-    monkeypatch.delenv("REDOX_TEST_VERIFICATION_TOKEN", raising=False)
     first = run("demo_setup")
     second = run("demo_setup")
     assert Partner.objects.count() == 1

@@ -7,7 +7,8 @@ import logging
 
 import pytest
 
-from hcoint.logging import WITHHELD, JsonFormatter, PhiFilter, PlainFormatter
+from hcoint.logging import JsonFormatter, PhiFilter, PlainFormatter
+from hcoint.phi import WITHHELD
 
 # Values live in constants, not in the lines that raise: a traceback shows source lines.
 MRN = "MRN0048213"

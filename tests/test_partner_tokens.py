@@ -24,8 +24,6 @@ def partner_form(**overrides):
     data = {
         "name": "Northwind Clinic",
         "is_active": "on",
-        "source_id": "src-1",
-        "source_name": "Northwind Epic",
         "destination_id": "dest-1",
         "destination_name": "Northwind Epic (Prod)",
         "outbound_model": "results",
@@ -167,3 +165,61 @@ def test_the_admin_refuses_a_second_token_equal_to_the_current_one(admin_client,
 def test_partners_cannot_be_deleted_from_the_admin(admin_client, partner):
     assert admin_client.post(reverse("admin:orders_partner_delete", args=[partner.pk])).status_code == 403
     assert Partner.objects.filter(pk=partner.pk).exists()
+
+
+# --- One token rule for the admin and configure_partner ------------------------
+
+SAME_RULE_CASES = [
+    # (admin form overrides, configure_partner arguments after --name, the shared message)
+    ({"new_verification_token": "short"}, ["--verification-token", "short"], "at least 16 characters"),
+    (
+        {"new_verification_token": PARTNER_TOKEN},
+        ["--verification-token", PARTNER_TOKEN],
+        "Another partner already uses this token.",
+    ),
+    (
+        {"new_verification_token": "demo-verification-token-0123456789abcdef"},
+        ["--verification-token", "demo-verification-token-0123456789abcdef"],
+        "public demo token",
+    ),
+    (
+        {"new_verification_token": "", "second_token": "northwind-token-0123456789"},
+        ["--second-token", "northwind-token-0123456789"],
+        "must differ",
+    ),
+    (
+        {"new_verification_token": "", "second_token": "another-token-0123456789", "remove_second_token": "on"},
+        ["--second-token", "another-token-0123456789", "--clear-second-token"],
+        "not both",
+    ),
+]
+
+
+@pytest.mark.parametrize(("form", "args", "message"), SAME_RULE_CASES, ids=[c[2] for c in SAME_RULE_CASES])
+def test_the_admin_and_configure_partner_refuse_the_same_tokens(admin_client, partner, form, args, message):
+    from django.core.management import CommandError, call_command
+
+    existing = Partner(name="Northwind Clinic", destination_id="d", destination_name="n")
+    existing.set_tokens("northwind-token-0123456789")
+    existing.save()
+    before = Partner.objects.values("token_hash", "second_token_hash").get(pk=existing.pk)
+
+    url = reverse("admin:orders_partner_change", args=[existing.pk])
+    response = admin_client.post(url, partner_form(**form))
+    assert response.status_code == 200
+    assert message in " ".join(" ".join(errors) for errors in response.context["adminform"].form.errors.values())
+
+    with pytest.raises(CommandError, match=message):
+        call_command("configure_partner", "--name", "Northwind Clinic", *args)
+    assert Partner.objects.values("token_hash", "second_token_hash").get(pk=existing.pk) == before
+
+
+def test_the_demo_token_is_allowed_in_development(partner, settings):
+    settings.DEBUG = True
+    assert partner.token_problems(settings.DEMO_VERIFICATION_TOKEN) == {}
+
+
+def test_making_the_second_token_the_only_one_needs_the_rotation_ended(partner):
+    partner.set_tokens(second_token=NEW_TOKEN)
+    assert "must differ" in partner.token_problems(NEW_TOKEN)["token"]
+    assert partner.token_problems(NEW_TOKEN, clear_second_token=True) == {}

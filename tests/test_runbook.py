@@ -44,7 +44,7 @@ def manage_py_invocations():
 
 def test_the_runbook_types_management_commands():
     names = {name for name, _ in manage_py_invocations()}
-    # The runbook's own promises: these are the commands the brief asks it to walk through.
+    # The runbook's own promises: the commands an operator is walked through (sections 4 to 7).
     assert {"configure_partner", "compare_databases", "import_redox_messages", "reprocess_messages"} <= names
 
 

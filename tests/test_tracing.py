@@ -11,7 +11,7 @@ import pytest
 from ddtrace.trace import Span
 
 from hcoint import tracing
-from hcoint.logging import WITHHELD
+from hcoint.phi import WITHHELD
 
 ROOT = Path(__file__).resolve().parent.parent
 MRN = "MRN0048213"

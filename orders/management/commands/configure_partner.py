@@ -1,7 +1,12 @@
 """Create or update one partner (a hospital's Redox connection), idempotently.
 
     manage.py configure_partner --name "Cascade Health" --verification-token TOKEN \
-        --destination-id ID --destination-name NAME [--outbound results|notes] [--second-token TOKEN]
+        --destination-id ID --destination-name NAME [--outbound results|notes] [--second-token TOKEN] \
+        [--production|--test]
+
+`--production`/`--test` say which Redox environment the connection is; a message whose
+`Meta.Test` disagrees is logged as `message.environment_mismatch` (see orders/ingest.py).
+Token rules are `Partner.token_problems`, the same the admin form applies.
 
 Running it again with the same values changes nothing. Tokens are stored hashed and
 never printed. To rotate a token without downtime: add the new one with
@@ -14,7 +19,13 @@ from django.db import transaction
 
 from orders.audit import audit_record
 from orders.models import AuditEvent, Partner
-from redox.verification import token_problem
+
+# Partner.token_problems' argument names -> this command's options.
+TOKEN_OPTIONS = {
+    "token": "--verification-token",
+    "second_token": "--second-token",
+    "clear_second_token": "--clear-second-token",
+}
 
 
 class Command(BaseCommand):
@@ -27,19 +38,28 @@ class Command(BaseCommand):
         parser.add_argument("--clear-second-token", action="store_true", help="End a rotation.")
         parser.add_argument("--destination-id", help="Redox destination id we send notes to.")
         parser.add_argument("--destination-name", help="Redox destination name.")
-        parser.add_argument("--source-id", help="Meta.Source.ID of the partner's messages.")
-        parser.add_argument("--source-name", help="Meta.Source.Name of the partner's messages.")
         parser.add_argument("--outbound", choices=Partner.Outbound.values, help="Results (default) or Notes.")
         connection = parser.add_mutually_exclusive_group()
-        connection.add_argument("--production", dest="is_production", action="store_true", default=None)
-        connection.add_argument("--test", dest="is_production", action="store_false", default=None)
+        connection.add_argument(
+            "--production",
+            dest="is_production",
+            action="store_true",
+            default=None,
+            help="A production connection: a message with Meta.Test true is flagged and alerts.",
+        )
+        connection.add_argument(
+            "--test",
+            dest="is_production",
+            action="store_false",
+            default=None,
+            help="A Redox development or staging connection (the default for a new partner): "
+            "a message with Meta.Test false is flagged and alerts.",
+        )
         state = parser.add_mutually_exclusive_group()
         state.add_argument("--active", dest="is_active", action="store_true", default=None)
         state.add_argument("--inactive", dest="is_active", action="store_false", default=None)
 
     def handle(self, *args, **options):
-        if options["second_token"] and options["clear_second_token"]:
-            raise CommandError("Give either --second-token or --clear-second-token, not both.")
         with transaction.atomic():
             partner = Partner.objects.select_for_update().filter(name=options["name"]).first()
             creating = partner is None
@@ -75,8 +95,6 @@ class Command(BaseCommand):
         plain = {
             "destination_id": options["destination_id"],
             "destination_name": options["destination_name"],
-            "source_id": options["source_id"],
-            "source_name": options["source_name"],
             "outbound_model": options["outbound"],
             "is_production": options["is_production"],
             "is_active": options["is_active"],
@@ -86,18 +104,9 @@ class Command(BaseCommand):
                 setattr(partner, field_name, value)
                 changed.append(field_name)
 
-        for option in ("verification_token", "second_token"):
-            token = options[option]
-            if not token:
-                continue
-            problem = token_problem(token)
-            if problem:
-                raise CommandError(f"--{option.replace('_', '-')}: {problem}")
-            if partner.token_used_by_another(token):
-                raise CommandError(f"--{option.replace('_', '-')}: another partner already uses this token.")
-        changed += partner.set_tokens(
-            options["verification_token"], options["second_token"], clear_second_token=options["clear_second_token"]
-        )
-        if partner.second_token_hash and partner.second_token_hash == partner.token_hash:
-            raise CommandError("The second token must differ from the verification token.")
+        tokens = (options["verification_token"], options["second_token"])
+        problems = partner.token_problems(*tokens, clear_second_token=options["clear_second_token"])
+        if problems:
+            raise CommandError(" ".join(f"{TOKEN_OPTIONS[key]}: {message}" for key, message in problems.items()))
+        changed += partner.set_tokens(*tokens, clear_second_token=options["clear_second_token"])
         return changed

@@ -38,6 +38,8 @@ import requests
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from hcoint.env import env_str
+
 OPS_DIR = Path(settings.BASE_DIR) / "ops" / "datadog"
 RUNBOOK = Path(settings.BASE_DIR) / "docs" / "runbook.md"
 
@@ -294,10 +296,10 @@ class Command(BaseCommand):
         self.stdout.write(f"Validated {len(monitors)} monitor(s) and {len(dashboards)} dashboard(s) in {ops_dir}.")
         if not apply:
             return
-        api_key, app_key = os.environ.get("DD_API_KEY"), os.environ.get("DD_APP_KEY")
+        api_key, app_key = env_str("DD_API_KEY"), env_str("DD_APP_KEY")
         if not api_key or not app_key:
             raise CommandError("--apply needs DD_API_KEY and DD_APP_KEY in the environment.")
-        api = DatadogApi(api_key=api_key, app_key=app_key, site=os.environ.get("DD_SITE") or "datadoghq.com")
+        api = DatadogApi(api_key=api_key, app_key=app_key, site=env_str("DD_SITE", "datadoghq.com"))
         for monitor in monitors:
             action, ident = api.upsert_monitor(monitor)
             self.stdout.write(f"Monitor {monitor['name']!r}: {action} ({ident}).")

@@ -6,7 +6,6 @@ since nobody could know it otherwise), and sample orders are loaded only once.
 """
 
 import json
-import os
 import secrets
 import uuid
 from pathlib import Path
@@ -23,7 +22,6 @@ from orders.ingest import message_ingest
 from orders.models import Partner
 
 PARTNER_NAME = "Demo Hospital (sandbox)"
-DEFAULT_TOKEN = "demo-verification-token-0123456789abcdef"  # noqa: S105 - a public development default
 USERNAME = "demo"
 URL = "http://127.0.0.1:8000/"
 SAMPLES = Path(settings.BASE_DIR) / "redox" / "samples"
@@ -48,11 +46,9 @@ class Command(BaseCommand):
         call_command(
             "configure_partner",
             name=PARTNER_NAME,
-            verification_token=os.environ.get("REDOX_TEST_VERIFICATION_TOKEN") or DEFAULT_TOKEN,
+            verification_token=settings.REDOX_TEST_VERIFICATION_TOKEN,
             destination_id=source["ID"],
             destination_name=source["Name"],
-            source_id=source["ID"],
-            source_name=source["Name"],
             stdout=self.stdout,
         )
         partner = Partner.objects.get(name=PARTNER_NAME)
