@@ -189,8 +189,7 @@ class RedeliveryInline(admin.StackedInline):
     on the (audited) message page, because the bodies carry patient data."""
 
     model = Redelivery
-    fields = ["received_at", "body_sha256", "headers", "body_size", "raw_body"]
-    readonly_fields = fields
+    fields = readonly_fields = ("received_at", "body_sha256", "headers", "body_size", "raw_body")
     extra = 0
     can_delete = False
 
@@ -230,7 +229,7 @@ class InboundMessageAdmin(ReadOnlyAdmin):
     search_fields = ["orders__ehr_order_id", "redox_log_id"]
     list_select_related = ["partner"]
     date_hierarchy = "received_at"
-    fields = [
+    fields = readonly_fields = (
         "partner",
         "status",
         "error",
@@ -249,8 +248,7 @@ class InboundMessageAdmin(ReadOnlyAdmin):
         "body_size",
         "body_sha256",
         "raw_body",
-    ]
-    readonly_fields = fields
+    )
     inlines = [RedeliveryInline]
 
     def get_queryset(self, request):
@@ -293,8 +291,7 @@ class ClinicalNoteAdmin(ReadOnlyAdmin):
     list_filter = ["uploaded_at"]
     search_fields = ["=order__ehr_order_id", "sha256"]
     list_select_related = ["order", "uploaded_by"]
-    fields = ["order", "file_name", "size", "sha256", "page_count", "uploaded_by", "uploaded_at"]
-    readonly_fields = fields
+    fields = readonly_fields = ("order", "file_name", "size", "sha256", "page_count", "uploaded_by", "uploaded_at")
 
     def get_queryset(self, request):
         return super().get_queryset(request).defer("content")
@@ -302,8 +299,7 @@ class ClinicalNoteAdmin(ReadOnlyAdmin):
 
 class DeliveryAttemptInline(admin.TabularInline):
     model = DeliveryAttempt
-    fields = ["started_at", "duration_ms", "outcome", "http_status", "redox_log_id", "error"]
-    readonly_fields = fields
+    fields = readonly_fields = ("started_at", "duration_ms", "outcome", "http_status", "redox_log_id", "error")
     extra = 0
     can_delete = False
 
@@ -321,7 +317,7 @@ class DeliveryAdmin(ReadOnlyAdmin):
     search_fields = ["=order__ehr_order_id", "redox_log_id"]
     list_select_related = ["order"]
     inlines = [DeliveryAttemptInline]
-    fields = [
+    fields = readonly_fields = (
         "order",
         "note",
         "status",
@@ -337,8 +333,7 @@ class DeliveryAdmin(ReadOnlyAdmin):
         "last_error",
         "abandoned_reason",
         "abandoned_by",
-    ]
-    readonly_fields = fields
+    )
 
 
 @admin.register(AuditEvent)
@@ -356,7 +351,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
     list_filter = ["action", "outcome", "created_at"]
     search_fields = ["actor_username", "=object_id", "=request_id"]
     date_hierarchy = "created_at"
-    fields = [
+    fields = readonly_fields = (
         "created_at",
         "actor",
         "actor_username",
@@ -367,5 +362,4 @@ class AuditEventAdmin(ReadOnlyAdmin):
         "order",
         "ip_address",
         "request_id",
-    ]
-    readonly_fields = fields
+    )
