@@ -1,6 +1,6 @@
 """Benchmark: peak memory and time to build a Results.New body around a PDF (`make bench`).
 
-Compares `redox.outbound.encode_message` (one exact-size buffer, base64 written in
+Compares `redox.messages.encode_message` (one exact-size buffer, base64 written in
 place) with the obvious `json.dumps` of a base64 string, for PDFs of 200 KB, 5 MB and
 30 MB (Redox's file limit), measured with tracemalloc. Not a test.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from redox.outbound import Base64File, Document, OutboundOrder, build_message, encode_message  # noqa: E402
+from redox.messages import Base64File, Document, OutboundOrder, build_message, encode_message  # noqa: E402
 
 SIZES = [200_000, 5_000_000, 30_000_000]
 ORDER = OutboundOrder(

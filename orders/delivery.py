@@ -44,7 +44,8 @@ from hcoint.tracing import span
 from orders.models import ClinicalNote, Delivery, DeliveryAttempt, Order
 from orders.tasks import deliver
 from redox import client as redox_client
-from redox import outbound
+from redox import messages
+from redox.errors import RedoxError
 
 logger = logging.getLogger(__name__)
 
@@ -299,8 +300,8 @@ def _send(delivery):
     # referenced by URI (Redox advises against embedding files over ~200 KB).
     ids = {"partner_id": order.partner_id, "delivery_id": delivery.pk, "data_model": order.partner.outbound_model}
     with span("redox.prepare_document", **ids):
-        document = outbound.prepare_document(bytes(note.content), note.file_name, client=client)
-    message = outbound.build_message(
+        document = redox_client.prepare_document(bytes(note.content), note.file_name, client=client)
+    message = messages.build_message(
         _outbound_order(delivery, order, note),
         document,
         data_model=order.partner.outbound_model,
@@ -309,7 +310,7 @@ def _send(delivery):
     with span("redox.send", resource=order.partner.outbound_model, **ids) as traced:
         try:
             result = client.send(message)
-        except redox_client.RedoxError as exc:
+        except RedoxError as exc:
             traced.set_tag("http.status_code", exc.status)
             traced.set_tag("outcome", "retryable" if exc.retryable else "permanent")
             raise
@@ -319,7 +320,7 @@ def _send(delivery):
 
 
 def _outbound_order(delivery, order, note):
-    return outbound.OutboundOrder(
+    return messages.OutboundOrder(
         ehr_order_id=order.ehr_order_id,
         patient_identifiers=order.patient_identifiers,
         patient_demographics=order.patient_demographics,
@@ -342,7 +343,7 @@ def _outbound_order(delivery, order, note):
 def _record_outcome(delivery, claimed_at, now, duration_ms, *, result, error):
     if result is not None:
         outcome, http_status, log_id, error_text = DeliveryAttempt.Outcome.SENT, result.status, result.log_id, ""
-    elif isinstance(error, redox_client.RedoxError):
+    elif isinstance(error, RedoxError):
         outcome = DeliveryAttempt.Outcome.TRANSIENT if error.retryable else DeliveryAttempt.Outcome.PERMANENT
         http_status, log_id, error_text = error.status, "", _redox_error_text(error)
     else:

@@ -3,8 +3,10 @@
 import pytest
 import responses
 
-from redox.client import ApiKeyAuth, RedoxClient, RedoxError
-from redox.outbound import REDOX_FILE_LIMIT_BYTES, Base64File, prepare_document
+from redox.auth import ApiKeyAuth
+from redox.client import REDOX_FILE_LIMIT_BYTES, RedoxClient, prepare_document
+from redox.errors import RedoxError
+from redox.messages import Base64File
 
 from .conftest import sample_bytes
 
