@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from redox.client import get_client, prepare_document
 from redox.errors import RedoxError
 from redox.messages import build_message, encode_message
-from redox.sandbox import base_url, start_in_thread
+from tests.sandbox_server import base_url, start_in_thread
 
 from .conftest import sample_bytes, sample_outbound_order
 

@@ -1,4 +1,4 @@
-"""The local fake Redox (redox/sandbox.py) and the two developer commands around it."""
+"""The local fake Redox (redox/sandbox/) and the two developer commands around it."""
 
 import copy
 import json
@@ -13,9 +13,11 @@ import responses
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.core.management import CommandError, call_command
 
-from redox.sandbox import SandboxState, base_url, load_schema, message_errors, schema_errors, start_in_thread
+from redox.sandbox.state import SandboxState
+from redox.sandbox.validation import load_schema, message_errors, schema_errors
 
 from .conftest import SAMPLES, sample_json
+from .sandbox_server import base_url, start_in_thread
 
 VALID = sample_json("results-new-example.json")
 

@@ -1,8 +1,9 @@
-"""Serve the local fake Redox (redox/sandbox.py) until interrupted."""
+"""Serve the local fake Redox (redox/sandbox/) until interrupted."""
 
 from django.core.management.base import BaseCommand, CommandError
 
-from redox.sandbox import FAIL_STATUSES, SandboxState, make_server
+from redox.sandbox.server import make_server
+from redox.sandbox.state import FAIL_STATUSES, SandboxState
 
 
 class Command(BaseCommand):
