@@ -1,9 +1,14 @@
-"""Turn an inbound Redox Order message into plain values.
+"""Turn an inbound Redox body into plain values, in one call: `read(body) -> Inbound`.
+
+`read` decodes the JSON once and returns everything the store and apply steps need:
+the `Meta` (for indexing and dedupe), and either the Order message, a reason the body
+cannot be processed, or neither (a data model HCOINT does not act on, kept as ignored).
+It never raises for anything a partner can send.
 
 Redox documents few fields as required, and each EHR fills the rest its own way, so
 everything optional is read defensively: a missing key, a `null`, a number where a
 string was expected or an unknown extra field never stops a message. Only what we
-cannot act on at all raises `InboundError`: a body that is not JSON, a missing
+cannot act on at all becomes `Inbound.error`: a body that is not JSON, a missing
 `Meta.DataModel` / `Meta.EventType`, an unknown Order event type, or an order without
 `Order.ID` (or with one too long to match). The error text is one of a few fixed
 sentences, never a value from the body, because it is stored, shown to staff and logged.
@@ -23,6 +28,10 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+# A JSON object as Redox sent it, after cleaning (see `_clean`): values of any JSON type.
+JsonObject = dict[str, Any]
 
 ORDER_MODEL = "Order"
 SINGLE_ORDER_EVENTS = ("New", "Update", "Cancel")
@@ -58,13 +67,14 @@ ORDER_ID_MAX_CHARS = 500
 
 
 class InboundError(ValueError):
-    """The message cannot be processed. `str()` is safe to store and log: no patient data."""
+    """The message cannot be processed (raised inside this module; `read` turns it into
+    `Inbound.error`). `str()` is safe to store and log: no patient data."""
 
 
 @dataclass(frozen=True)
 class Patient:
-    identifiers: list = field(default_factory=list)  # [{"ID": ..., "IDType": ...}] as sent, cleaned
-    demographics: dict = field(default_factory=dict)
+    identifiers: list[JsonObject] = field(default_factory=list)  # [{"ID": ..., "IDType": ...}] as sent, cleaned
+    demographics: JsonObject = field(default_factory=dict)
     mrn: str = ""
     identifiers_text: str = ""
     first_name: str = ""
@@ -82,12 +92,12 @@ class OrderInfo:
     procedure_code: str = ""
     procedure_codeset: str = ""
     procedure_description: str = ""
-    provider: dict = field(default_factory=dict)
+    provider: JsonObject = field(default_factory=dict)
     provider_npi: str = ""
     provider_name: str = ""
     priority: str = ""
     comments: str = ""
-    diagnoses: list = field(default_factory=list)
+    diagnoses: list[JsonObject] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -109,21 +119,40 @@ class OrderMessage:
     meta: Meta
     patient: Patient
     visit_number: str
-    orders: tuple  # of OrderInfo; one for New/Update/Cancel, one or more for GroupedOrders
+    orders: tuple[OrderInfo, ...]  # one for New/Update/Cancel, one or more for GroupedOrders
 
     @property
-    def is_cancel(self):
+    def is_cancel(self) -> bool:
         return self.meta.event_type == "Cancel"
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """What one body says, read once.
+
+    Exactly one of three: `order_message` is set (an Order message to apply), `error` is
+    set (why it cannot be processed: one of a few fixed sentences, no patient data), or
+    neither (another data model: keep the message, apply nothing). `meta` is whatever
+    could be read, even when there is an error (empty when the body is not JSON).
+    """
+
+    meta: Meta
+    order_message: OrderMessage | None = None
+    error: str | None = None
+
+    @property
+    def ignored(self) -> bool:
+        return self.order_message is None and self.error is None
 
 
 # --- Small tolerant readers -------------------------------------------------
 
 
-def _obj(value):
+def _obj(value: object) -> dict[Any, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _list(value):
+def _list(value: object) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
@@ -132,16 +161,16 @@ def _list(value):
 _UNSTORABLE = re.compile("\x00|[\ud800-\udfff]")
 
 
-def _storable_char(match):
+def _storable_char(match: re.Match[str]) -> str:
     return "" if match.group() == "\x00" else "\ufffd"
 
 
-def clean_text(value):
+def clean_text(value: str) -> str:
     """`value` as text PostgreSQL can store: NUL dropped, lone surrogates shown as U+FFFD."""
     return _UNSTORABLE.sub(_storable_char, value)
 
 
-def _text(value):
+def _text(value: object) -> str:
     """A scalar as text: strings cleaned (clean_text) and stripped, numbers as written, anything else ""."""
     if isinstance(value, bool) or value is None:
         return ""
@@ -152,7 +181,7 @@ def _text(value):
     return ""
 
 
-def _clean(value, depth=0):
+def _clean(value: object, depth: int = 0) -> Any:
     """A JSON value as stored in a JSON column: text (keys too) cleaned, nesting below JSON_MAX_DEPTH dropped."""
     if isinstance(value, str):
         return clean_text(value)
@@ -165,7 +194,7 @@ def _clean(value, depth=0):
     return value
 
 
-def _bool(value):
+def _bool(value: object) -> bool | None:
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
@@ -173,7 +202,7 @@ def _bool(value):
     return None
 
 
-def _parse_as_written(text):
+def _parse_as_written(text: str) -> datetime | None:
     """A datetime, naive or with the offset as written, or None."""
     try:
         return datetime.fromisoformat(text)
@@ -181,7 +210,7 @@ def _parse_as_written(text):
         return _parse_compact(text)
 
 
-def parse_datetime(value):
+def parse_datetime(value: object) -> datetime | None:
     """ISO 8601 as Redox writes it ("2026-10-05T17:04:15.120Z"), in UTC; naive means UTC.
 
     Bad, an offset beyond MAX_UTC_OFFSET, or outside EARLIEST_TIME..LATEST_TIME → None.
@@ -194,7 +223,8 @@ def parse_datetime(value):
         return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    if abs(parsed.utcoffset()) > MAX_UTC_OFFSET:
+    offset = parsed.utcoffset()
+    if offset is None or abs(offset) > MAX_UTC_OFFSET:
         return None
     try:
         parsed = parsed.astimezone(UTC)
@@ -206,7 +236,7 @@ def parse_datetime(value):
     return parsed
 
 
-def _parse_compact(text):
+def _parse_compact(text: str) -> datetime | None:
     # HL7-flavoured feeds sometimes pass through "20261005170412" or "20261005".
     for fmt in ("%Y%m%d%H%M%S", "%Y%m%d%H%M", "%Y%m%d"):
         try:
@@ -216,12 +246,13 @@ def _parse_compact(text):
     return None
 
 
-def parse_date(value):
+def parse_date(value: object) -> date | None:
     """A date of birth: "YYYY-MM-DD", a full timestamp, or "YYYYMMDD", as written (a
     timestamp's own date, not converted to UTC). Bad or outside EARLIEST_DOB..LATEST_DOB → None."""
     text = _text(value)
     if not text:
         return None
+    parsed: date | None
     try:
         parsed = date.fromisoformat(text[:10])
     except ValueError:
@@ -235,12 +266,12 @@ def parse_date(value):
 # --- Reading a body ---------------------------------------------------------
 
 
-def _reject_constant(name):
+def _reject_constant(name: str) -> float:
     # NaN and Infinity are not JSON and PostgreSQL's jsonb refuses them.
     raise ValueError("not a JSON number")
 
 
-def _finite_float(text):
+def _finite_float(text: str) -> float:
     # 1e999 is valid JSON but Python reads it as infinity, which jsonb refuses too.
     number = float(text)
     if not math.isfinite(number):
@@ -248,7 +279,20 @@ def _finite_float(text):
     return number
 
 
-def load(body):
+def read(body: bytes | bytearray | memoryview) -> Inbound:
+    """Everything `body` says, read once; never raises for anything a partner can send."""
+    try:
+        data = _load(body)
+    except InboundError as exc:
+        return Inbound(meta=Meta(), error=str(exc))
+    meta = _read_meta(data)
+    try:
+        return Inbound(meta=meta, order_message=_order_message(data, meta))
+    except InboundError as exc:
+        return Inbound(meta=meta, error=str(exc))
+
+
+def _load(body: bytes | bytearray | memoryview) -> JsonObject:
     """The body as a JSON object, or InboundError.
 
     Not JSON includes: bytes that are not UTF-8 (or UTF-16/32), NaN and Infinity, a
@@ -264,7 +308,7 @@ def load(body):
     return data
 
 
-def read_meta(data):
+def _read_meta(data: JsonObject) -> Meta:
     """`Meta` of a loaded message, never raising: what we can tell for indexing and dedupe."""
     meta = _obj(_obj(data).get("Meta"))
     logs = _list(meta.get("Logs"))
@@ -282,7 +326,7 @@ def read_meta(data):
     )
 
 
-def dedupe_key(body, meta=None):
+def dedupe_key(body: bytes | bytearray | memoryview, meta: Meta | None = None) -> str:
     """What makes two deliveries the same message: Meta.Logs[0].ID, else Meta.Message.ID, else the body's hash.
 
     Redox retries a delivery with the same log id (a new attempt id), so the log id
@@ -301,7 +345,7 @@ def dedupe_key(body, meta=None):
 # --- Order messages ---------------------------------------------------------
 
 
-def _patient(data):
+def _patient(data: JsonObject) -> Patient:
     patient = _obj(data.get("Patient"))
     identifiers = []
     for item in _list(patient.get("Identifiers")):
@@ -324,13 +368,13 @@ def _patient(data):
     )
 
 
-def _comments(value):
+def _comments(value: object) -> str:
     if isinstance(value, list):
         return "\n".join(filter(None, (_text(v) for v in value)))
     return _text(value)
 
 
-def _order(order):
+def _order(order: JsonObject) -> OrderInfo:
     ehr_order_id = _text(order.get("ID"))
     if not ehr_order_id:
         raise InboundError("Order.ID is missing.")
@@ -360,15 +404,14 @@ def _order(order):
     )
 
 
-def parse_order_message(data):
-    """An Order message as plain values, or InboundError saying (without data) why not."""
-    meta = read_meta(data)
+def _order_message(data: JsonObject, meta: Meta) -> OrderMessage | None:
+    """The Order message in `data`, None for another data model, or InboundError saying (without data) why not."""
     if not meta.data_model:
         raise InboundError("Meta.DataModel is missing.")
     if not meta.event_type:
         raise InboundError("Meta.EventType is missing.")
     if meta.data_model != ORDER_MODEL:
-        raise InboundError("The data model is not Order.")
+        return None
     if meta.event_type not in ORDER_EVENTS:
         raise InboundError("The Order event type is not one HCOINT handles (New, Update, Cancel, GroupedOrders).")
     if meta.event_type == GROUPED_EVENT:
@@ -378,7 +421,7 @@ def parse_order_message(data):
     else:
         raw_orders = [_obj(data.get("Order"))]
     # An order listed twice in one GroupedOrders is applied once, as first listed.
-    orders = {}
+    orders: dict[str, OrderInfo] = {}
     for raw in raw_orders:
         order = _order(raw)
         orders.setdefault(order.ehr_order_id, order)

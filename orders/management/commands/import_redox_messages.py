@@ -120,10 +120,7 @@ def _record(raw, where):
 
 
 def _event_time(body):
-    try:
-        return inbound.read_meta(inbound.load(body)).event_at
-    except inbound.InboundError:
-        return None
+    return inbound.read(body).meta.event_at
 
 
 def _day(value):
