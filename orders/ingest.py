@@ -26,6 +26,7 @@ from django.utils import timezone
 from hcoint.events import log_event
 from orders.models import InboundMessage, Order, Redelivery
 from redox import inbound
+from redox.values import clean_text
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def message_ingest(*, partner, body, headers, received_at=None):
         return _duplicate(exc, key=key, **stored)
     except (DatabaseError, ValueError, OverflowError) as exc:
         # A value read from the body that the database still refused, despite the cleaning
-        # in redox/inbound.py. The bytes matter more than the metadata: store them bare,
+        # in redox/values.py. The bytes matter more than the metadata: store them bare,
         # keyed by their hash, and let processing mark the message (applying the same
         # metadata is likely refused again, and then the message is failed, not lost).
         log_event(
@@ -141,7 +142,7 @@ def _kept_headers(headers):
     for name, value in (headers or {}).items():
         lowered = str(name).lower()
         if lowered in KEPT_HEADERS:
-            kept[lowered] = inbound.clean_text(str(value)[:HEADER_MAX_CHARS])
+            kept[lowered] = clean_text(str(value)[:HEADER_MAX_CHARS])
     return kept
 
 

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from redox import inbound
+from redox import inbound, values
 from redox.verification import challenge_from_body, challenge_from_query, tokens_equal
 from tests.conftest import sample_bytes, sample_json
 
@@ -143,7 +143,7 @@ def test_non_ascii_names_survive_intact():
     ],
 )
 def test_dates_of_birth_are_parsed_tolerantly(value, expected):
-    assert inbound.parse_date(value) == expected
+    assert values.parse_date(value) == expected
 
 
 @pytest.mark.parametrize(
@@ -158,7 +158,7 @@ def test_dates_of_birth_are_parsed_tolerantly(value, expected):
     ],
 )
 def test_event_times_are_parsed_tolerantly(value, expected):
-    assert inbound.parse_datetime(value) == expected
+    assert values.parse_datetime(value) == expected
 
 
 @pytest.mark.parametrize(

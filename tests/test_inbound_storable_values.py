@@ -1,4 +1,4 @@
-"""Every value redox.inbound hands on can be stored by PostgreSQL and read back by Python.
+"""Every value redox.inbound hands on (read through redox.values) can be stored by PostgreSQL and read back by Python.
 
 What cannot is dropped field by field (None or ""), or replaced, never the whole message.
 """
@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from redox import inbound
+from redox import inbound, values
 from tests.conftest import sample_json
 
 
@@ -50,7 +50,7 @@ def refusal(data):
     ],
 )
 def test_times_are_utc_within_the_sane_range_or_none(value, expected):
-    parsed = inbound.parse_datetime(value)
+    parsed = values.parse_datetime(value)
     assert parsed == expected
     if parsed is not None:
         assert parsed.utcoffset().total_seconds() == 0
@@ -71,7 +71,7 @@ def test_times_are_utc_within_the_sane_range_or_none(value, expected):
     ],
 )
 def test_dates_of_birth_are_bounded(value, expected):
-    assert inbound.parse_date(value) == expected
+    assert values.parse_date(value) == expected
 
 
 def test_lone_surrogates_are_replaced_in_text_keys_and_json_values():
@@ -93,7 +93,7 @@ def test_lone_surrogates_are_replaced_in_text_keys_and_json_values():
 
 
 def test_a_real_astral_character_is_kept():
-    assert inbound.clean_text("Zo\U0001f600\u00eb") == "Zo\U0001f600\u00eb"
+    assert values.clean_text("Zo\U0001f600\u00eb") == "Zo\U0001f600\u00eb"
 
 
 def test_json_nested_deeper_than_the_bound_is_dropped_in_stored_blobs():
@@ -107,7 +107,7 @@ def test_json_nested_deeper_than_the_bound_is_dropped_in_stored_blobs():
     while isinstance(kept, list):
         kept, depth = kept[0], depth + 1
     assert kept is None
-    assert depth == inbound.JSON_MAX_DEPTH
+    assert depth == values.JSON_MAX_DEPTH
 
 
 @pytest.mark.parametrize(
