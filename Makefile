@@ -52,8 +52,10 @@ lint: $(INSTALLED)
 # too, and they skip, saying why, where Chromium is missing.
 test: lint checks pytest
 
-# No missing migration; the deploy checks with production settings; the CI file's schema.
+# Types (mypy imports the settings through django-stubs, which need no secrets with DEBUG
+# on); no missing migration; the deploy checks with production settings; the CI file's schema.
 checks: $(INSTALLED)
+	DEBUG=true $(BIN)/mypy
 	DEBUG=true $(BIN)/python manage.py makemigrations --check --dry-run
 	$(DEPLOY_CHECK_ENV) $(BIN)/python manage.py check --deploy --fail-level WARNING
 	$(BIN)/check-jsonschema --builtin-schema vendor.circle-ci .circleci/config.yml

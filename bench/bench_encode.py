@@ -1,6 +1,6 @@
 """Benchmark: peak memory and time to build a Results.New body around a PDF (`make bench`).
 
-Compares `redox.outbound.encode_message` (one exact-size buffer, base64 written in
+Compares `redox.messages.encode_message` (one exact-size buffer, base64 written in
 place) with the obvious `json.dumps` of a base64 string, for PDFs of 200 KB, 5 MB and
 Redox's file limit (settings.REDOX_FILE_LIMIT_BYTES, 30 MiB), measured with tracemalloc.
 Not a test.
@@ -24,7 +24,7 @@ setup_django()
 
 from django.conf import settings  # noqa: E402
 
-from redox.outbound import Base64File, Document, OutboundOrder, build_message, encode_message  # noqa: E402
+from redox.messages import Base64File, Document, OutboundOrder, build_message, encode_message  # noqa: E402
 
 SIZES = [200_000, 5_000_000, settings.REDOX_FILE_LIMIT_BYTES]
 ORDER = OutboundOrder(

@@ -102,7 +102,7 @@ SENSITIVE_KEYS = frozenset(
 
 # Exceptions whose messages describe our infrastructure (a host, a timeout, a setting),
 # never the data being processed. Everything else has its message withheld.
-SAFE_MESSAGE_TYPES = [
+_safe_message_types: list[type[Exception]] = [
     ConnectionError,
     TimeoutError,
     socket.gaierror,
@@ -122,10 +122,10 @@ SAFE_MESSAGE_TYPES = [
 try:
     import psycopg2
 
-    SAFE_MESSAGE_TYPES += [psycopg2.OperationalError, psycopg2.InterfaceError]
+    _safe_message_types += [psycopg2.OperationalError, psycopg2.InterfaceError]
 except ImportError:  # SQLite-only installs
     pass
-SAFE_MESSAGE_TYPES = tuple(SAFE_MESSAGE_TYPES)
+SAFE_MESSAGE_TYPES = tuple(_safe_message_types)
 
 # Loggers whose messages quote request lines (and so query strings such as `?q=<name>`);
 # gunicorn.error does too, in "Error handling request /?q=...".

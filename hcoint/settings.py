@@ -254,8 +254,8 @@ if LOG_FORMAT not in ("json", "plain"):
     raise ImproperlyConfigured(f"LOG_FORMAT must be json or plain, not {LOG_FORMAT!r}")
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 # No traceback mail: tracebacks can carry PHI. Errors go to the JSON log.
-ADMINS = []
-MANAGERS = []
+ADMINS: list[tuple[str, str]] = []
+MANAGERS: list[tuple[str, str]] = []
 # Applies LOGGING, then installs the trace scrubber when ddtrace is running.
 LOGGING_CONFIG = "hcoint.observability.configure_observability"
 LOGGING = {

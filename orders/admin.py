@@ -183,8 +183,7 @@ class RedeliveryInline(admin.StackedInline):
     on the (audited) message page, because the bodies carry patient data."""
 
     model = Redelivery
-    fields = ["received_at", "body_sha256", "headers", "body_size", "raw_body"]
-    readonly_fields = fields
+    fields = readonly_fields = ("received_at", "body_sha256", "headers", "body_size", "raw_body")
     extra = 0
     can_delete = False
 
@@ -224,7 +223,7 @@ class InboundMessageAdmin(ReadOnlyAdmin):
     search_fields = ["orders__ehr_order_id", "redox_log_id"]
     list_select_related = ["partner"]
     date_hierarchy = "received_at"
-    fields = [
+    fields = readonly_fields = (
         "partner",
         "status",
         "error",
@@ -244,8 +243,7 @@ class InboundMessageAdmin(ReadOnlyAdmin):
         "body_size",
         "body_sha256",
         "raw_body",
-    ]
-    readonly_fields = fields
+    )
     inlines = [RedeliveryInline]
 
     def get_queryset(self, request):
@@ -264,10 +262,10 @@ class InboundMessageAdmin(ReadOnlyAdmin):
     def environment(self, obj):
         """The message's Meta.Test against its partner's is_production; a mismatch is what
         `message.environment_mismatch` logged when it arrived."""
-        try:
-            is_test = inbound.read_meta(inbound.load(obj.body)).is_test
-        except inbound.InboundError:
-            return "Unknown: the body is not a JSON object."
+        read = inbound.read(obj.body)
+        if read.error and read.meta == inbound.Meta():
+            return f"Unknown: {read.error}"
+        is_test = read.meta.is_test
         mismatch = obj.partner.environment_mismatch(is_test)
         if mismatch:
             return format_html('<strong class="environment-mismatch">Mismatch: {}</strong>', mismatch)
@@ -304,8 +302,7 @@ class ClinicalNoteAdmin(ReadOnlyAdmin):
     list_filter = ["uploaded_at"]
     search_fields = ["=order__ehr_order_id", "sha256"]
     list_select_related = ["order", "uploaded_by"]
-    fields = ["order", "file_name", "size", "sha256", "page_count", "uploaded_by", "uploaded_at"]
-    readonly_fields = fields
+    fields = readonly_fields = ("order", "file_name", "size", "sha256", "page_count", "uploaded_by", "uploaded_at")
 
     def get_queryset(self, request):
         return super().get_queryset(request).defer("content")
@@ -313,8 +310,7 @@ class ClinicalNoteAdmin(ReadOnlyAdmin):
 
 class DeliveryAttemptInline(admin.TabularInline):
     model = DeliveryAttempt
-    fields = ["started_at", "duration_ms", "outcome", "http_status", "redox_log_id", "error"]
-    readonly_fields = fields
+    fields = readonly_fields = ("started_at", "duration_ms", "outcome", "http_status", "redox_log_id", "error")
     extra = 0
     can_delete = False
 
@@ -332,7 +328,7 @@ class DeliveryAdmin(ReadOnlyAdmin):
     search_fields = ["=order__ehr_order_id", "redox_log_id"]
     list_select_related = ["order"]
     inlines = [DeliveryAttemptInline]
-    fields = [
+    fields = readonly_fields = (
         "order",
         "note",
         "status",
@@ -348,8 +344,7 @@ class DeliveryAdmin(ReadOnlyAdmin):
         "last_error",
         "abandoned_reason",
         "abandoned_by",
-    ]
-    readonly_fields = fields
+    )
 
 
 @admin.register(AuditEvent)
@@ -367,7 +362,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
     list_filter = ["action", "outcome", "created_at"]
     search_fields = ["actor_username", "=object_id", "=request_id"]
     date_hierarchy = "created_at"
-    fields = [
+    fields = readonly_fields = (
         "created_at",
         "actor",
         "actor_username",
@@ -378,5 +373,4 @@ class AuditEventAdmin(ReadOnlyAdmin):
         "order",
         "ip_address",
         "request_id",
-    ]
-    readonly_fields = fields
+    )

@@ -43,7 +43,7 @@ from hcoint.events import log_event
 from hcoint.tracing import span
 from orders.delivery_message import send_delivery
 from orders.models import Delivery, DeliveryAttempt, Order
-from redox import client as redox_client
+from redox.errors import RedoxError
 
 logger = logging.getLogger(__name__)
 
@@ -238,7 +238,7 @@ def _take(delivery, now, lease_seconds):
 def _record_outcome(delivery, claim, now, duration_ms, *, result, error):
     if result is not None:
         outcome, http_status, log_id, error_text = DeliveryAttempt.Outcome.SENT, result.status, result.log_id, ""
-    elif isinstance(error, redox_client.RedoxError):
+    elif isinstance(error, RedoxError):
         outcome = DeliveryAttempt.Outcome.TRANSIENT if error.retryable else DeliveryAttempt.Outcome.PERMANENT
         http_status, log_id, error_text = error.status, "", _redox_error_text(error)
     else:

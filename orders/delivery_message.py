@@ -10,7 +10,8 @@ from django.conf import settings
 from hcoint.tracing import span
 from orders.models import ClinicalNote, Order
 from redox import client as redox_client
-from redox import outbound
+from redox import messages
+from redox.errors import RedoxError
 
 
 def delivery_ref(delivery):
@@ -27,8 +28,8 @@ def send_delivery(delivery):
     # referenced by URI (Redox advises against embedding files over ~200 KB).
     ids = {"partner_id": order.partner_id, "delivery_id": delivery.pk, "data_model": order.partner.outbound_model}
     with span("redox.prepare_document", **ids):
-        document = outbound.prepare_document(bytes(note.content), note.file_name, client=client)
-    message = outbound.build_message(
+        document = redox_client.prepare_document(bytes(note.content), note.file_name, client=client)
+    message = messages.build_message(
         _outbound_order(delivery, order, note),
         document,
         data_model=order.partner.outbound_model,
@@ -37,7 +38,7 @@ def send_delivery(delivery):
     with span("redox.send", resource=order.partner.outbound_model, **ids) as traced:
         try:
             result = client.send(message)
-        except redox_client.RedoxError as exc:
+        except RedoxError as exc:
             traced.set_tag("http.status_code", exc.status)
             traced.set_tag("outcome", "retryable" if exc.retryable else "permanent")
             raise
@@ -47,7 +48,7 @@ def send_delivery(delivery):
 
 
 def _outbound_order(delivery, order, note):
-    return outbound.OutboundOrder(
+    return messages.OutboundOrder(
         ehr_order_id=order.ehr_order_id,
         patient_identifiers=order.patient_identifiers,
         patient_demographics=order.patient_demographics,

@@ -26,6 +26,7 @@ from django.utils import timezone
 from hcoint.events import log_event
 from orders.models import InboundMessage, Order, Redelivery
 from redox import inbound
+from redox.values import clean_text
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,8 @@ def message_ingest(*, partner, body, headers, received_at=None):
     body_sha256 = hashlib.sha256(body).hexdigest()
     arrived = received_at or timezone.now()
     kept_headers = _kept_headers(headers)
-    loaded, meta = _read(body)
+    read = _read(body)
+    meta = read.meta if isinstance(read, inbound.Inbound) else inbound.Meta()
     key = inbound.dedupe_key(body, meta)
     stored = dict(partner=partner, body=body, body_sha256=body_sha256, headers=kept_headers, received_at=arrived)
     try:
@@ -63,8 +65,9 @@ def message_ingest(*, partner, body, headers, received_at=None):
         return _duplicate(exc, key=key, **stored)
     except (DatabaseError, ValueError, OverflowError) as exc:
         # A value read from the body that the database still refused, despite the cleaning
-        # in redox/inbound.py. The bytes matter more than the metadata: store them bare,
-        # keyed by their hash, and let processing (which reads them again) mark the message.
+        # in redox/values.py. The bytes matter more than the metadata: store them bare,
+        # keyed by their hash, and let processing mark the message (applying the same
+        # metadata is likely refused again, and then the message is failed, not lost).
         log_event(
             logger,
             "message.metadata_refused",
@@ -72,7 +75,7 @@ def message_ingest(*, partner, body, headers, received_at=None):
             partner_id=partner.pk,
             error_kind=type(exc).__name__,
         )
-        loaded, key = None, inbound.dedupe_key(body)
+        key = inbound.dedupe_key(body)
         try:
             message = _store(meta=inbound.Meta(), key=key, **stored)
         except IntegrityError as exc:
@@ -91,20 +94,17 @@ def message_ingest(*, partner, body, headers, received_at=None):
             message_is_test=meta.is_test,
             partner_is_production=partner.is_production,
         )
-    return Ingested(message=_process(message, loaded), duplicate=False)
+    return Ingested(message=_process(message, read), duplicate=False)
 
 
 def _read(body):
-    """(the parsed body or its InboundError, its Meta); never raises, whatever the bytes."""
+    """What `body` says (`inbound.read`, which never raises for content), or the exception a
+    bug in reading raised: not the partner's problem, so the message is still stored, and
+    processing marks it failed."""
     try:
-        loaded = inbound.load(body)
-        return loaded, inbound.read_meta(loaded)
-    except inbound.InboundError as exc:
-        return exc, inbound.Meta()
-    except Exception:
-        # A bug in reading, not the partner's problem: the message is still stored, and
-        # processing, which reads the body again, marks it failed.
-        return None, inbound.Meta()
+        return inbound.read(body)
+    except Exception as exc:
+        return exc
 
 
 def _store(*, partner, meta, key, body, body_sha256, headers, received_at):
@@ -146,7 +146,7 @@ def message_process(*, message):
     A message already processed or ignored is left as it is. Returns the message with
     its new status.
     """
-    return _process(message, None)
+    return _process(message)
 
 
 def _kept_headers(headers):
@@ -154,7 +154,7 @@ def _kept_headers(headers):
     for name, value in (headers or {}).items():
         lowered = str(name).lower()
         if lowered in KEPT_HEADERS:
-            kept[lowered] = inbound.clean_text(str(value)[:HEADER_MAX_CHARS])
+            kept[lowered] = clean_text(str(value)[:HEADER_MAX_CHARS])
     return kept
 
 
@@ -192,7 +192,7 @@ def _count_duplicate(*, partner, dedupe_key, body, body_sha256, headers, receive
     if original.status == InboundMessage.Status.RECEIVED:
         # Stored but never applied: the request that stored it died before applying it,
         # which is why Redox is retrying. Apply it now (the row lock keeps this single).
-        original = _process(original, None)
+        original = _process(original)
     return original
 
 
@@ -206,28 +206,35 @@ def _stored_sha256(message):
     return message.body_sha256
 
 
-def _process(message, loaded):
-    """Apply `message` under a row lock. `loaded` is the parsed body (or its InboundError) when known."""
+def _process(message, read=None):
+    """Apply `message` under a row lock.
+
+    `read` is what ingest already read from the body (an `inbound.Inbound`, or the exception
+    reading raised); without it (reprocessing, a stalled message) the stored body is read
+    here, with the same one call.
+    """
     logged = []
     try:
         with transaction.atomic():
             rows = InboundMessage.objects.select_for_update()
-            if loaded is not None:
+            if read is not None:
                 rows = rows.defer("body")
             locked = rows.get(pk=message.pk)
             if locked.status in FINISHED:
                 return locked
-            if isinstance(loaded, inbound.InboundError):
-                raise loaded
-            data = loaded if loaded is not None else inbound.load(locked.body)
-            logged = _apply_message(locked, data)
-    except inbound.InboundError as exc:
-        return _fail(message, str(exc))
+            if read is None:
+                read = inbound.read(locked.body)
+            if isinstance(read, Exception):
+                raise read
+            if read.error is None:
+                logged = _apply_message(locked, read)
     except Exception as exc:
-        # Anything else is our problem, not the partner's: keep the message for
-        # reprocessing and answer 200. The exception text is not kept or logged,
-        # because database errors quote the values they choked on.
+        # Our problem, not the partner's: keep the message for reprocessing and answer
+        # 200. The exception text is not kept or logged, because database errors quote
+        # the values they choked on.
         return _fail(message, f"HCOINT could not apply this message ({type(exc).__name__}).", crash=exc)
+    if read.error is not None:
+        return _fail(message, read.error)
     for event, ids in logged:
         log_event(logger, event, **ids)
     return locked
@@ -252,13 +259,9 @@ def _fail(message, reason, crash=None):
     return message
 
 
-def _apply_message(message, data):
-    """Apply a loaded body to orders and mark the message. Returns the events to log after commit."""
-    meta = inbound.read_meta(data)
-    if not meta.data_model:
-        raise inbound.InboundError("Meta.DataModel is missing.")
-    if not meta.event_type:
-        raise inbound.InboundError("Meta.EventType is missing.")
+def _apply_message(message, read):
+    """Apply what the body said to orders and mark the message. Returns the events to log after commit."""
+    meta = read.meta
     message.data_model = _fit(InboundMessage, "data_model", meta.data_model)
     message.event_type = _fit(InboundMessage, "event_type", meta.event_type)
     message.event_at = meta.event_at
@@ -267,13 +270,12 @@ def _apply_message(message, data):
     fields = ["data_model", "event_type", "event_at", "error", "processed_at", "status"]
     ids = {"message_id": message.pk, "partner_id": message.partner_id}
 
-    if meta.data_model != inbound.ORDER_MODEL:
+    if read.ignored:
         message.status = InboundMessage.Status.IGNORED
         message.save(update_fields=fields)
         return [("message.ignored", ids)]
 
-    parsed = inbound.parse_order_message(data)
-    orders, logged = _apply_orders(message, parsed)
+    orders, logged = _apply_orders(message, read.order_message)
     message.orders.add(*orders)
     message.status = InboundMessage.Status.PROCESSED
     message.save(update_fields=fields)

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.apps import AppConfig
 from django.core import checks
 from django.core.signals import setting_changed
@@ -9,21 +11,21 @@ class RedoxConfig(AppConfig):
     name = "redox"
     verbose_name = "Redox"
 
-    def ready(self):
-        from redox import client
+    def ready(self) -> None:
+        from redox import auth, client
 
         # A half-complete or unreadable Redox configuration stops the process here, at
         # startup, naming what is missing. No Redox settings at all is allowed (development,
         # tests); `manage.py check --deploy` flags that case for production.
-        client.load_auth()
+        auth.load_auth()
         setting_changed.connect(client.reset_client, dispatch_uid="redox.reset_client")
         checks.register(check_redox_credentials, checks.Tags.security, deploy=True)
 
 
-def check_redox_credentials(app_configs=None, **kwargs):
-    from redox import client
+def check_redox_credentials(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    from redox import auth
 
-    if client.load_auth() is None:
+    if auth.load_auth() is None:
         return [
             checks.Error(
                 "No Redox credentials: deliveries cannot be sent.",

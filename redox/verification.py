@@ -11,7 +11,9 @@ Plain values in, plain values out: this module knows nothing of partners or requ
 
 import hmac
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeGuard
 
 TOKEN_HEADER = "verification-token"  # noqa: S105 - a header name, not a secret
 # A verification body is two short strings. Anything bigger is a message, and an
@@ -21,7 +23,7 @@ CHALLENGE_BODY_MAX_BYTES = 4096
 CHALLENGE_MAX_CHARS = 256
 
 
-def tokens_equal(presented, expected):
+def tokens_equal(presented: object, expected: object) -> bool:
     """Compare two tokens (or two token hashes) in constant time. A missing value never matches."""
     if not presented or not expected:
         return False
@@ -36,11 +38,11 @@ class Challenge:
     token: str
 
 
-def _usable(challenge):
+def _usable(challenge: object) -> TypeGuard[str]:
     return isinstance(challenge, str) and 0 < len(challenge) <= CHALLENGE_MAX_CHARS
 
 
-def challenge_from_query(query, header_token=""):
+def challenge_from_query(query: Mapping[str, str], header_token: str = "") -> Challenge | None:
     """The GET form: `?challenge=...&verification-token=...`, token also accepted from the header.
 
     `query` is any mapping with `.get` (a Django QueryDict works). Returns None when
@@ -53,7 +55,7 @@ def challenge_from_query(query, header_token=""):
     return Challenge(challenge=challenge, token=token)
 
 
-def challenge_from_body(body, header_token=""):
+def challenge_from_body(body: bytes, header_token: str = "") -> Challenge | None:
     """The POST form: a small JSON object with `challenge` and `verification-token`.
 
     Returns None for anything else, including every data-model message (they carry
@@ -81,7 +83,7 @@ def challenge_from_body(body, header_token=""):
 MIN_TOKEN_CHARS = 16
 
 
-def token_problem(token):
+def token_problem(token: str) -> str | None:
     """Why `token` is unfit to be a verification token, or None when it is fine."""
     if not token or len(token) < MIN_TOKEN_CHARS:
         return f"A verification token needs at least {MIN_TOKEN_CHARS} characters."

@@ -13,7 +13,7 @@ from django.contrib.auth.models import Group, User
 
 from hcoint import tracing
 from orders.models import Partner
-from redox.outbound import OutboundOrder
+from redox.messages import OutboundOrder
 
 SAMPLES = Path(__file__).resolve().parent.parent / "redox" / "samples"
 PARTNER_TOKEN = "partner-token-0123456789abcdef"

@@ -14,7 +14,8 @@ from django.db import transaction
 
 from orders.delivery import delivery_enqueue
 from orders.models import ClinicalNote, Delivery, Order
-from redox.client import RedoxClient, RedoxError, SendResult
+from redox.client import RedoxClient, SendResult
+from redox.errors import RedoxError
 from tests.conftest import sample_bytes
 
 PDF = sample_bytes("clinical-note.pdf")

@@ -21,7 +21,8 @@ import psycopg2
 import pytest
 from django.db import connection
 
-from redox.sandbox import SandboxHandler, base_url, start_in_thread
+from redox.sandbox.server import SandboxHandler
+from tests.sandbox_server import base_url, start_in_thread
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -47,7 +47,7 @@ def test_a_pdf_over_the_threshold_is_uploaded_and_the_message_carries_the_uri(pa
 
 
 def test_a_failed_upload_is_a_failed_attempt_and_nothing_is_sent(partner, uploader, settings):
-    from redox.client import RedoxError
+    from redox.errors import RedoxError
 
     settings.REDOX_INLINE_MAX_BYTES = 10
     delivery = make_delivery(make_order(partner), uploader)

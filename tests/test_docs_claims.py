@@ -16,7 +16,7 @@ import yaml
 
 from orders import notes, webhook
 from orders.models import AuditEvent, ClinicalNote, Delivery
-from redox.client import PERMANENT_STATUSES, error_from_response
+from redox.errors import PERMANENT_STATUSES, error_from_response
 from tests.conftest import sample_bytes
 from tests.pages_fixtures import make_order
 

@@ -6,13 +6,25 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from redox import inbound
+from redox import inbound, values
 from redox.verification import challenge_from_body, challenge_from_query, tokens_equal
 from tests.conftest import sample_bytes, sample_json
 
 
+def order_message(data):
+    """The Order message in `data`, read the way ingest reads a body: one `inbound.read` call."""
+    result = inbound.read(json.dumps(data).encode())
+    assert result.error is None, result.error
+    return result.order_message
+
+
+def refusal(data):
+    """Why `inbound.read` will not process `data` (None when it will)."""
+    return inbound.read(json.dumps(data).encode()).error
+
+
 def test_parses_the_new_sample_into_every_field_staff_need():
-    message = inbound.parse_order_message(sample_json("order-new.json"))
+    message = order_message(sample_json("order-new.json"))
     assert message.meta.data_model == "Order"
     assert message.meta.event_type == "New"
     assert message.meta.event_at == datetime(2026, 10, 5, 17, 4, 15, 120000, tzinfo=UTC)
@@ -40,14 +52,14 @@ def test_parses_the_new_sample_into_every_field_staff_need():
 
 
 def test_grouped_orders_yield_every_order_with_the_shared_patient():
-    message = inbound.parse_order_message(sample_json("order-grouped.json"))
+    message = order_message(sample_json("order-grouped.json"))
     assert [o.ehr_order_id for o in message.orders] == ["157720313", "157720312"]
     assert message.patient.mrn == "MRN0048213"
 
 
 def test_a_bare_minimum_order_parses_with_empty_values():
     data = {"Meta": {"DataModel": "Order", "EventType": "New"}, "Order": {"ID": 42}}
-    message = inbound.parse_order_message(data)
+    message = order_message(data)
     assert message.orders[0].ehr_order_id == "42"
     assert message.meta.event_at is None
     assert message.meta.is_test is None
@@ -73,7 +85,7 @@ def test_nulls_everywhere_are_read_as_missing():
             "Diagnoses": [None, "not-an-object", {"Code": "R69"}],
         },
     }
-    message = inbound.parse_order_message(data)
+    message = order_message(data)
     order = message.orders[0]
     assert message.patient.identifiers == []
     assert message.patient.demographics == {}
@@ -88,7 +100,7 @@ def test_unknown_extra_fields_are_ignored_but_kept_in_the_raw_blobs():
     data["Meta"]["SomethingNew"] = {"deep": [1, 2]}
     data["Patient"]["Demographics"]["PreferredPronouns"] = "they/them"
     data["Order"]["VendorExtension"] = {"x": 1}
-    message = inbound.parse_order_message(data)
+    message = order_message(data)
     assert message.orders[0].ehr_order_id == "157720311"
     assert message.patient.demographics["PreferredPronouns"] == "they/them"
 
@@ -102,7 +114,7 @@ def test_several_identifiers_pick_the_first_mr_or_mrn_as_the_mrn():
         {"ID": "M-78", "IDType": "MR"},
         {"ID": 555, "IDType": "NIST"},
     ]
-    patient = inbound.parse_order_message(data).patient
+    patient = order_message(data).patient
     assert patient.mrn == "M-77"
     assert patient.identifiers_text == "E-1 123-45-6789 M-77 M-78 555"
 
@@ -111,7 +123,7 @@ def test_non_ascii_names_survive_intact():
     data = sample_json("order-new.json")
     data["Patient"]["Demographics"].update(FirstName="Zoë", LastName="Ñúñez-Ødegård", MiddleName="Ł")
     data["Order"]["Provider"].update(FirstName="Chloé", LastName="Müller-Łukasz")
-    message = inbound.parse_order_message(json.loads(json.dumps(data, ensure_ascii=False).encode("utf-8")))
+    message = order_message(json.loads(json.dumps(data, ensure_ascii=False).encode("utf-8")))
     assert message.patient.first_name == "Zoë"
     assert message.patient.last_name == "Ñúñez-Ødegård"
     assert message.orders[0].provider_name == "Müller-Łukasz, Chloé"
@@ -131,7 +143,7 @@ def test_non_ascii_names_survive_intact():
     ],
 )
 def test_dates_of_birth_are_parsed_tolerantly(value, expected):
-    assert inbound.parse_date(value) == expected
+    assert values.parse_date(value) == expected
 
 
 @pytest.mark.parametrize(
@@ -146,7 +158,7 @@ def test_dates_of_birth_are_parsed_tolerantly(value, expected):
     ],
 )
 def test_event_times_are_parsed_tolerantly(value, expected):
-    assert inbound.parse_datetime(value) == expected
+    assert values.parse_datetime(value) == expected
 
 
 @pytest.mark.parametrize(
@@ -164,31 +176,38 @@ def test_event_times_are_parsed_tolerantly(value, expected):
     ],
 )
 def test_unprocessable_messages_say_why_without_data(data, reason):
-    with pytest.raises(inbound.InboundError) as raised:
-        inbound.parse_order_message(data)
-    assert str(raised.value) == reason
+    result = inbound.read(json.dumps(data).encode())
+    assert result.error == reason
+    assert result.order_message is None
+
+
+def test_another_data_model_is_read_as_ignored_not_as_an_error():
+    result = inbound.read(json.dumps({"Meta": {"DataModel": "Scheduling", "EventType": "New"}}).encode())
+    assert result.ignored
+    assert result.meta.data_model == "Scheduling"
 
 
 def test_an_unknown_event_type_is_refused_without_echoing_it():
     data = {"Meta": {"DataModel": "Order", "EventType": "Zoë Ñúñez"}, "Order": {"ID": "1"}}
-    with pytest.raises(inbound.InboundError) as raised:
-        inbound.parse_order_message(data)
-    assert "Zoë" not in str(raised.value)
+    reason = refusal(data)
+    assert reason
+    assert "Zoë" not in reason
 
 
 @pytest.mark.parametrize(
     "body", [b"{not json", b"", b"[1, 2]", b'"text"', b'{"a": NaN}', b"\xff\xfe\x00", b"[" * 100_000]
 )
-def test_load_refuses_anything_but_a_json_object(body):
-    with pytest.raises(inbound.InboundError):
-        inbound.load(body)
+def test_read_refuses_anything_but_a_json_object(body):
+    result = inbound.read(body)
+    assert result.error in ("The body is not valid JSON.", "The body is not a JSON object.")
+    assert result.meta == inbound.Meta()
 
 
 def test_nul_characters_are_dropped_because_postgresql_refuses_them():
     data = sample_json("order-new.json")
     data["Patient"]["Demographics"]["LastName"] = "Nul\u0000l"
     data["Order"]["Comments"] = "a\u0000b"
-    message = inbound.parse_order_message(data)
+    message = order_message(data)
     assert message.patient.last_name == "Null"
     assert message.patient.demographics["LastName"] == "Null"
     assert message.orders[0].comments == "ab"
@@ -197,12 +216,18 @@ def test_nul_characters_are_dropped_because_postgresql_refuses_them():
 def test_dedupe_key_prefers_the_log_id_then_the_message_id_then_the_body_hash():
     body = sample_bytes("order-new.json")
     data = json.loads(body)
-    assert inbound.dedupe_key(body, inbound.read_meta(data)) == "log:0b5f2c1e-6a3d-4e8f-9b7a-1c2d3e4f5a60"
+    assert (
+        inbound.dedupe_key(body, inbound.read(json.dumps(data).encode()).meta)
+        == "log:0b5f2c1e-6a3d-4e8f-9b7a-1c2d3e4f5a60"
+    )
     data["Meta"]["Logs"] = []
     data["Meta"]["Message"] = {"ID": 5565}
-    assert inbound.dedupe_key(body, inbound.read_meta(data)) == "message:5565"
+    assert inbound.dedupe_key(body, inbound.read(json.dumps(data).encode()).meta) == "message:5565"
     del data["Meta"]["Message"]
-    assert inbound.dedupe_key(body, inbound.read_meta(data)) == "sha256:" + hashlib.sha256(body).hexdigest()
+    assert (
+        inbound.dedupe_key(body, inbound.read(json.dumps(data).encode()).meta)
+        == "sha256:" + hashlib.sha256(body).hexdigest()
+    )
     assert inbound.dedupe_key(b"{oops") == "sha256:" + hashlib.sha256(b"{oops").hexdigest()
 
 

@@ -1,5 +1,6 @@
 """A message we cannot apply is kept, marked failed or ignored, logged, and never blocks the feed."""
 
+import dataclasses
 import json
 import logging
 from datetime import datetime, timedelta, timezone
@@ -133,44 +134,55 @@ ONLY_POSTGRESQL_REFUSES = pytest.mark.skipif(
 
 
 @pytest.mark.parametrize(
-    "unstorable",
+    ("unstorable", "applied"),
     [
-        pytest.param(inbound.Meta(log_id="log\ud800"), id="lone surrogate"),
-        pytest.param(inbound.Meta(data_model="Order\x00"), id="NUL", marks=ONLY_POSTGRESQL_REFUSES),
+        # Only the store step keeps the log id: the order is still applied.
+        pytest.param({"log_id": "log\ud800"}, True, id="lone surrogate"),
+        # Applying writes the data model and event time again, and is refused again.
+        pytest.param({"data_model": "Order\x00"}, False, id="NUL", marks=ONLY_POSTGRESQL_REFUSES),
         pytest.param(
-            inbound.Meta(event_at=datetime(2026, 10, 5, tzinfo=timezone(timedelta(hours=16)))),
+            {"event_at": datetime(2026, 10, 5, tzinfo=timezone(timedelta(hours=16)))},
+            False,
             id="offset PostgreSQL refuses",
             marks=ONLY_POSTGRESQL_REFUSES,
         ),
     ],
 )
-def test_a_value_the_database_refuses_despite_cleaning_still_leaves_the_body_stored(partner, caplog, unstorable):
+def test_a_value_the_database_refuses_despite_cleaning_still_leaves_the_body_stored(
+    partner, caplog, unstorable, applied
+):
     # As if a future field slipped past redox/inbound.py: the bytes are stored without
-    # the metadata, keyed by their hash, and processing reads them again.
+    # the metadata, keyed by their hash, and the one reading of the body is then applied.
+    # When applying writes the refused value too, the message is failed (never lost), and
+    # reprocessing it once the reading is fixed applies it.
     body = sample_bytes("order-new.json")
-    real_read_meta = inbound.read_meta
-    calls = []
+    real = inbound.read(body)
+    slipped = dataclasses.replace(real, meta=dataclasses.replace(real.meta, **unstorable))
 
-    def read_meta_once_unstorable(data):
-        calls.append(data)
-        return unstorable if len(calls) == 1 else real_read_meta(data)
-
-    with mock.patch("orders.ingest.inbound.read_meta", side_effect=read_meta_once_unstorable):
+    with mock.patch("orders.ingest.inbound.read", autospec=True, return_value=slipped) as read:
         result = message_ingest(partner=partner, body=body, headers={})
+
+    read.assert_called_once_with(body)
     message = InboundMessage.objects.get()
     assert bytes(message.body) == body
     assert message.dedupe_key == inbound.dedupe_key(body)
-    assert message.status == InboundMessage.Status.PROCESSED
     assert result.message.pk == message.pk
-    assert Order.objects.count() == 1
     (record,) = events(caplog, "message.metadata_refused")
     assert record.levelno == logging.WARNING
     assert not any(r.exc_info for r in caplog.records)
+    if applied:
+        assert message.status == InboundMessage.Status.PROCESSED
+    else:
+        assert message.status == InboundMessage.Status.FAILED
+        assert message.error.startswith("HCOINT could not apply this message (")
+        assert Order.objects.count() == 0
+        assert message_process(message=message).status == InboundMessage.Status.PROCESSED
+    assert Order.objects.count() == 1
 
 
 def test_a_bug_while_reading_the_body_still_leaves_it_stored_and_failed(partner, caplog):
     body = sample_bytes("order-new.json")
-    with mock.patch("orders.ingest.inbound.load", autospec=True, side_effect=RuntimeError("a bug")):
+    with mock.patch("orders.ingest.inbound.read", autospec=True, side_effect=RuntimeError("a bug")):
         message_ingest(partner=partner, body=body, headers={})
     message = InboundMessage.objects.get()
     assert bytes(message.body) == body

@@ -198,7 +198,7 @@ def test_import_requires_a_partner(partner):
 
 def test_reprocess_failed_applies_messages_once_the_parser_is_fixed(partner, tmp_path):
     broken = inbound.InboundError("Order.ID is missing.")
-    with mock.patch.object(inbound, "parse_order_message", side_effect=broken):
+    with mock.patch.object(inbound, "_order_message", side_effect=broken):
         run("import_redox_messages", "--partner", partner.name, str(SAMPLES / "order-new.json"))
         run("import_redox_messages", "--partner", partner.name, str(SAMPLES / "order-update.json"))
     assert InboundMessage.objects.filter(status=InboundMessage.Status.FAILED).count() == 2

@@ -1,9 +1,4 @@
-"""Each rule is written once: Redox's file limit and the demo token live in settings, and the code reads them there.
-
-redox/ is not scanned yet: it still holds its own copies (redox/outbound.py's
-REDOX_FILE_LIMIT_BYTES, redox/sandbox.py's MAX_UPLOAD_BYTES, redox_send_test_order's
-DEFAULT_TOKEN), which are to read the same settings.
-"""
+"""Each rule is written once: Redox's file limit and the demo token live in settings, and the code reads them there."""
 
 import re
 from pathlib import Path
@@ -11,7 +6,7 @@ from pathlib import Path
 from django.conf import settings
 
 ROOT = Path(__file__).resolve().parent.parent
-SCANNED = ("hcoint", "orders", "bench")
+SCANNED = ("hcoint", "orders", "redox", "bench")
 
 
 def sources():

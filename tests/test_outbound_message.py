@@ -1,4 +1,4 @@
-"""The Results.New / Notes.New messages we build for Redox (redox/outbound.py)."""
+"""The Results.New / Notes.New messages we build for Redox (redox/messages.py)."""
 
 import base64
 import json
@@ -9,7 +9,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from redox.outbound import Base64File, Document, OutboundOrder, build_message, encode_message
+from redox.messages import Base64File, Document, OutboundOrder, build_message, encode_message
 
 from .conftest import sample_bytes, sample_json, sample_outbound_order
 

@@ -18,7 +18,7 @@ from django.db import connection
 from django.urls import reverse
 
 from orders.models import Delivery, InboundMessage, Order, Redelivery
-from redox import inbound
+from redox import values
 from tests.conftest import PARTNER_TOKEN, sample_json
 from tests.pages_fixtures import make_delivery, make_order
 
@@ -108,7 +108,7 @@ def test_every_page_renders_the_edge_values_the_webhook_stored(client, admin_use
     orders = {order.ehr_order_id: order for order in Order.objects.all()}
     for order in orders.values():
         for value in (order.transaction_at, order.last_event_at, order.cancelled_at):
-            assert value is None or inbound.EARLIEST_TIME <= value < inbound.LATEST_TIME
+            assert value is None or values.EARLIEST_TIME <= value < values.LATEST_TIME
     # (Its Cancel carried the sample's date of birth, which then filled the blank.)
     assert orders["EDGE-FUTURE"].transaction_at is None
     assert (orders["EDGE-PAST"].transaction_at, orders["EDGE-PAST"].patient_dob) == (None, None)

@@ -1,5 +1,5 @@
 """How the Redox client authenticates: signed-JWT client credentials, legacy API key, the
-token cache, and the configuration that chooses between them (redox/client.py)."""
+token cache, and the configuration that chooses between them (redox/auth.py)."""
 
 import json
 import threading
@@ -15,9 +15,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
 
+from redox import auth as redox_auth
 from redox import client as redox_client
 from redox.apps import check_redox_credentials
-from redox.client import ApiKeyAuth, JwtAuth, RedoxClient, RedoxError, load_auth
+from redox.auth import ApiKeyAuth, JwtAuth, load_auth
+from redox.client import RedoxClient
+from redox.errors import RedoxError
 
 BASE = "https://redox.test"
 TOKEN_URL = f"{BASE}/v2/auth/token"
@@ -50,8 +53,13 @@ def make_client(auth, clock):
     return RedoxClient(auth=auth, api_base_url=BASE, upload_url="https://blob.redox.test/upload", clock=clock)
 
 
+def assertion(client):
+    """A client assertion as `client` would sign it now."""
+    return redox_auth.client_assertion(client.auth, token_url=client.tokens.token_url, now=client.tokens.clock())
+
+
 def conf(**values):
-    names = (*redox_client.JWT_SETTINGS, *redox_client.API_KEY_SETTINGS)
+    names = (*redox_auth.JWT_SETTINGS, *redox_auth.API_KEY_SETTINGS)
     return SimpleNamespace(**{**dict.fromkeys(names), **values})
 
 
@@ -90,13 +98,13 @@ def test_jwt_signed_by_another_key_does_not_verify(rsa_key):
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
     with pytest.raises(jwt.InvalidSignatureError):
-        jwt.decode(client.client_assertion(), other.public_key(), algorithms=["RS384"], audience=TOKEN_URL)
+        jwt.decode(assertion(client), other.public_key(), algorithms=["RS384"], audience=TOKEN_URL)
 
 
 def test_each_assertion_has_a_fresh_jti(rsa_key):
     client = make_client(JwtAuth("client-123", "key-7", rsa_key, "RS384"), Clock())
 
-    first, second = (jwt.decode(client.client_assertion(), options={"verify_signature": False}) for _ in "ab")
+    first, second = (jwt.decode(assertion(client), options={"verify_signature": False}) for _ in "ab")
 
     assert first["jti"] != second["jti"]
 
@@ -237,7 +245,7 @@ def test_an_ec_key_signs_with_es384_and_can_come_from_a_file(tmp_path):
     client = make_client(auth, Clock())
 
     assert auth.algorithm == "ES384"
-    claims = jwt.decode(client.client_assertion(), key.public_key(), algorithms=["ES384"], audience=TOKEN_URL)
+    claims = jwt.decode(assertion(client), key.public_key(), algorithms=["ES384"], audience=TOKEN_URL)
     assert claims["iss"] == "c"
 
 

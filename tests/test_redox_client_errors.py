@@ -7,7 +7,9 @@ import pytest
 import requests
 import responses
 
-from redox.client import ApiKeyAuth, RedoxClient, RedoxError
+from redox.auth import ApiKeyAuth
+from redox.client import RedoxClient
+from redox.errors import RedoxError
 
 BASE = "https://redox.test"
 ENDPOINT = f"{BASE}/endpoint"

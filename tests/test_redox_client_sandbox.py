@@ -6,9 +6,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from redox.client import RedoxError, get_client
-from redox.outbound import build_message, encode_message, prepare_document
-from redox.sandbox import base_url, start_in_thread
+from redox.client import get_client, prepare_document
+from redox.errors import RedoxError
+from redox.messages import build_message, encode_message
+from tests.sandbox_server import base_url, start_in_thread
 
 from .conftest import sample_bytes, sample_outbound_order
 

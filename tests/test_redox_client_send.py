@@ -5,8 +5,10 @@ import json
 import pytest
 import responses
 
-from redox.client import ApiKeyAuth, RedoxClient, RedoxError, SendResult
-from redox.outbound import Base64File
+from redox.auth import ApiKeyAuth
+from redox.client import RedoxClient, SendResult
+from redox.errors import RedoxError
+from redox.messages import Base64File
 
 BASE = "https://redox.test"
 ENDPOINT = f"{BASE}/endpoint"

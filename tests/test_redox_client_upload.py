@@ -2,9 +2,12 @@
 
 import pytest
 import responses
+from django.conf import settings
 
-from redox.client import ApiKeyAuth, RedoxClient, RedoxError
-from redox.outbound import REDOX_FILE_LIMIT_BYTES, Base64File, prepare_document
+from redox.auth import ApiKeyAuth
+from redox.client import RedoxClient, prepare_document
+from redox.errors import RedoxError
+from redox.messages import Base64File
 
 from .conftest import sample_bytes
 
@@ -105,7 +108,7 @@ def test_a_pdf_at_the_threshold_travels_inline_without_any_call(settings):
 
 @responses.activate
 def test_a_pdf_over_redox_file_limit_is_refused_for_good_before_any_call():
-    too_large = b"%" * (REDOX_FILE_LIMIT_BYTES + 1)
+    too_large = b"%" * (settings.REDOX_FILE_LIMIT_BYTES + 1)
 
     with pytest.raises(RedoxError, match="Redox accepts files up to 31457280 bytes") as caught:
         prepare_document(too_large, "huge.pdf", client=RedoxClient(auth=None, api_base_url=BASE, upload_url=UPLOAD))

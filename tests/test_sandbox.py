@@ -1,4 +1,4 @@
-"""The local fake Redox (redox/sandbox.py) and the two developer commands around it."""
+"""The local fake Redox (redox/sandbox/) and the two developer commands around it."""
 
 import copy
 import json
@@ -13,9 +13,11 @@ import responses
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.core.management import CommandError, call_command
 
-from redox.sandbox import SandboxState, base_url, load_schema, message_errors, schema_errors, start_in_thread
+from redox.sandbox.state import SandboxState
+from redox.sandbox.validation import load_schema, message_errors, schema_errors
 
 from .conftest import SAMPLES, sample_json
+from .sandbox_server import base_url, start_in_thread
 
 VALID = sample_json("results-new-example.json")
 
@@ -389,8 +391,8 @@ WEBHOOK = "http://127.0.0.1:8000/redox/webhook/"
 
 
 @responses.activate
-def test_send_test_order_posts_fresh_orders_as_redox_dev_tools_would(capsys, monkeypatch):
-    monkeypatch.delenv("REDOX_TEST_VERIFICATION_TOKEN", raising=False)
+def test_send_test_order_posts_fresh_orders_as_redox_dev_tools_would(capsys, settings):
+    settings.REDOX_TEST_VERIFICATION_TOKEN = settings.DEMO_VERIFICATION_TOKEN
     responses.post(WEBHOOK, body="")
 
     call_command("redox_send_test_order", "--count", "3")
@@ -403,7 +405,7 @@ def test_send_test_order_posts_fresh_orders_as_redox_dev_tools_would(capsys, mon
     assert len({b["Order"]["ID"] for b in bodies} | {sample["Order"]["ID"]}) == 4
     assert bodies[0]["Patient"] == sample["Patient"]
     headers = responses.calls[0].request.headers
-    assert headers["verification-token"] == "demo-verification-token-0123456789abcdef"
+    assert headers["verification-token"] == settings.DEMO_VERIFICATION_TOKEN
     assert headers["application-name"] == "RedoxEngine"
     assert headers["Content-Type"] == "application/json"
     lines = capsys.readouterr().out.splitlines()
@@ -411,8 +413,8 @@ def test_send_test_order_posts_fresh_orders_as_redox_dev_tools_would(capsys, mon
 
 
 @responses.activate
-def test_send_test_order_can_keep_the_order_id_and_use_another_file_url_and_token(tmp_path, monkeypatch):
-    monkeypatch.setenv("REDOX_TEST_VERIFICATION_TOKEN", "from-the-environment")
+def test_send_test_order_can_keep_the_order_id_and_use_another_file_url_and_token(tmp_path, settings):
+    settings.REDOX_TEST_VERIFICATION_TOKEN = "from-the-environment"
     responses.post("http://127.0.0.1:8399/hook/", body="")
     grouped = sample_json("order-grouped.json")
 

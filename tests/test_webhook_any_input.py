@@ -189,7 +189,7 @@ def post_and_check(client, partner, body):
     assert body in held, "the body was not stored"
     assert not [r for r in records if r.exc_info], "an exception was logged"
     refused = [r for r in records if getattr(r, "event", None) == "message.metadata_refused"]
-    assert not refused, "a value read from the body got past the cleaning in redox/inbound.py"
+    assert not refused, "a value read from the body got past the cleaning in redox/values.py"
     crashes = [r for r in records if getattr(r, "event", None) == "message.failed" and hasattr(r, "error_kind")]
     assert not crashes, "a message failed on an unexpected exception, not a reason of ours"
     return messages.first() or InboundMessage.objects.get(redeliveries__in=redeliveries[:1])

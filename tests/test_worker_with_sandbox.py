@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from orders.delivery import delivery_attempt, delivery_retry_now
 from orders.models import Delivery, DeliveryAttempt, Order
-from redox.sandbox import base_url, start_in_thread
 from tests.delivery_fakes import make_delivery, make_order
+from tests.sandbox_server import base_url, start_in_thread
 
 pytestmark = [
     pytest.mark.django_db(transaction=True, serialized_rollback=True),

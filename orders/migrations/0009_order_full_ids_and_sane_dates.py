@@ -11,7 +11,7 @@
    change on PostgreSQL: no table rewrite, no index rebuild. The previous release keeps
    cutting at 100 while it still runs, as it did before.
 
-2. Times from Redox stored before ingest bounded them (redox/inbound.py: EARLIEST_TIME,
+2. Times from Redox stored before ingest bounded them (redox/values.py: EARLIEST_TIME,
    LATEST_TIME, EARLIEST_DOB, LATEST_DOB) are set to NULL when out of range. psycopg2
    cannot read back a timestamptz outside Python's years 1..9999, so one such row made
    every page showing its order, the order list included, answer 500. The bounds are

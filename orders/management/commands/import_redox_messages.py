@@ -38,7 +38,7 @@ from django.utils import timezone
 from orders.history import orders_close_before
 from orders.ingest import message_ingest
 from orders.models import InboundMessage, Partner
-from redox import inbound
+from redox import inbound, values
 
 ONE_MESSAGE = (".json",)
 ONE_PER_LINE = (".jsonl", ".ndjson")
@@ -52,7 +52,7 @@ BAD_KEYS = "an envelope has only the keys received_at and body."
 BAD_BODY = "an envelope's body must be the Redox message, as a JSON object or a string."
 BAD_TIME = "received_at must be an ISO 8601 time with a UTC offset, such as 2024-03-01T14:05:09Z."
 BAD_TIME_RANGE = (
-    f"received_at must be from {inbound.EARLIEST_TIME.year} to {inbound.LATEST_TIME.year - 1},"
+    f"received_at must be from {values.EARLIEST_TIME.year} to {values.LATEST_TIME.year - 1},"
     " with a UTC offset under 16 hours."
 )
 
@@ -112,18 +112,15 @@ def _record(raw, where):
     if received_at.tzinfo is None:
         # The old system's local time or UTC? Guessing would shift every order.
         raise CommandError(f"{where}: {BAD_TIME}")
-    # Within the range every stored time keeps (redox/inbound.py), or the pages could not show it.
-    received_at = inbound.parse_datetime(data["received_at"])
+    # Within the range every stored time keeps (redox/values.py), or the pages could not show it.
+    received_at = values.parse_datetime(data["received_at"])
     if received_at is None:
         raise CommandError(f"{where}: {BAD_TIME_RANGE}")
     return Record(body=body, received_at=received_at)
 
 
 def _event_time(body):
-    try:
-        return inbound.read_meta(inbound.load(body)).event_at
-    except inbound.InboundError:
-        return None
+    return inbound.read(body).meta.event_at
 
 
 def _day(value):

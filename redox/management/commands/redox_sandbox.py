@@ -1,8 +1,11 @@
-"""Serve the local fake Redox (redox/sandbox.py) until interrupted."""
+"""Serve the local fake Redox (redox/sandbox/) until interrupted."""
 
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
 
-from redox.sandbox import FAIL_STATUSES, SandboxState, make_server
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from redox.sandbox.server import make_server
+from redox.sandbox.state import FAIL_STATUSES, SandboxState
 
 
 class Command(BaseCommand):
@@ -11,7 +14,7 @@ class Command(BaseCommand):
     requires_system_checks = []
     requires_migrations_checks = False
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1", help="Address to listen on (default 127.0.0.1).")
         parser.add_argument("--port", type=int, default=8001, help="Port to listen on (default 8001).")
         parser.add_argument("--fail-next", type=int, default=0, metavar="N", help="Fail the first N calls.")
@@ -22,7 +25,18 @@ class Command(BaseCommand):
         parser.add_argument("--reject", action="store_true", help="Reject every message with 400 until cleared.")
         parser.add_argument("--reject-text", default=None, help="The error text a rejection carries.")
 
-    def handle(self, *args, host, port, fail_next, fail_status, retry_after, reject, reject_text, **options):
+    def handle(
+        self,
+        *args: Any,
+        host: str,
+        port: int,
+        fail_next: int,
+        fail_status: int,
+        retry_after: int,
+        reject: bool,
+        reject_text: str | None,
+        **options: Any,
+    ) -> None:
         state = SandboxState()
         if fail_next:
             state.fail_next(fail_next, status=fail_status, retry_after=retry_after)

@@ -1,23 +1,24 @@
 """Post sample Redox orders to our own webhook, as Redox's dev tools would."""
 
+import copy
 import json
-import os
 import secrets
 import uuid
 from pathlib import Path
+from typing import Any
 
 import requests
-from django.core.management.base import BaseCommand, CommandError
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "order-new.json"
 DEFAULT_URL = "http://127.0.0.1:8000/redox/webhook/"
-DEFAULT_TOKEN = "demo-verification-token-0123456789abcdef"  # noqa: S105 - the demo partner's public token
 
 
-def fresh_copy(payload, *, new_order_id):
+def fresh_copy(payload: dict[str, Any], *, new_order_id: bool) -> dict[str, Any]:
     """`payload` with a new Meta.Logs[0] ID/AttemptID (a new delivery, not a duplicate) and,
     when `new_order_id`, new order ids (a new order, not an update of the sample's)."""
-    payload = json.loads(json.dumps(payload))
+    payload = copy.deepcopy(payload)
     meta = payload.setdefault("Meta", {})
     logs = meta.get("Logs") if isinstance(meta.get("Logs"), list) and meta.get("Logs") else [{}]
     logs[0] = {**logs[0], "ID": str(uuid.uuid4()), "AttemptID": str(uuid.uuid4())}
@@ -31,7 +32,7 @@ def fresh_copy(payload, *, new_order_id):
     return payload
 
 
-def order_ids(payload):
+def order_ids(payload: dict[str, Any]) -> str:
     orders = [payload["Order"]] if isinstance(payload.get("Order"), dict) else payload.get("Orders") or []
     return ",".join(str(order.get("ID")) for order in orders if isinstance(order, dict))
 
@@ -41,13 +42,13 @@ class Command(BaseCommand):
     requires_system_checks = []
     requires_migrations_checks = False
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--file", type=Path, default=SAMPLE, help="Payload to post (default order-new.json).")
         parser.add_argument("--count", type=int, default=1, help="How many to post (default 1).")
         parser.add_argument("--url", default=DEFAULT_URL, help=f"Webhook URL (default {DEFAULT_URL}).")
         parser.add_argument(
             "--token",
-            default=os.environ.get("REDOX_TEST_VERIFICATION_TOKEN") or DEFAULT_TOKEN,
+            default=settings.REDOX_TEST_VERIFICATION_TOKEN,
             help="verification-token header (default: $REDOX_TEST_VERIFICATION_TOKEN or the demo token).",
         )
         parser.add_argument(
@@ -57,7 +58,17 @@ class Command(BaseCommand):
         )
         parser.add_argument("--timeout", type=float, default=10, help="Seconds to wait for each answer.")
 
-    def handle(self, *args, file, count, url, token, keep_order_id, timeout, **options):
+    def handle(
+        self,
+        *args: Any,
+        file: Path,
+        count: int,
+        url: str,
+        token: str,
+        keep_order_id: bool,
+        timeout: float,
+        **options: Any,
+    ) -> None:
         if count < 1:
             raise CommandError("--count must be at least 1.")
         try:

@@ -1,8 +1,12 @@
-"""Build the messages HCOINT sends to Redox from plain values (no models).
+"""Build the messages HCOINT sends to Redox from plain values: no models, no settings, no I/O.
 
-    document = prepare_document(note_bytes, "note.pdf", client=get_client())
+    document = redox.client.prepare_document(note_bytes, "note.pdf", client=client)  # may upload
     message = build_message(order, document, data_model="results", source_id=settings.REDOX_SOURCE_ID)
-    result = get_client().send(message)
+    result = client.send(message)
+
+Deciding whether a PDF travels inline or through Redox's blob store, and uploading it,
+is I/O, so it lives in `redox/client.py` (`prepare_document`); this module only places
+the resulting `Document` in a message.
 
 `build_message` returns a dict. When the PDF travels inline its value is a `Base64File`,
 which `encode_message` (used by `RedoxClient.send`) writes straight into the request body;
@@ -15,15 +19,11 @@ validates against `redox/schemas/results/new.json` or `redox/schemas/notes/new.j
 import binascii
 import json
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, overload
 
-from django.conf import settings
-
-from redox.client import RedoxError
-
-# Redox refuses uploaded files over 30 MB (developer.redoxengine.com/api-reference/quotas-and-constraints/).
-REDOX_FILE_LIMIT_BYTES = 30 * 1024 * 1024
 FALLBACK_RESULT_CODE = "CLINICAL-NOTE"
 RESULT_DESCRIPTION = "Clinical note (PDF)"
 FALLBACK_DOCUMENT_TYPE = "Clinical Note"
@@ -31,17 +31,20 @@ DATA_MODELS = ("results", "notes")
 # Bytes of PDF encoded per step; a multiple of 3 so no chunk but the last needs padding.
 BASE64_CHUNK = 3 * 64 * 1024
 
+# A JSON object as Redox sent it or as we send it: values of any JSON type.
+JsonObject = dict[str, Any]
+
 
 @dataclass(frozen=True)
 class OutboundOrder:
     """What the message needs to know about the order, as plain values (no models)."""
 
     ehr_order_id: str
-    patient_identifiers: list  # [{"ID": ..., "IDType": ...}, ...] as Redox sent them
-    patient_demographics: dict  # Patient.Demographics as Redox sent it
+    patient_identifiers: list[JsonObject]  # [{"ID": ..., "IDType": ...}, ...] as Redox sent them
+    patient_demographics: JsonObject  # Patient.Demographics as Redox sent it
     visit_number: str
-    procedure: dict  # {"Code", "Codeset", "Description"}
-    provider: dict  # Order.Provider as Redox sent it
+    procedure: dict[str, str]  # {"Code", "Codeset", "Description"}
+    provider: JsonObject  # Order.Provider as Redox sent it
     is_test: bool
     destination_id: str
     destination_name: str
@@ -58,14 +61,14 @@ class Base64File:
 
     __slots__ = ("content",)
 
-    def __init__(self, content):
+    def __init__(self, content: bytes | bytearray | memoryview) -> None:
         self.content = content
 
     @property
-    def encoded_length(self):
+    def encoded_length(self) -> int:
         return 4 * ((len(self.content) + 2) // 3)
 
-    def encode_into(self, buffer, offset):
+    def encode_into(self, buffer: bytearray, offset: int) -> int:
         """Write the base64 of the file into `buffer` at `offset`; returns the offset after it."""
         view = memoryview(self.content)
         for start in range(0, len(view), BASE64_CHUNK):
@@ -74,50 +77,29 @@ class Base64File:
             offset += len(encoded)
         return offset
 
-    def text(self):
+    def text(self) -> str:
         """The base64 as a str (a full copy: for small files and tests)."""
         return binascii.b2a_base64(self.content, newline=False).decode("ascii")
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Base64File({len(self.content)} bytes)"
 
 
 @dataclass(frozen=True)
 class Document:
     file_name: str
-    value: object  # a Base64File, a base64 str, or the blob URI (a str) when is_uri
+    value: Base64File | str  # a Base64File, a base64 str, or the blob URI (a str) when is_uri
     is_uri: bool = False
 
 
-def prepare_document(content, file_name, *, client=None, inline_max_bytes=None):
-    """The Document for a PDF: inline at or under the threshold, else uploaded to Redox's blob store.
-
-    `inline_max_bytes` defaults to settings.REDOX_INLINE_MAX_BYTES (Redox advises against
-    embedding more than ~200 KB). Raises RedoxError, permanent, for a file over Redox's
-    30 MB limit, and whatever `client.upload_file` raises.
-    """
-    if len(content) > REDOX_FILE_LIMIT_BYTES:
-        raise RedoxError(
-            f"The PDF is {len(content)} bytes; Redox accepts files up to {REDOX_FILE_LIMIT_BYTES} bytes.",
-            retryable=False,
-        )
-    if inline_max_bytes is None:
-        inline_max_bytes = settings.REDOX_INLINE_MAX_BYTES
-    if len(content) <= inline_max_bytes:
-        return Document(file_name=file_name, value=Base64File(content))
-    if client is None:
-        from redox.client import get_client
-
-        client = get_client()
-    return Document(file_name=file_name, value=client.upload_file(content, file_name), is_uri=True)
-
-
-def build_message(order, document, *, data_model="results", source_id=None):
+def build_message(
+    order: OutboundOrder, document: Document, *, data_model: str = "results", source_id: str | None = None
+) -> JsonObject:
     """Results.New (default) or Notes.New for `order` carrying `document`."""
     if data_model not in DATA_MODELS:
         raise ValueError(f"data_model must be one of {DATA_MODELS}, not {data_model!r}")
     completed = _redox_time(order.completed_at)
-    meta = {
+    meta: JsonObject = {
         "DataModel": "Results" if data_model == "results" else "Notes",
         "EventType": "New",
         "EventDateTime": completed,
@@ -126,7 +108,7 @@ def build_message(order, document, *, data_model="results", source_id=None):
     }
     if source_id:
         meta["Source"] = {"ID": source_id}
-    message = {"Meta": meta, "Patient": _patient(order)}
+    message: JsonObject = {"Meta": meta, "Patient": _patient(order)}
     if order.visit_number:
         message["Visit"] = {"VisitNumber": str(order.visit_number)}
     if data_model == "results":
@@ -137,11 +119,11 @@ def build_message(order, document, *, data_model="results", source_id=None):
     return message
 
 
-def _results_order(order, document, completed):
+def _results_order(order: OutboundOrder, document: Document, completed: str) -> JsonObject:
     # Results.New: https://developer.redoxengine.com/data-models/Results.html
     status = "Corrected" if order.corrected else "Final"
     procedure = _procedure(order)
-    result = {
+    result: JsonObject = {
         "Code": procedure.get("Code") or FALLBACK_RESULT_CODE,
         "Codeset": procedure.get("Codeset") if procedure.get("Code") else None,
         "Description": RESULT_DESCRIPTION,
@@ -151,7 +133,7 @@ def _results_order(order, document, completed):
         "Status": status,
         "CompletionDateTime": completed,
     }
-    results_order = {
+    results_order: JsonObject = {
         "ID": str(order.ehr_order_id),
         # Our delivery's stable id: a resend after a crash that followed Redox's 200
         # carries the same value, so the duplicate can be recognised downstream.
@@ -166,7 +148,7 @@ def _results_order(order, document, completed):
     return _drop_empty(results_order)
 
 
-def _note(order, document, completed):
+def _note(order: OutboundOrder, document: Document, completed: str) -> JsonObject:
     # Notes.New: https://docs.redoxengine.com/how-to-use-redox/send-a-file-via-redox-data-model-api/
     # Base64 (or the blob URI) goes in FileContents with ContentType "Base64 Encoded".
     provider = _provider(order)
@@ -186,7 +168,7 @@ def _note(order, document, completed):
             "Credentials": provider.get("Credentials"),
         }
     )
-    note = {
+    note: JsonObject = {
         "ContentType": "Base64 Encoded",
         "FileName": document.file_name,
         "FileContents": document.value,
@@ -201,25 +183,25 @@ def _note(order, document, completed):
     return _drop_empty(note)
 
 
-def _patient(order):
-    identifiers = []
+def _patient(order: OutboundOrder) -> JsonObject:
+    identifiers: list[dict[str, str]] = []
     for identifier in order.patient_identifiers or []:
         # The schema requires both; an identifier without a type cannot be matched anyway.
         if isinstance(identifier, dict) and identifier.get("ID") and identifier.get("IDType"):
             identifiers.append({"ID": str(identifier["ID"]), "IDType": str(identifier["IDType"])})
-    patient = {"Identifiers": identifiers}
+    patient: JsonObject = {"Identifiers": identifiers}
     demographics = _drop_empty(order.patient_demographics or {})
     if demographics:
         patient["Demographics"] = demographics
     return patient
 
 
-def _procedure(order):
+def _procedure(order: OutboundOrder) -> dict[str, str]:
     procedure = _drop_empty(order.procedure or {})
     return {key: str(value) for key, value in procedure.items() if key in ("Code", "Codeset", "Description")}
 
 
-def _provider(order):
+def _provider(order: OutboundOrder) -> JsonObject:
     provider = _drop_empty(order.provider or {})
     for key in ("ID", "NPI"):
         if key in provider:
@@ -227,7 +209,13 @@ def _provider(order):
     return provider
 
 
-def _drop_empty(value):
+@overload
+def _drop_empty(value: dict[str, Any]) -> dict[str, Any]: ...
+@overload
+def _drop_empty(value: object) -> object: ...
+
+
+def _drop_empty(value: object) -> object:
     """A copy without None values and empty objects: Redox sends nulls, the schemas refuse
     them in some places, and an absent optional field says the same thing."""
     if isinstance(value, dict):
@@ -238,7 +226,7 @@ def _drop_empty(value):
     return value
 
 
-def _redox_time(moment):
+def _redox_time(moment: datetime | None) -> str:
     """ISO 8601 in UTC with milliseconds, as Redox writes it: 2026-10-06T18:22:41.000Z."""
     if moment is None:
         moment = datetime.now(UTC)
@@ -248,7 +236,7 @@ def _redox_time(moment):
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def encode_message(message):
+def encode_message(message: Mapping[str, Any]) -> bytearray:
     """The JSON body of `message` as a bytearray, with any `Base64File` encoded in place.
 
     Why: the obvious path, json.dumps({... "Value": base64.b64encode(pdf).decode()}).encode(),
@@ -260,9 +248,9 @@ def encode_message(message):
     one chunk. Base64 needs no JSON escaping, so the slot holds the encoding as is.
     """
     marker = secrets.token_hex(16)
-    files = []
+    files: list[Base64File] = []
 
-    def placeholder(value):
+    def placeholder(value: object) -> str:
         if isinstance(value, Base64File):
             files.append(value)
             return f"{marker}-{len(files) - 1}"
@@ -272,7 +260,7 @@ def encode_message(message):
     skeleton = json.dumps(message, separators=(",", ":"), default=placeholder).encode("ascii")
     if not files:
         return bytearray(skeleton)
-    pieces = []
+    pieces: list[bytes] = []
     rest = skeleton
     for index, _file in enumerate(files):
         before, found, rest = rest.partition(f'"{marker}-{index}"'.encode("ascii"))
