@@ -1,0 +1,193 @@
+"""The upload gate: is this PDF one that every viewer will show the same, with nothing
+in it that runs, launches, loads or submits anything?
+
+`inspect(data, limits)` returns the page count or raises PdfRejected. In order:
+
+1. The bytes say PDF, and the file is within the size limit.
+2. No object number is defined twice within one revision of the file (viewers that
+   repair a file pick different copies).
+3. qpdf (through pikepdf) opens it without repairing anything and without a warning
+   (a warning is how qpdf reports a repair, a duplicate key or a bad offset).
+4. The object count and how much the streams unpack to are within the limits.
+5. pypdf opens it in strict mode (which raises where it would otherwise repair, and on
+   duplicate dictionary keys) and logs no warning.
+6. Both parsers count the same pages and read every object identically (`graph.py`).
+7. No object, whether reachable from the catalog or not, whether stored directly or inside
+   an object stream, holds active content (`graph.refusal_for`).
+
+This does unbounded work on hostile input only inside a child process with CPU and memory
+limits (`sandbox.py`); call it directly only from there and from tests.
+"""
+
+import io
+import logging
+import re
+from contextlib import contextmanager
+
+import pikepdf
+from pypdf import PdfReader
+from pypdf.generic import IndirectObject
+
+from orders.pdf.graph import Ref, Stream, from_pikepdf, from_pypdf, refusal_for
+from orders.pdf.inflate import InflateLimit, unpacked_size
+from orders.pdf.refusals import PdfRejected, refuse_basics
+
+# An object header `12 0 obj`, and stream bodies to skip while looking for headers.
+_OBJECT_HEADER = re.compile(rb"(?<![0-9])(\d{1,10})[\x00\t\n\x0c\r ]+(\d{1,5})[\x00\t\n\x0c\r ]+obj(?![A-Za-z])")
+_STREAM_BODY = re.compile(rb"stream\r?\n.*?endstream", re.S)
+# Containers of other objects that each parser may or may not list as objects of their own.
+_CONTAINERS = {"/XRef", "/ObjStm"}
+
+
+def inspect(data, limits):
+    """Check `data` (the whole file) and return its page count, or raise PdfRejected."""
+    refuse_basics(data, limits)
+    refuse_duplicate_objects(data)
+    try:
+        with _open_qpdf(data) as pdf:
+            table = {objgen: entry for objgen, entry in pdf.get_xref_table().items() if entry.type in (1, 2)}
+            if len(table) > limits.max_objects:
+                raise PdfRejected.because("too_many_objects")
+            _refuse_inflation(pdf, table, limits)
+            page_count = len(pdf.pages)
+            if page_count > limits.max_pages:
+                raise PdfRejected.because("too_many_pages")
+            qpdf_graph = {Ref(*objgen): _qpdf_object(pdf, objgen, limits) for objgen in table}
+            qpdf_root = from_pikepdf(pdf.trailer.get("/Root"), max_depth=limits.max_depth)
+            _refuse_qpdf_warnings(pdf)
+        with _pypdf_warnings() as warnings:
+            reader = _open_pypdf(data)
+            pypdf_pages = len(reader.pages)
+            pypdf_graph = _pypdf_graph(reader, limits)
+            pypdf_root = from_pypdf(reader.trailer.raw_get("/Root"), max_depth=limits.max_depth)
+        if warnings:
+            raise PdfRejected.because("unreadable")
+    except (PdfRejected, MemoryError):
+        raise
+    except RecursionError:
+        raise PdfRejected.because("too_deep") from None
+    except Exception:  # noqa: BLE001 - any other parser failure means a file it cannot read as it is
+        raise PdfRejected.because("unreadable") from None
+    qpdf_graph, pypdf_graph = _without_containers(qpdf_graph), _without_containers(pypdf_graph)
+    if page_count != pypdf_pages or qpdf_root != pypdf_root or qpdf_graph != pypdf_graph:
+        raise PdfRejected.because("parsers_disagree")
+    if page_count == 0:
+        raise PdfRejected.because("no_pages")
+    reason = refusal_for(qpdf_graph)
+    if reason:
+        raise PdfRejected.because(reason)
+    return page_count
+
+
+def refuse_duplicate_objects(data):
+    """Refuse an object number defined twice in one revision (between two `%%EOF` markers).
+
+    An incremental update may redefine an object in a later revision; that is how edits
+    are saved, and every viewer takes the newest. Two definitions in one revision only
+    matter to a viewer that repairs the file, and repairing viewers pick different ones.
+    """
+    for revision in data.split(b"%%EOF"):
+        seen = set()
+        for match in _OBJECT_HEADER.finditer(_STREAM_BODY.sub(b"", revision)):
+            key = (int(match[1]), int(match[2]))
+            if key in seen:
+                raise PdfRejected.because("duplicate_object")
+            seen.add(key)
+
+
+@contextmanager
+def _open_qpdf(data):
+    try:
+        pdf = pikepdf.open(io.BytesIO(data), attempt_recovery=False)
+    except pikepdf.PasswordError:
+        raise PdfRejected.because("encrypted") from None
+    with pdf:
+        if pdf.is_encrypted:
+            raise PdfRejected.because("encrypted")
+        yield pdf
+
+
+def _refuse_qpdf_warnings(pdf):
+    warnings = pdf.get_warnings()
+    if any("duplicated key" in str(warning) for warning in warnings):
+        raise PdfRejected.because("duplicate_key")
+    if warnings:
+        raise PdfRejected.because("unreadable")
+
+
+def _refuse_inflation(pdf, table, limits):
+    """Count what every stream unpacks to (object streams too) before anything is decoded."""
+    budget = limits.max_inflated_bytes
+    for objgen, entry in table.items():
+        if entry.type != 1:
+            continue  # objects inside object streams are never streams themselves
+        obj = pdf.get_object(objgen)
+        if isinstance(obj, pikepdf.Stream):
+            dictionary = {str(key): _filter_names(value) for key, value in obj.items() if str(key) == "/Filter"}
+            try:
+                budget -= unpacked_size(obj.read_raw_bytes(), dictionary, budget)
+            except InflateLimit:
+                raise PdfRejected.because("inflate_limit") from None
+            if budget < 0:
+                raise PdfRejected.because("inflate_limit")
+
+
+def _filter_names(value):
+    if isinstance(value, pikepdf.Array):
+        return [str(item) for item in value]
+    return str(value)
+
+
+def _qpdf_object(pdf, objgen, limits):
+    return from_pikepdf(pdf.get_object(objgen), max_depth=limits.max_depth, top=True)
+
+
+def _open_pypdf(data):
+    try:
+        reader = PdfReader(io.BytesIO(data), strict=True)
+    except Exception as error:  # noqa: BLE001 - classified below, never shown
+        if "Multiple definitions" in f"{error} {error.__cause__} {error.__context__}":
+            raise PdfRejected.because("duplicate_key") from None
+        raise
+    if reader.is_encrypted:
+        raise PdfRejected.because("encrypted")
+    return reader
+
+
+def _pypdf_graph(reader, limits):
+    ids = {(num, generation) for generation, entries in reader.xref.items() for num in entries}
+    ids.update((num, 0) for num in reader.xref_objStm)
+    graph = {}
+    for num, generation in sorted(ids):
+        obj = reader.get_object(IndirectObject(num, generation, reader))
+        graph[Ref(num, generation)] = from_pypdf(obj, max_depth=limits.max_depth)
+    return graph
+
+
+def _without_containers(graph):
+    return {
+        ref: value
+        for ref, value in graph.items()
+        if not (isinstance(value, Stream) and value.dictionary.get("/Type") in _CONTAINERS)
+    }
+
+
+class _Collect(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record.levelno)
+
+
+@contextmanager
+def _pypdf_warnings():
+    """pypdf reports what it repaired as log warnings, even in strict mode; collect them."""
+    handler = _Collect()
+    pypdf_logger = logging.getLogger("pypdf")
+    pypdf_logger.addHandler(handler)
+    try:
+        yield handler.records
+    finally:
+        pypdf_logger.removeHandler(handler)
