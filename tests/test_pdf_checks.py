@@ -182,7 +182,9 @@ def test_refuses_a_goto_open_action_that_chains_another_action():
             "submit_form",
             id="SubmitForm",
         ),
-        pytest.param({"S": NameObject("/ImportData"), "F": TextStringObject("data.fdf")}, "import_data", id="ImportData"),
+        pytest.param(
+            {"S": NameObject("/ImportData"), "F": TextStringObject("data.fdf")}, "import_data", id="ImportData"
+        ),
         pytest.param({"S": NameObject("/GoToR"), "F": TextStringObject("other.pdf")}, "other_file", id="GoToR"),
         pytest.param({"S": NameObject("/GoToE"), "F": TextStringObject("other.pdf")}, "other_file", id="GoToE"),
         pytest.param({"S": NameObject("/Rendition"), "OP": NumberObject(0)}, "rich_media", id="Rendition"),

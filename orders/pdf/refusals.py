@@ -12,7 +12,9 @@ RESAVE = "Open it and save or print it again as PDF, then upload the new file."
 MESSAGES = {
     "empty": "The file is empty.",
     "not_pdf": "This file is not a PDF (its contents do not start the way a PDF does, whatever its name says).",
-    "unreadable": f"The PDF is damaged: it can only be opened by repairing it, and viewers repair it differently. {RESAVE}",
+    "unreadable": (
+        f"The PDF is damaged: it can only be opened by repairing it, and viewers repair it differently. {RESAVE}"
+    ),
     "duplicate_key": f"The PDF says the same thing twice in different ways, so viewers would disagree on it. {RESAVE}",
     "duplicate_object": f"The PDF defines the same part twice, so viewers would disagree on it. {RESAVE}",
     "parsers_disagree": f"The PDF reads differently depending on the program that opens it. {RESAVE}",
