@@ -1,7 +1,9 @@
 """Every reason an uploaded PDF is refused, each proved with a real file built here.
 
-`pdf_check` returns the page count of an acceptable PDF and otherwise raises
-PdfRejected with a plain-words message and a reason code for the log.
+`pdf_check` returns a CheckedPdf (the page count and the rebuilt copy) for an acceptable
+PDF and otherwise raises PdfRejected with a plain-words message and a reason code for the
+log. These go through the child process; tests/test_pdf_gate_refuses.py has the full
+hostile corpus.
 """
 
 import io
@@ -23,6 +25,7 @@ from pypdf.generic import (
 from orders.pdf import PdfRejected, pdf_check
 from tests.conftest import sample_bytes
 from tests.pages_fixtures import pdf_bytes
+from tests.pdf_corpus import with_link
 
 
 def rejected(data, **kwargs):
@@ -264,11 +267,9 @@ def test_refuses_rich_media():
 
 
 def test_finds_a_hex_escaped_name_a_byte_scan_would_miss():
-    data = pdf_bytes(
-        lambda writer: add_link_annotation(writer, action(S=NameObject("/JavaScript"), JS=TextStringObject("x()")))
-    )
-    # `/J#61vaScript` is the same name as `/JavaScript` to a PDF reader.
-    disguised = data.replace(b"/JavaScript", b"/J#61vaScript").replace(b"/JS ", b"/J#53 ")
+    # `/J#61vaScript` is the same name as `/JavaScript` to a PDF reader. Replacing the bytes
+    # in a finished file would break its xref (now refused as damaged), so it is written so.
+    disguised = with_link(b"<< /S /J#61vaScript /J#53 (x\\(\\)) >>")
     assert b"/JavaScript" not in disguised
     assert b"/JS " not in disguised
     assert rejected(disguised).reason == "javascript"
