@@ -145,12 +145,19 @@ def note_in_object_stream(catalog_extra=b"", extra=()):
 
 
 def zeros_deflated(size):
-    """Deflate of `size` zero bytes, made a megabyte at a time (about 1000:1)."""
+    """A valid zlib stream of `size` zero bytes (a multiple of 64 KiB), made in milliseconds.
+
+    After a full flush the compressor forgets what came before, so the bytes for each
+    further 64 KiB of zeros are the same and can be repeated; the stream then ends with an
+    empty final block and the Adler-32 of `size` zeros (a = 1, b = size mod 65521).
+    """
+    chunk = 1 << 16
+    assert size % chunk == 0
     packer = zlib.compressobj(9)
-    chunk = bytes(1024 * 1024)
-    parts = [packer.compress(chunk) for _ in range(size // len(chunk))]
-    parts.append(packer.compress(bytes(size % len(chunk))))
-    return b"".join(parts) + packer.flush()
+    first = packer.compress(bytes(chunk)) + packer.flush(zlib.Z_FULL_FLUSH)
+    again = packer.compress(bytes(chunk)) + packer.flush(zlib.Z_FULL_FLUSH)
+    assert first[2:] == again
+    return first + again * (size // chunk - 1) + b"\x03\x00" + struct.pack(">I", ((size % 65521) << 16) | 1)
 
 
 def pikepdf_bytes(build=None, *, pages=1, **save):

@@ -6,6 +6,7 @@ tests/test_pdf_sandbox.py proves the child process itself.
 """
 
 import re
+import zlib
 from dataclasses import replace
 
 import pikepdf
@@ -330,3 +331,7 @@ def test_raw_helper_writes_a_file_both_parsers_accept():
 
 def flate_note():
     return basic(extra=[(20, flate(b"q Q"))])
+
+
+def test_the_bomb_helper_makes_a_real_deflate_stream():
+    assert zlib.decompress(zeros_deflated(3 << 16)) == bytes(3 << 16)
