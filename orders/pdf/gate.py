@@ -71,7 +71,7 @@ def inspect(data, limits):
         raise PdfRejected.because("too_deep") from None
     except Exception:  # noqa: BLE001 - any other parser failure means a file it cannot read as it is
         raise PdfRejected.because("unreadable") from None
-    qpdf_graph, pypdf_graph = _without_containers(qpdf_graph), _without_containers(pypdf_graph)
+    qpdf_graph, pypdf_graph = _comparable(qpdf_graph), _comparable(pypdf_graph)
     if page_count != pypdf_pages or qpdf_root != pypdf_root or qpdf_graph != pypdf_graph:
         raise PdfRejected.because("parsers_disagree")
     if page_count == 0:
@@ -167,12 +167,28 @@ def _pypdf_graph(reader, limits):
     return graph
 
 
-def _without_containers(graph):
+def _comparable(graph):
+    """`graph` without object and xref streams, which each parser may or may not list, and
+    with references to objects the file does not have read as null, as viewers read them
+    (qpdf already does; pypdf keeps the reference)."""
     return {
-        ref: value
+        ref: _null_dangling(value, graph)
         for ref, value in graph.items()
         if not (isinstance(value, Stream) and value.dictionary.get("/Type") in _CONTAINERS)
     }
+
+
+def _null_dangling(value, graph):
+    if isinstance(value, Ref):
+        return value if value in graph else None
+    if isinstance(value, list):
+        return [_null_dangling(item, graph) for item in value]
+    if isinstance(value, Stream):
+        return Stream(_null_dangling(value.dictionary, graph), value.digest)
+    if isinstance(value, dict):
+        entries = {key: _null_dangling(item, graph) for key, item in value.items()}
+        return {key: item for key, item in entries.items() if item is not None}
+    return value
 
 
 class _Collect(logging.Handler):
