@@ -2,8 +2,7 @@
 
 `pdf_check` returns a CheckedPdf (the page count and the rebuilt copy) for an acceptable
 PDF and otherwise raises PdfRejected with a plain-words message and a reason code for the
-log. These go through the child process; tests/test_pdf_gate_refuses.py has the full
-hostile corpus.
+log. tests/test_pdf_gate_refuses.py has the full hostile corpus.
 """
 
 import io
@@ -23,9 +22,17 @@ from pypdf.generic import (
 )
 
 from orders.pdf import PdfRejected, pdf_check
+from orders.pdf.sandbox import check_and_rebuild
 from tests.conftest import sample_bytes
 from tests.pages_fixtures import pdf_bytes
 from tests.pdf_corpus import with_link
+
+
+@pytest.fixture(autouse=True)
+def check_in_this_process(monkeypatch):
+    """Run the child's work here: a child process per case costs a third of a second.
+    tests/test_pdf_sandbox.py and tests/test_upload_note.py go through the real child."""
+    monkeypatch.setattr("orders.pdf.sandbox.check_in_child", check_and_rebuild)
 
 
 def rejected(data, **kwargs):
