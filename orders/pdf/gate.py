@@ -32,9 +32,8 @@ from orders.pdf.graph import Ref, Stream, from_pikepdf, from_pypdf, refusal_for
 from orders.pdf.inflate import InflateLimit, unpacked_size
 from orders.pdf.refusals import PdfRejected, refuse_basics
 
-# An object header `12 0 obj`, and stream bodies to skip while looking for headers.
+# An object header `12 0 obj`.
 _OBJECT_HEADER = re.compile(rb"(?<![0-9])(\d{1,10})[\x00\t\n\x0c\r ]+(\d{1,5})[\x00\t\n\x0c\r ]+obj(?![A-Za-z])")
-_STREAM_BODY = re.compile(rb"stream\r?\n.*?endstream", re.S)
 # pypdf says this of every linearised file (its first xref section starts past object 0);
 # were its "correction" wrong, the object-by-object comparison with qpdf would catch it.
 _PYPDF_HARMLESS = ("Xref table not zero-indexed",)
@@ -91,11 +90,26 @@ def refuse_duplicate_objects(data):
     """
     for revision in data.split(b"%%EOF"):
         seen = set()
-        for match in _OBJECT_HEADER.finditer(_STREAM_BODY.sub(b"", revision)):
+        for match in _OBJECT_HEADER.finditer(_without_stream_bodies(revision)):
             key = (int(match[1]), int(match[2]))
             if key in seen:
                 raise PdfRejected.because("duplicate_object")
             seen.add(key)
+
+
+def _without_stream_bodies(text):
+    """`text` with the bytes between each `stream` keyword and the next `endstream` left
+    out (a stream holds any bytes, including what looks like an object header). One pass:
+    a regular expression would rescan to the end for every `stream` without an end."""
+    parts, position = [], 0
+    while (start := text.find(b"stream", position)) != -1:
+        end = text.find(b"endstream", start + len(b"stream"))
+        if end == -1:
+            break
+        parts.append(text[position:start])
+        position = end + len(b"endstream")
+    parts.append(text[position:])
+    return b" ".join(parts)
 
 
 @contextmanager
