@@ -3,6 +3,7 @@ can hang or exhaust a web worker; what the child answers is what pdf_check retur
 
 import hashlib
 import json
+import logging
 import resource
 import subprocess
 import sys
@@ -105,14 +106,22 @@ def test_a_child_that_never_answers_is_stopped(monkeypatch):
     assert caught.value.reason == "too_complex"
 
 
-def test_a_child_killed_before_answering_is_a_refusal(monkeypatch):
-    def killed(*args, **kwargs):
-        return subprocess.CompletedProcess(args[0], -9, stdout=b"", stderr=b"")
+@pytest.mark.parametrize(
+    ("returncode", "stdout"),
+    [(-9, b""), (1, b""), (0, b"not json\n"), (0, b"[1]\n")],
+    ids=["killed", "crashed", "garbled", "not-an-answer"],
+)
+def test_a_child_that_fails_before_answering_is_a_refusal_and_logged(monkeypatch, caplog, returncode, stdout):
+    def failed(*args, **kwargs):
+        return subprocess.CompletedProcess(args[0], returncode, stdout=stdout, stderr=b"Samplepatient")
 
-    monkeypatch.setattr(sandbox_module.subprocess, "run", killed)
-    with pytest.raises(PdfRejected) as caught:
+    monkeypatch.setattr(sandbox_module.subprocess, "run", failed)
+    with caplog.at_level(logging.WARNING, logger="orders.pdf"), pytest.raises(PdfRejected) as caught:
         check_in_child(SAMPLE, LIMITS)
     assert caught.value.reason == "too_complex"
+    (record,) = [record for record in caplog.records if record.getMessage() == "pdf_check.child_failed"]
+    assert record.returncode == returncode
+    assert "Samplepatient" not in caplog.text
 
 
 def test_a_copy_that_fails_the_gate_is_never_returned(monkeypatch):

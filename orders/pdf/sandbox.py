@@ -12,6 +12,7 @@ stdin; the child answers with one JSON line, followed by the rebuilt copy when a
 
 import hashlib
 import json
+import logging
 import os
 import resource
 import subprocess
@@ -19,7 +20,10 @@ import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
+from hcoint.events import log_event
 from orders.pdf.refusals import MESSAGES, CheckedPdf, Limits, PdfRejected
+
+logger = logging.getLogger(__name__)
 
 # The directory that holds the `orders` package, so the child can import it.
 PROJECT_DIR = str(Path(__file__).resolve().parents[2])
@@ -41,10 +45,15 @@ def check_in_child(data, limits):
     except subprocess.TimeoutExpired:
         raise PdfRejected.because("too_complex") from None
     header, _, content = finished.stdout.partition(b"\n")
-    if finished.returncode != 0 or not header:
-        # Killed for CPU time (SIGXCPU/SIGKILL) or out of memory before it could answer.
+    try:
+        answer = json.loads(header) if finished.returncode == 0 else None
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        # Killed for CPU time (SIGXCPU/SIGKILL), out of memory, or failed before it could
+        # answer. The child's stderr is not logged: parser messages may quote the file.
+        log_event(logger, "pdf_check.child_failed", level=logging.WARNING, returncode=finished.returncode)
         raise PdfRejected.because("too_complex")
-    answer = json.loads(header)
     if not answer["ok"]:
         raise PdfRejected(answer["message"], answer["reason"])
     return CheckedPdf(
