@@ -180,3 +180,12 @@ def test_file_name_path_is_stripped(client, uploader, order):
     client.force_login(uploader)
     upload(client, order, file=pdf_file(name="C:\\Users\\staff\\Desktop\\note.pdf"))
     assert ClinicalNote.objects.get().file_name == "note.pdf"
+
+
+def test_the_review_page_names_both_hashes(client, uploader, order):
+    client.force_login(uploader)
+    upload(client, order, file=pdf_file())
+    note = ClinicalNote.objects.get()
+    page = client.get(reverse("review_note", args=[note.pk])).content.decode()
+    assert note.sha256 in page
+    assert note.original_sha256 in page and "SHA-256 of the upload" in page
