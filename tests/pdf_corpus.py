@@ -101,6 +101,20 @@ def append_update(data, objects, *, root=1):
     return bytes(out + _xref(offsets, len(out), trailer, size))
 
 
+def append_deletion(data, number, *, root=1):
+    """An incremental update that only deletes object `number` (a free xref entry)."""
+    previous = int(data.rsplit(b"startxref", 1)[1].split()[0])
+    size = int(re.findall(rb"/Size (\d+)", data)[-1])
+    xref = b"xref\n0 1\n0000000000 65535 f \n%d 1\n0000000000 00001 f \n" % number
+    trailer = b"trailer\n<< /Size %d /Root %d 0 R /Prev %d >>\nstartxref\n%d\n%%%%EOF\n" % (
+        size,
+        root,
+        previous,
+        len(data),
+    )
+    return data + xref + trailer
+
+
 def in_object_stream(objects, *, root=2):
     """A PDF 1.5 file whose `objects` [(number, body)] all sit in one compressed object
     stream (object 1) behind an xref stream, so none of their names appear in the bytes."""

@@ -17,7 +17,7 @@ from orders.pdf.graph import NAME_REASONS
 from orders.pdf.sandbox import check_and_rebuild
 from tests.conftest import sample_bytes
 from tests.pages_fixtures import pdf_bytes
-from tests.pdf_corpus import append_update, basic, pikepdf_bytes, stream
+from tests.pdf_corpus import append_deletion, append_update, basic, pikepdf_bytes, stream
 from tests.test_pdf_gate_refuses import LIMITS
 
 # What a rebuilt copy may hold outside page content: nothing that acts.
@@ -167,6 +167,11 @@ BENIGN = [
     (
         "incremental-save",
         lambda: append_update(basic(), [(3, b"<< /Type /Font /Subtype /Type1 /BaseFont /Courier >>")]),
+        1,
+    ),
+    (
+        "incremental-save-deleting-an-object",
+        lambda: append_deletion(basic(extra=[(20, b"<< /Unused 1 >>")]), 20),
         1,
     ),
     ("fillable-looking-page", fillable_looking, 1),

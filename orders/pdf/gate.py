@@ -60,7 +60,7 @@ def inspect(data, limits):
         with _pypdf_warnings() as warnings:
             reader = _open_pypdf(data)
             pypdf_pages = len(reader.pages)
-            pypdf_graph = _pypdf_graph(reader, limits)
+            pypdf_graph = _pypdf_graph(reader, limits, in_use={num for num, _ in table})
             pypdf_root = from_pypdf(reader.trailer.raw_get("/Root"), max_depth=limits.max_depth)
         if warnings:
             raise PdfRejected.because("unreadable")
@@ -171,9 +171,14 @@ def _open_pypdf(data):
     return reader
 
 
-def _pypdf_graph(reader, limits):
+def _pypdf_graph(reader, limits, *, in_use):
+    """pypdf's objects, less those a later xref section frees and qpdf does not list
+    (`in_use` is qpdf's): an incremental update may delete an object, and pypdf still
+    lists the copy from the older revision."""
+    freed = {num for entries in reader.xref_free_entry.values() for num, free in entries.items() if free}
     ids = {(num, generation) for generation, entries in reader.xref.items() for num in entries}
     ids.update((num, 0) for num in reader.xref_objStm)
+    ids = {(num, generation) for num, generation in ids if num in in_use or num not in freed}
     graph = {}
     for num, generation in sorted(ids):
         obj = reader.get_object(IndirectObject(num, generation, reader))
