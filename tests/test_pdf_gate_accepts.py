@@ -17,7 +17,7 @@ from orders.pdf.graph import NAME_REASONS
 from orders.pdf.sandbox import check_and_rebuild
 from tests.conftest import sample_bytes
 from tests.pages_fixtures import pdf_bytes
-from tests.pdf_corpus import append_deletion, append_update, basic, pikepdf_bytes, stream
+from tests.pdf_corpus import FONT, TEXT, append_deletion, append_update, basic, flate, pikepdf_bytes, raw_pdf, stream
 from tests.test_pdf_gate_refuses import LIMITS
 
 # What a rebuilt copy may hold outside page content: nothing that acts.
@@ -45,6 +45,31 @@ def scanned_page():
         page.obj.Contents = pdf.make_stream(b"q 612 0 0 792 0 0 cm /Im0 Do Q")
 
     return pikepdf_bytes(build)
+
+
+def inherited_attributes():
+    """Page size, rotation and fonts set once on the page tree, as many writers do."""
+    return raw_pdf(
+        [
+            (1, b"<< /Type /Catalog /Pages 2 0 R >>"),
+            (
+                2,
+                b"<< /Type /Pages /Kids [4 0 R] /Count 1 /MediaBox [0 0 612 792] /Rotate 90 "
+                b"/Resources << /Font << /F1 3 0 R >> >> >>",
+            ),
+            (3, FONT),
+            (4, b"<< /Type /Page /Parent 2 0 R /Contents 5 0 R >>"),
+            (5, flate(TEXT)),
+        ]
+    )
+
+
+def pillow_scan():
+    """Two scanned pages as Pillow writes them (one image per page)."""
+    out = io.BytesIO()
+    first, second = Image.new("RGB", (200, 300), "white"), Image.new("RGB", (200, 300), "gray")
+    first.save(out, format="PDF", save_all=True, append_images=[second])
+    return out.getvalue()
 
 
 def pdfa_looking():
@@ -160,7 +185,9 @@ BENIGN = [
     ("pypdf-writer-blank-pages", lambda: pdf_bytes(pages=3), 3),
     ("pypdf-writer-copy-of-text", pypdf_written, 2),
     ("multi-page-text", lambda: basic(pages=3), 3),
+    ("page-tree-inherited-attributes", inherited_attributes, 1),
     ("scanned-image", scanned_page, 1),
+    ("scanned-by-pillow", pillow_scan, 2),
     ("pdfa-looking", pdfa_looking, 1),
     ("linearised", lambda: pikepdf_bytes(pages=3, linearize=True), 3),
     ("object-streams", lambda: pikepdf_bytes(pages=2, object_stream_mode=pikepdf.ObjectStreamMode.generate), 2),
@@ -261,3 +288,12 @@ def test_a_reference_to_a_missing_object_reads_as_null_in_both_parsers():
     # Editors leave these behind; viewers read them as null, and so does the comparison.
     data = basic(extra=[(20, b"<< /Kids [99 0 R] /Other 98 0 R >>")])
     assert check_and_rebuild(data, LIMITS).page_count == 1
+
+
+def test_inherited_page_attributes_are_kept_on_the_copys_pages():
+    checked = check_and_rebuild(inherited_attributes(), LIMITS)
+    with pikepdf.open(io.BytesIO(checked.content)) as pdf:
+        page = pdf.pages[0].obj
+        assert page.Rotate == 90
+        assert [int(value) for value in page.MediaBox] == [0, 0, 612, 792]
+        assert "/F1" in page.Resources.Font

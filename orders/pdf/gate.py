@@ -115,7 +115,9 @@ def _without_stream_bodies(text):
 @contextmanager
 def _open_qpdf(data):
     try:
-        pdf = pikepdf.open(io.BytesIO(data), attempt_recovery=False)
+        # Attributes inherited from the page tree stay where the file puts them, as pypdf
+        # reads them (pikepdf would otherwise copy them onto each page when it opens).
+        pdf = pikepdf.open(io.BytesIO(data), attempt_recovery=False, inherit_page_attributes=False)
     except pikepdf.PasswordError:
         raise PdfRejected.because("encrypted") from None
     with pdf:
