@@ -238,7 +238,7 @@ def assert_nothing_active(data):
         for page in pdf.pages:
             for annot in page.obj.get("/Annots", []):
                 assert annot.Subtype == pikepdf.Name.Link
-                assert set(annot.keys()) <= {"/Type", "/Subtype", "/Rect", "/Border", "/A", "/Dest"}
+                assert set(annot.keys()) <= {"/Type", "/Subtype", "/Rect", "/Border", "/C", "/A", "/Dest"}
                 if "/A" in annot:
                     assert set(annot.A.keys()) == {"/S", "/URI"}
 

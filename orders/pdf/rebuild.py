@@ -80,11 +80,14 @@ def _link(annot, page_numbers, copy):
     if not isinstance(rect, pikepdf.Array) or len(rect) != 4:
         return None
     link = pikepdf.Dictionary(
-        Type=pikepdf.Name.Annot,
-        Subtype=pikepdf.Name.Link,
-        Rect=pikepdf.Array([float(value) for value in rect]),
-        Border=pikepdf.Array([0, 0, 0]),
+        Type=pikepdf.Name.Annot, Subtype=pikepdf.Name.Link, Rect=pikepdf.Array([float(value) for value in rect])
     )
+    # The border and its colour, so the link looks as it did; numbers only (a dash pattern
+    # or anything else is left to the viewer's default).
+    for key in ("/Border", "/C"):
+        value = annot.get(key)
+        if isinstance(value, pikepdf.Array) and len(value) in (3, 4) and all(_is_number(item) for item in value):
+            link[key] = pikepdf.Array([float(item) for item in value])
     action = annot.get("/A")
     destination = None
     if isinstance(action, pikepdf.Dictionary):
