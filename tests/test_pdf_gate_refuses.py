@@ -99,6 +99,17 @@ CASES = [
         lambda: with_annotation(b"<< /Type /Annot /Subtype /Widget /FT /Btn /T (b) /Rect [0 0 9 9] /A " + JS + b">>"),
         "javascript",
     ),
+    (
+        "javascript-in-outline-item",
+        lambda: basic(
+            catalog_extra=b"/Outlines 20 0 R",
+            extra=[
+                (20, b"<< /Type /Outlines /First 21 0 R /Last 21 0 R /Count 1 >>"),
+                (21, b"<< /Title (Summary) /Parent 20 0 R /A " + JS + b" >>"),
+            ],
+        ),
+        "javascript",
+    ),
     ("javascript-in-object-stream", lambda: note_in_object_stream(b"/OpenAction 5 0 R", [(5, JS)]), "javascript"),
     (
         "javascript-added-by-incremental-update",
@@ -134,6 +145,13 @@ CASES = [
     (
         "additional-actions-on-link",
         lambda: with_annotation(link(GO_TO_PAGE)[:-2] + b"/AA << /E " + GO_TO_PAGE + b" >> >>"),
+        "auto_action",
+    ),
+    (
+        "additional-actions-on-form-field",
+        lambda: with_annotation(
+            b"<< /Type /Annot /Subtype /Widget /FT /Tx /T (dose) /Rect [0 0 99 20] /AA << /K " + GO_TO_PAGE + b" >> >>"
+        ),
         "auto_action",
     ),
     # Forms, media, models and attachments.
