@@ -207,6 +207,15 @@ WEBHOOK_BAD_TOKEN_WINDOW_SECONDS = 60
 # The largest clinical note PDF; never above Redox's 30 MB file limit.
 REDOX_FILE_LIMIT_BYTES = 30 * 1024 * 1024
 NOTE_MAX_BYTES = min(env_int("NOTE_MAX_BYTES", 10 * 1024 * 1024), REDOX_FILE_LIMIT_BYTES)
+# How much work checking one uploaded PDF may take (docs/security.md, "PDF uploads"): what
+# its streams unpack to in total, its objects, pages and nesting depth, and the CPU time and
+# memory of the child process that does the check.
+NOTE_MAX_INFLATED_BYTES = env_int("NOTE_MAX_INFLATED_BYTES", 20 * NOTE_MAX_BYTES)
+NOTE_MAX_OBJECTS = env_int("NOTE_MAX_OBJECTS", 50_000)
+NOTE_MAX_PAGES = env_int("NOTE_MAX_PAGES", 500)
+NOTE_MAX_DEPTH = env_int("NOTE_MAX_DEPTH", 32)
+NOTE_CHECK_CPU_SECONDS = env_int("NOTE_CHECK_CPU_SECONDS", 20)
+NOTE_CHECK_MEMORY_MB = env_int("NOTE_CHECK_MEMORY_MB", 1024)
 DATA_UPLOAD_MAX_NUMBER_FILES = 1
 
 # --- Development and demos --------------------------------------------------

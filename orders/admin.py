@@ -300,9 +300,19 @@ class ClinicalNoteAdmin(ReadOnlyAdmin):
     # The PDF itself is not shown here: staff view it through the audited note pages.
     list_display = ["__str__", "order", "file_name", "size", "page_count", "uploaded_by", "uploaded_at"]
     list_filter = ["uploaded_at"]
-    search_fields = ["=order__ehr_order_id", "sha256"]
+    # `sha256` is the clean copy we keep and send; `original_sha256` the file as uploaded.
+    search_fields = ["=order__ehr_order_id", "sha256", "original_sha256"]
     list_select_related = ["order", "uploaded_by"]
-    fields = readonly_fields = ("order", "file_name", "size", "sha256", "page_count", "uploaded_by", "uploaded_at")
+    fields = readonly_fields = (
+        "order",
+        "file_name",
+        "size",
+        "sha256",
+        "original_sha256",
+        "page_count",
+        "uploaded_by",
+        "uploaded_at",
+    )
 
     def get_queryset(self, request):
         return super().get_queryset(request).defer("content")

@@ -46,7 +46,8 @@ class OrderFilterForm(forms.Form):
 
 
 class NoteUploadForm(forms.Form):
-    """One PDF. After is_valid(): `content` (bytes) and `page_count` are set."""
+    """One PDF. After is_valid(): `checked` is the CheckedPdf (the rebuilt copy, its page
+    count and the upload's SHA-256); `content` and `page_count` are the copy's."""
 
     file = forms.FileField(
         label="Clinical note (PDF)",
@@ -61,8 +62,7 @@ class NoteUploadForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["file"].help_text = f"One PDF, up to {filesizeformat(settings.NOTE_MAX_BYTES)}."
-        self.content = None
-        self.page_count = None
+        self.checked = None
 
     def rejection_reason(self):
         """A short code for why the file was refused, for the log line (never the file's content)."""
@@ -74,12 +74,18 @@ class NoteUploadForm(forms.Form):
         try:
             # The size first, so an oversized upload is never read into memory.
             pdf_check_size(upload.size)
-            content = b"".join(upload.chunks())
-            self.page_count = pdf_check(content)
+            self.checked = pdf_check(b"".join(upload.chunks()))
         except PdfRejected as rejected:
             raise forms.ValidationError(rejected.message, code=rejected.reason) from None
-        self.content = content
         return upload
+
+    @property
+    def content(self):
+        return self.checked.content if self.checked else None
+
+    @property
+    def page_count(self):
+        return self.checked.page_count if self.checked else None
 
 
 class ReasonForm(forms.Form):

@@ -307,13 +307,21 @@ class Redelivery(models.Model):
 
 
 class ClinicalNote(models.Model):
-    """An uploaded PDF. The bytes live in the database: containers have no durable disk."""
+    """An uploaded note. The bytes live in the database: containers have no durable disk.
+
+    `content` is the clean copy rebuilt from the upload (orders/pdf/rebuild.py): what the
+    reviewer sees and what is sent. `sha256` and `size` describe that copy;
+    `original_sha256` identifies the file as uploaded, which is not kept.
+    """
 
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="notes")
     file_name = models.CharField(max_length=255)
     content = models.BinaryField()
     size = models.PositiveIntegerField()
     sha256 = models.CharField("SHA-256", max_length=64)
+    # Empty for notes stored before uploads were rebuilt (their content is the upload).
+    # `db_default` lets containers still running the previous release insert notes.
+    original_sha256 = models.CharField("SHA-256 of the upload", max_length=64, blank=True, default="", db_default="")
     page_count = models.PositiveIntegerField()
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     uploaded_at = models.DateTimeField(default=timezone.now)

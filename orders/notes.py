@@ -50,8 +50,9 @@ class NoteRefused(Exception):
         self.reason = reason
 
 
-def note_upload(*, order, file_name, content, page_count, user, request=None):
-    """Store a checked PDF for `order`. The PDF checks themselves live in the upload form."""
+def note_upload(*, order, file_name, content, page_count, user, request=None, original_sha256=""):
+    """Store a checked PDF for `order`. The PDF checks themselves live in the upload form:
+    `content` is the clean copy rebuilt from the upload, `original_sha256` the upload's hash."""
     try:
         with transaction.atomic():
             order = Order.objects.select_for_update().get(pk=order.pk)
@@ -63,6 +64,7 @@ def note_upload(*, order, file_name, content, page_count, user, request=None):
                 content=content,
                 size=len(content),
                 sha256=hashlib.sha256(content).hexdigest(),
+                original_sha256=original_sha256,
                 page_count=page_count,
                 uploaded_by=user,
             )

@@ -139,6 +139,7 @@ def upload_note(request, pk):
                     file_name=form.cleaned_data["file"].name,
                     content=form.content,
                     page_count=form.page_count,
+                    original_sha256=form.checked.original_sha256,
                     user=request.user,
                     request=request,
                 )

@@ -2,11 +2,13 @@
 count, then on to the review page; a refused file is explained next to the field."""
 
 import hashlib
+import io
 import logging
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from pypdf import PdfReader
 from pypdf.actions import JavaScript
 
 from orders.models import AuditEvent, ClinicalNote, Order
@@ -47,10 +49,26 @@ def test_upload_stores_the_pdf_and_goes_to_review(client, uploader, order):
     note = ClinicalNote.objects.get()
     assert response.status_code == 302
     assert response["Location"] == reverse("review_note", args=[note.pk])
-    assert bytes(note.content) == SAMPLE
-    assert note.sha256 == hashlib.sha256(SAMPLE).hexdigest()
-    assert (note.size, note.page_count, note.file_name) == (len(SAMPLE), 1, "clinical-note.pdf")
+    # What is kept is the clean copy rebuilt from the upload; the upload is known by its hash.
+    copy = bytes(note.content)
+    assert copy != SAMPLE and copy.startswith(b"%PDF-")
+    assert len(PdfReader(io.BytesIO(copy)).pages) == 1
+    assert note.original_sha256 == hashlib.sha256(SAMPLE).hexdigest()
+    assert note.sha256 == hashlib.sha256(copy).hexdigest()
+    assert (note.size, note.page_count, note.file_name) == (len(copy), 1, "clinical-note.pdf")
     assert (note.order, note.uploaded_by) == (order, uploader)
+
+
+def test_the_reviewer_previews_and_downloads_the_rebuilt_copy(client, uploader, order):
+    uploaded = pdf_bytes(pages=2)
+    client.force_login(uploader)
+    upload(client, order, file=pdf_file(uploaded))
+    note = ClinicalNote.objects.get()
+    for name in ("note_pdf", "note_download"):
+        response = client.get(reverse(name, args=[note.pk]))
+        assert response.content == bytes(note.content)
+        assert response.content != uploaded
+        assert len(PdfReader(io.BytesIO(response.content)).pages) == 2
 
 
 def test_upload_is_audited_and_logged(client, uploader, order, caplog):
@@ -88,7 +106,7 @@ def test_a_real_pdf_with_another_name_is_accepted(client, uploader, order):
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (b"%PDF-1.7 broken", "could not be opened"),
+        (b"%PDF-1.7 broken", "damaged"),
         (pdf_bytes(lambda writer: writer.encrypt("pw")), "encrypted"),
         (pdf_bytes(lambda writer: writer.add_open_action(JavaScript("app.alert(1)"))), "The PDF"),
         (pdf_bytes(lambda writer: writer.add_attachment("x.exe", b"MZ")), "embedded"),
@@ -162,3 +180,12 @@ def test_file_name_path_is_stripped(client, uploader, order):
     client.force_login(uploader)
     upload(client, order, file=pdf_file(name="C:\\Users\\staff\\Desktop\\note.pdf"))
     assert ClinicalNote.objects.get().file_name == "note.pdf"
+
+
+def test_the_review_page_names_both_hashes(client, uploader, order):
+    client.force_login(uploader)
+    upload(client, order, file=pdf_file())
+    note = ClinicalNote.objects.get()
+    page = client.get(reverse("review_note", args=[note.pk])).content.decode()
+    assert note.sha256 in page
+    assert note.original_sha256 in page and "SHA-256 of the upload" in page

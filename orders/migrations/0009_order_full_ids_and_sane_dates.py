@@ -67,7 +67,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ("orders", "0007_order_state_closed"),
+        ("orders", "0008_note_original_sha256"),
     ]
 
     operations = [

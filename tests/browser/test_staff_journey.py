@@ -1,12 +1,13 @@
 """A new staff member's journey in a real browser: sign in, find the order, upload the
 sample note, review it beside the patient's details, send it, and see the delivery."""
 
+import hashlib
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-from orders.models import Delivery
+from orders.models import ClinicalNote, Delivery
 from tests.browser.conftest import sign_in
 from tests.conftest import make_user
 from tests.pages_fixtures import make_order
@@ -46,7 +47,10 @@ def test_upload_review_send_and_see_the_delivery(page, order):
     expect(frame).to_be_visible()
     pdf = page.request.get(frame.get_attribute("src"))
     assert pdf.status == 200 and pdf.headers["content-type"] == "application/pdf"
-    assert pdf.body() == SAMPLE_PDF.read_bytes()
+    # The reviewer sees the clean copy rebuilt from the upload, which is what will be sent.
+    note = ClinicalNote.objects.get(order=order)
+    assert pdf.body() == bytes(note.content)
+    assert note.original_sha256 == hashlib.sha256(SAMPLE_PDF.read_bytes()).hexdigest()
 
     page.get_by_role("button", name="Send to Cascade Health").click()
     page.wait_for_url(f"**/orders/{order.pk}/")

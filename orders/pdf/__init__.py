@@ -1,0 +1,51 @@
+"""Is this upload a PDF we are willing to send into a hospital's chart, and what do we send?
+
+    checked = pdf_check(data)          # CheckedPdf(page_count, content, original_sha256)
+    pdf_check_size(upload.size)        # before reading an upload into memory
+
+`pdf_check` refuses with `PdfRejected` (a plain-words `message` for the uploader and a
+short `reason` code for logs) or returns the rebuilt copy to store, show and send. The
+gate (`gate.py`) and the copy (`rebuild.py`) run in a child process with CPU and memory
+limits (`sandbox.py`). docs/security.md ("PDF uploads") says what is refused and why.
+"""
+
+from django.conf import settings
+
+from orders.pdf.refusals import CheckedPdf, Limits, PdfRejected, refuse_basics
+
+__all__ = ["CheckedPdf", "Limits", "PdfRejected", "limits_from_settings", "pdf_check", "pdf_check_size"]
+
+
+def limits_from_settings(*, max_bytes=None):
+    return Limits(
+        max_bytes=settings.NOTE_MAX_BYTES if max_bytes is None else max_bytes,
+        max_inflated_bytes=settings.NOTE_MAX_INFLATED_BYTES,
+        max_objects=settings.NOTE_MAX_OBJECTS,
+        max_pages=settings.NOTE_MAX_PAGES,
+        max_depth=settings.NOTE_MAX_DEPTH,
+        cpu_seconds=settings.NOTE_CHECK_CPU_SECONDS,
+        memory_bytes=settings.NOTE_CHECK_MEMORY_MB * 1024 * 1024,
+    )
+
+
+def pdf_check(data, *, max_bytes=None):
+    """Check `data` (the whole file); return a CheckedPdf or raise PdfRejected."""
+    from orders.pdf.sandbox import check_in_child
+
+    limits = limits_from_settings(max_bytes=max_bytes)
+    pdf_check_size(len(data), max_bytes=limits.max_bytes)
+    # The cheap checks here, so an obvious refusal costs no child process.
+    refuse_basics(data, limits)
+    return check_in_child(data, limits)
+
+
+def pdf_check_size(size, *, max_bytes=None):
+    """Refuse a file over the limit before reading it into memory."""
+    from django.template.defaultfilters import filesizeformat
+
+    max_bytes = settings.NOTE_MAX_BYTES if max_bytes is None else max_bytes
+    if size > max_bytes:
+        raise PdfRejected(
+            f"The file is {filesizeformat(size)}; the largest note we can send is {filesizeformat(max_bytes)}.",
+            "too_large",
+        )
