@@ -362,6 +362,8 @@ ACCOUNT_FORMS = {"login": "hcoint.signin.LoginForm"}
 MFA_FORMS = {
     "authenticate": "hcoint.signin.MfaAuthenticateForm",
     "reauthenticate": "hcoint.signin.MfaReauthenticateForm",
+    "activate_totp": "hcoint.signin.ActivateTotpForm",
+    "add_webauthn": "hcoint.signin.AddWebAuthnForm",
 }
 ACCOUNT_LOGIN_METHODS = {"username"}
 ACCOUNT_SIGNUP_FIELDS = ["username*", "password1*"]

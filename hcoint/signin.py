@@ -24,6 +24,8 @@ from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.forms import LoginForm as AllauthLoginForm
 from allauth.mfa.base.forms import AuthenticateForm, ReauthenticateForm
 from allauth.mfa.models import Authenticator
+from allauth.mfa.totp.forms import ActivateTOTPForm
+from allauth.mfa.webauthn.forms import AddWebAuthnForm as AllauthAddWebAuthnForm
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from django.conf import settings
 from django.contrib.auth import logout
@@ -110,6 +112,29 @@ class MfaAuthenticateForm(_CountedFailures, AuthenticateForm):
 
 
 class MfaReauthenticateForm(_CountedFailures, ReauthenticateForm):
+    pass
+
+
+class _ProvesTheFactor:
+    """Enrolling checks a code from the new app or a signature from the new key: that is a
+    second factor passed, so the session need not ask for it again at once. (allauth's
+    `authenticator_added` comes only after its transaction commits, too late for a test
+    client's session and not guaranteed inside the request.)"""
+
+    def clean(self):
+        from allauth.core import context
+
+        cleaned = super().clean()
+        if not self.errors:
+            mark_second_factor(context.request, context.request.user)
+        return cleaned
+
+
+class ActivateTotpForm(_ProvesTheFactor, ActivateTOTPForm):
+    pass
+
+
+class AddWebAuthnForm(_ProvesTheFactor, AllauthAddWebAuthnForm):
     pass
 
 
