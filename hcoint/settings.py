@@ -415,6 +415,13 @@ OIDC_ROLE_CLAIM = env_str("OIDC_ROLE_CLAIM")
 OIDC_ROLE_MAP = dict(pair.split("=", 1) for pair in env_list("OIDC_ROLE_MAP") if "=" in pair)
 if set(OIDC_ROLE_MAP.values()) - {"viewer", "uploader", "admin"}:
     raise ImproperlyConfigured("OIDC_ROLE_MAP roles must be viewer, uploader or admin.")
+if OIDC_ENABLED:
+    # "Sign in with ..." posts to us and we redirect the browser to the IdP; browsers apply
+    # the CSP's form-action to that redirect too, so the IdP's origin must be listed.
+    from urllib.parse import urlsplit
+
+    _issuer = urlsplit(OIDC_ISSUER_URL)
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"] += [f"{_issuer.scheme}://{_issuer.netloc}"]
 SOCIALACCOUNT_PROVIDERS = {
     "openid_connect": {
         "APPS": (

@@ -117,6 +117,11 @@ class FakeIdp:
     def allauth_settings(self, settings):
         """Point a pytest-django `settings` fixture at this provider, as the OIDC_* variables would."""
         settings.OIDC_ENABLED = True
+        directives = settings.CONTENT_SECURITY_POLICY["DIRECTIVES"]
+        settings.CONTENT_SECURITY_POLICY = {
+            **settings.CONTENT_SECURITY_POLICY,
+            "DIRECTIVES": {**directives, "form-action": [*directives["form-action"], self.issuer]},
+        }
         settings.SOCIALACCOUNT_PROVIDERS = {
             "openid_connect": {
                 **settings.SOCIALACCOUNT_PROVIDERS["openid_connect"],
