@@ -127,3 +127,18 @@ def test_mfa_off_is_said_on_every_page(client, viewer, settings):
     assert "MFA is off" not in client.get(reverse("order_list")).content.decode()
     settings.MFA_REQUIRED = False
     assert "MFA is off: development only" in client.get(reverse("order_list")).content.decode()
+
+
+def test_removing_a_factor_is_audited(client, viewer, django_capture_on_commit_callbacks):
+    secret = enrolled(viewer)
+    password_sign_in(client)
+    client.post(reverse("mfa_authenticate"), {"code": code_for(secret)})
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("mfa_deactivate_totp"))
+    assert response.status_code == 302
+    assert not Authenticator.objects.filter(user=viewer, type=Authenticator.Type.TOTP).exists()
+    assert AuditEvent.objects.filter(actor=viewer, action=AuditEvent.Action.MFA_REMOVED).exists()
+    # Without a factor left, the next page is enrolment again.
+    client.post(reverse("logout"))
+    password_sign_in(client)
+    assert client.get(reverse("order_list"))["Location"].startswith(reverse("mfa_activate_totp"))
