@@ -412,7 +412,9 @@ OIDC_MFA_ACR_VALUES = env_list("OIDC_MFA_ACR_VALUES")
 # Optional: a claim listing the user's IdP groups, and group=role pairs. When both are set
 # the IdP decides the roles at every company sign-in; otherwise new users get no role.
 OIDC_ROLE_CLAIM = env_str("OIDC_ROLE_CLAIM")
-OIDC_ROLE_MAP = dict(pair.split("=", 1) for pair in env_list("OIDC_ROLE_MAP") if "=" in pair)
+if any("=" not in pair for pair in env_list("OIDC_ROLE_MAP")):
+    raise ImproperlyConfigured("OIDC_ROLE_MAP is group=role pairs, comma-separated.")
+OIDC_ROLE_MAP = dict(pair.split("=", 1) for pair in env_list("OIDC_ROLE_MAP"))
 if set(OIDC_ROLE_MAP.values()) - {"viewer", "uploader", "admin"}:
     raise ImproperlyConfigured("OIDC_ROLE_MAP roles must be viewer, uploader or admin.")
 if OIDC_ENABLED:

@@ -105,6 +105,7 @@ def test_production_refuses_to_start_without(variable, says):
         ({"MFA_REQUIRED": "false"}, "MFA_REQUIRED can be false only with DEBUG on"),
         ({"OIDC_ISSUER_URL": "https://idp.example.org"}, "Set all of OIDC_ISSUER_URL"),
         ({"OIDC_ROLE_MAP": "hcoint-admins=superuser"}, "OIDC_ROLE_MAP roles must be"),
+        ({"OIDC_ROLE_MAP": "hcoint-admins"}, "OIDC_ROLE_MAP is group=role pairs"),
         ({"SESSION_MAX_HOURS": "0"}, "SESSION_MAX_HOURS must be 1 or more"),
     ],
 )
