@@ -7,7 +7,11 @@ INSTALLED := $(VENV)/.installed
 # Local development: DEBUG on, SQLite unless DATABASE_URL says otherwise, and the
 # Redox client pointed at the local sandbox (manage.py redox_sandbox) on port 8001.
 # Retries start at 5 s instead of 30 s so a demo of the retry path takes seconds.
+# MFA is off so the printed demo login signs in in one step (allowed only with DEBUG on;
+# the pages say so). `make run MFA_REQUIRED=true` tries the real sign-in.
+MFA_REQUIRED ?= false
 DEV_ENV := DEBUG=true \
+	MFA_REQUIRED=$(MFA_REQUIRED) \
 	REDOX_API_BASE_URL=http://127.0.0.1:8001 \
 	REDOX_UPLOAD_URL=http://127.0.0.1:8001/upload \
 	REDOX_API_KEY=sandbox-api-key \

@@ -305,3 +305,134 @@ LOGGING = {
         "ddtrace": {"handlers": [], "propagate": True},
     },
 }
+
+# --- Sign-in: allauth, MFA, OIDC ----------------------------------------------
+# django-allauth owns sign-in (/accounts/login/, still named `login`), its MFA stage
+# (TOTP, passkeys, recovery codes) and company sign-in over OpenID Connect. Local
+# passwords stay for break-glass admin accounts and `make run`; nobody signs up: admins
+# create local users, and company sign-in creates users without a role. See
+# docs/runbook.md "Sign-in, MFA and sessions" and hcoint/signin.py.
+INSTALLED_APPS += [
+    "django.contrib.humanize",  # allauth's passkey list
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
+]
+# allauth's own middleware, then the absolute session lifetime (before anything that
+# acts for the user), then "enrol or verify a second factor first" once the user is known.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.auth.middleware.LoginRequiredMiddleware"),
+    "allauth.account.middleware.AccountMiddleware",
+)
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+    "hcoint.signin.SessionLifetimeMiddleware",
+)
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.auth.middleware.LoginRequiredMiddleware") + 1,
+    "hcoint.signin.MfaRequiredMiddleware",
+)
+# allauth logs in OIDC users itself; without its backend it would pick axes' backend,
+# which cannot load a user back from the session.
+AUTHENTICATION_BACKENDS += ["allauth.account.auth_backends.AuthenticationBackend"]
+TEMPLATES[0]["OPTIONS"]["context_processors"] += ["hcoint.signin.signin_context"]
+
+ACCOUNT_ADAPTER = "hcoint.signin.AccountAdapter"
+SOCIALACCOUNT_ADAPTER = "hcoint.signin.SocialAccountAdapter"
+ACCOUNT_FORMS = {"login": "hcoint.signin.LoginForm"}
+MFA_FORMS = {
+    "authenticate": "hcoint.signin.MfaAuthenticateForm",
+    "reauthenticate": "hcoint.signin.MfaReauthenticateForm",
+    "activate_totp": "hcoint.signin.ActivateTotpForm",
+    "add_webauthn": "hcoint.signin.AddWebAuthnForm",
+}
+ACCOUNT_LOGIN_METHODS = {"username"}
+ACCOUNT_SIGNUP_FIELDS = ["username*", "password1*"]
+ACCOUNT_EMAIL_VERIFICATION = "none"
+ACCOUNT_SESSION_REMEMBER = False  # sessions end with the browser (above)
+ACCOUNT_LOGOUT_ON_GET = False
+ACCOUNT_PRESERVE_USERNAME_CASING = True
+# Failed sign-ins are limited by django-axes and hcoint.throttle (shared tables, every
+# process counts together), MFA codes by hcoint.signin.MFA_CODE; allauth's own limits
+# live in the per-process cache and would add a second, disagreeing lockout.
+ACCOUNT_RATE_LIMITS = False
+MFA_RATE_LIMITS = False
+MFA_SUPPORTED_TYPES = ["totp", "webauthn", "recovery_codes"]
+MFA_PASSKEY_LOGIN_ENABLED = True
+MFA_TOTP_ISSUER = "HCOINT"
+# allauth would ask for the password again before enrolling or removing a factor, which a
+# company-sign-in user (no password) cannot give: enrolment would be refused. Instead, a
+# session must have passed a second factor before any factor can be changed
+# (hcoint.signin.MfaRequiredMiddleware), and a user without one may only enrol.
+MFA_REAUTHENTICATION_REQUIRED = False
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = DEBUG  # passkeys on http://127.0.0.1 under `make run`
+# Every role sees PHI, so every signed-in user needs a second factor; only a development
+# run may turn that off (the pages then say so).
+MFA_REQUIRED = env_bool("MFA_REQUIRED", True)
+if not MFA_REQUIRED and not DEBUG:
+    raise ImproperlyConfigured("MFA_REQUIRED can be false only with DEBUG on (development).")
+# Absolute lifetime of a session, however active (the idle limit is SESSION_COOKIE_AGE).
+SESSION_MAX_HOURS = env_int("SESSION_MAX_HOURS", 12)
+if SESSION_MAX_HOURS < 1:
+    raise ImproperlyConfigured(f"SESSION_MAX_HOURS must be 1 or more, not {SESSION_MAX_HOURS}")
+# Pages with a form warn this many seconds before the idle sign-out (static/js/idle.js).
+SESSION_IDLE_WARNING_SECONDS = 120
+
+# Company sign-in: on when the three OIDC_* values are set, off otherwise.
+OIDC_ISSUER_URL = env_str("OIDC_ISSUER_URL")
+OIDC_CLIENT_ID = env_str("OIDC_CLIENT_ID")
+OIDC_CLIENT_SECRET = env_str("OIDC_CLIENT_SECRET")
+OIDC_ENABLED = bool(OIDC_ISSUER_URL and OIDC_CLIENT_ID and OIDC_CLIENT_SECRET)
+if not OIDC_ENABLED and (OIDC_ISSUER_URL or OIDC_CLIENT_ID or OIDC_CLIENT_SECRET):
+    raise ImproperlyConfigured("Set all of OIDC_ISSUER_URL, OIDC_CLIENT_ID and OIDC_CLIENT_SECRET, or none.")
+OIDC_PROVIDER_NAME = env_str("OIDC_PROVIDER_NAME", "company sign-in")
+# A sign-in counts as multi-factor when the ID token's `amr` holds one of these values or
+# its `acr` is one of OIDC_MFA_ACR_VALUES; otherwise HCOINT asks for its own second factor.
+OIDC_MFA_AMR_VALUES = env_list("OIDC_MFA_AMR_VALUES", ["mfa", "otp", "hwk", "swk"])
+OIDC_MFA_ACR_VALUES = env_list("OIDC_MFA_ACR_VALUES")
+# Optional: a claim listing the user's IdP groups, and group=role pairs. When both are set
+# the IdP decides the roles at every company sign-in; otherwise new users get no role.
+OIDC_ROLE_CLAIM = env_str("OIDC_ROLE_CLAIM")
+if any("=" not in pair for pair in env_list("OIDC_ROLE_MAP")):
+    raise ImproperlyConfigured("OIDC_ROLE_MAP is group=role pairs, comma-separated.")
+OIDC_ROLE_MAP = dict(pair.split("=", 1) for pair in env_list("OIDC_ROLE_MAP"))
+if set(OIDC_ROLE_MAP.values()) - {"viewer", "uploader", "admin"}:
+    raise ImproperlyConfigured("OIDC_ROLE_MAP roles must be viewer, uploader or admin.")
+if OIDC_ENABLED:
+    # "Sign in with ..." posts to us and we redirect the browser to the IdP; browsers apply
+    # the CSP's form-action to that redirect too, so the IdP's origin must be listed.
+    from urllib.parse import urlsplit
+
+    _issuer = urlsplit(OIDC_ISSUER_URL)
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"] += [f"{_issuer.scheme}://{_issuer.netloc}"]
+SOCIALACCOUNT_PROVIDERS = {
+    "openid_connect": {
+        "APPS": (
+            [
+                {
+                    "provider_id": "company",
+                    "name": OIDC_PROVIDER_NAME,
+                    "client_id": OIDC_CLIENT_ID,
+                    "secret": OIDC_CLIENT_SECRET,
+                    # allauth appends /.well-known/openid-configuration.
+                    "settings": {"server_url": OIDC_ISSUER_URL, "token_auth_method": "client_secret_post"},
+                }
+            ]
+            if OIDC_ENABLED
+            else []
+        ),
+        "SCOPE": ["openid", "email", "profile"],
+    }
+}
+SOCIALACCOUNT_ONLY = False
+SOCIALACCOUNT_AUTO_SIGNUP = True
+SOCIALACCOUNT_LOGIN_ON_GET = False
+SOCIALACCOUNT_STORE_TOKENS = False
+# Match an existing user by an email address the IdP marks verified (`email_verified`).
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = True
+SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = True
+SOCIALACCOUNT_EMAIL_VERIFICATION = "none"
+SOCIALACCOUNT_OPENID_CONNECT_URL_PREFIX = "oidc"
+# --- end Sign-in ----------------------------------------------------------------

@@ -532,6 +532,11 @@ class AuditEvent(models.Model):
         ABANDON_DELIVERY = "abandon_delivery", "Abandoned delivery"
         VIEW_MESSAGE = "view_message", "Viewed raw message"
         PARTNER_CHANGE = "partner_change", "Changed partner"
+        OIDC_SIGN_IN = "oidc_sign_in", "Signed in with company sign-in"
+        MFA_ENROLLED = "mfa_enrolled", "Enrolled a second factor"
+        MFA_REMOVED = "mfa_removed", "Removed a second factor"
+        MFA_FAILED = "mfa_failed", "Second factor failed"
+        RECOVERY_CODE_USED = "recovery_code_used", "Used a recovery code"
 
     class Outcome(models.TextChoices):
         SUCCESS = "success", "Success"

@@ -2,8 +2,8 @@
 
 - viewer: sees orders.
 - uploader: also uploads and sends notes, retries or abandons deliveries, sees usage.
-- admin: also partners, users, raw messages and the Django admin (every permission of
-  the apps below; see hcoint.admin.can_open_admin).
+- admin: also partners, users, second factors, raw messages and the Django admin (every
+  permission of the apps below; see hcoint.admin.can_open_admin).
 
 `roles_sync` creates the groups and sets their permissions. Migration 0002 runs it on
 a fresh database, and it runs again after every `migrate` (post_migrate), so a model
@@ -20,7 +20,9 @@ UPLOADER = [
     ("orders", "view_usage"),
     ("orders", "view_delivery"),
 ]
-ADMIN_APPS = ("orders", "auth", "axes")
+# mfa: an admin removes the authenticators of a user who lost their second factor;
+# socialaccount: unlinks a company sign-in (docs/runbook.md).
+ADMIN_APPS = ("orders", "auth", "axes", "mfa", "socialaccount")
 
 
 def roles_sync(apps, using="default"):

@@ -35,6 +35,13 @@ def _plain_static_storage(settings):
     }
 
 
+@pytest.fixture(autouse=True)
+def _second_factor_not_enforced(settings):
+    # Most tests sign in with force_login, which passes no second factor; the tests of
+    # MFA itself (test_mfa_*.py, tests/browser/test_sign_in_mfa.py) turn it back on.
+    settings.MFA_REQUIRED = False
+
+
 @pytest.fixture
 def restore_signal_handlers():
     """The worker installs SIGINT/SIGTERM handlers for a graceful stop; give the test runner its own back."""

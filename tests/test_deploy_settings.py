@@ -98,6 +98,32 @@ def test_production_refuses_to_start_without(variable, says):
     assert says in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("overrides", "says"),
+    [
+        # Every role sees patient data: a second factor can be off only in development.
+        ({"MFA_REQUIRED": "false"}, "MFA_REQUIRED can be false only with DEBUG on"),
+        ({"OIDC_ISSUER_URL": "https://idp.example.org"}, "Set all of OIDC_ISSUER_URL"),
+        ({"OIDC_ROLE_MAP": "hcoint-admins=superuser"}, "OIDC_ROLE_MAP roles must be"),
+        ({"OIDC_ROLE_MAP": "hcoint-admins"}, "OIDC_ROLE_MAP is group=role pairs"),
+        ({"SESSION_MAX_HOURS": "0"}, "SESSION_MAX_HOURS must be 1 or more"),
+    ],
+)
+def test_production_refuses_to_start_with(overrides, says):
+    result = run(["manage.py", "check"], production_env(**overrides))
+    assert result.returncode != 0
+    assert says in result.stderr
+
+
+def test_mfa_can_be_off_in_development():
+    env = production_env(DEBUG="true", MFA_REQUIRED="false")
+    result = run(
+        ["-c", "import django; django.setup(); from django.conf import settings; print(settings.MFA_REQUIRED)"], env
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
 def test_development_without_database_url_uses_sqlite():
     env = production_env(DEBUG="true")
     del env["DATABASE_URL"]

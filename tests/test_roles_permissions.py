@@ -24,13 +24,41 @@ pytestmark = pytest.mark.django_db
 # Who may reach a URL when it is not a permission: anyone, any signed-in user, or a
 # partner by its verification token (the webhook; no session).
 PUBLIC, SIGNED_IN, PARTNER_TOKEN = "public", "signed in", "partner token"
+# Sign-in pages (allauth): a step of a sign-in under way (anyone; without one it goes back
+# to sign-in), a signed-in user with a second factor enrolled, the owner of a passkey, and
+# company sign-in (anyone; 404 while OIDC_* is unset).
+SIGN_IN_STEP, ENROLLED, OWN_PASSKEY, COMPANY_SIGN_IN = "sign-in step", "enrolled", "own passkey", "company sign-in"
 
 # url name -> [(which object's id goes in the path, method, who may)]; a permission
 # name means a signed-in user holding it.
 RULES = {
     "healthcheck": [(None, "get", PUBLIC)],
     "login": [(None, "get", PUBLIC)],
+    "account_login": [(None, "get", PUBLIC)],
+    "account_inactive": [(None, "get", PUBLIC)],
     "logout": [(None, "post", SIGNED_IN)],
+    "account_logout": [(None, "post", SIGNED_IN)],
+    "account_reauthenticate": [(None, "get", SIGNED_IN)],
+    "session_keepalive": [(None, "get", SIGNED_IN)],
+    "mfa_authenticate": [(None, "get", SIGN_IN_STEP)],
+    "mfa_login_webauthn": [(None, "post", SIGN_IN_STEP)],
+    "mfa_index": [(None, "get", SIGNED_IN)],
+    "mfa_reauthenticate": [(None, "get", SIGNED_IN)],
+    "mfa_activate_totp": [(None, "get", SIGNED_IN)],
+    "mfa_deactivate_totp": [(None, "get", ENROLLED)],
+    "mfa_view_recovery_codes": [(None, "get", ENROLLED)],
+    "mfa_generate_recovery_codes": [(None, "get", SIGNED_IN)],
+    "mfa_download_recovery_codes": [(None, "get", ENROLLED)],
+    "mfa_list_webauthn": [(None, "get", SIGNED_IN)],
+    "mfa_add_webauthn": [(None, "get", SIGNED_IN)],
+    "mfa_reauthenticate_webauthn": [(None, "get", SIGNED_IN)],
+    "mfa_edit_webauthn": [("passkey", "get", OWN_PASSKEY)],
+    "mfa_remove_webauthn": [("passkey", "get", OWN_PASSKEY)],
+    "openid_connect_login": [(None, "post", COMPANY_SIGN_IN)],
+    "openid_connect_callback": [(None, "get", COMPANY_SIGN_IN)],
+    "socialaccount_login_cancelled": [(None, "get", PUBLIC)],
+    "socialaccount_login_error": [(None, "get", PUBLIC)],
+    "socialaccount_signup": [(None, "get", SIGN_IN_STEP)],
     "password_change": [(None, "get", SIGNED_IN)],
     "password_change_done": [(None, "get", SIGNED_IN)],
     "redox_webhook": [(None, "get", PARTNER_TOKEN), (None, "post", PARTNER_TOKEN)],
@@ -76,7 +104,8 @@ ADMIN_URLS = sorted(
     }
 )
 VIEWS = [(name, kind, method, who) for name, rules in RULES.items() for kind, method, who in rules]
-PERMISSION_VIEWS = [view for view in VIEWS if view[3] not in (PUBLIC, SIGNED_IN, PARTNER_TOKEN)]
+WHO = (PUBLIC, SIGNED_IN, PARTNER_TOKEN, SIGN_IN_STEP, ENROLLED, OWN_PASSKEY, COMPANY_SIGN_IN)
+PERMISSION_VIEWS = [view for view in VIEWS if view[3] not in WHO]
 
 
 def assert_not_cached(response):
@@ -146,7 +175,8 @@ def test_each_role_gets_exactly_its_views(client, objects, role, name, kind, met
 @pytest.mark.parametrize(("name", "kind", "method", "who"), [view for view in VIEWS if view[3] == PUBLIC])
 def test_public_urls_open_without_sign_in_and_are_not_cached(client, name, kind, method, who):
     response = getattr(client, method)(reverse(name))
-    assert response.status_code == 200
+    # allauth's page for a company sign-in that failed answers 401, as it should.
+    assert response.status_code == (401 if name == "socialaccount_login_error" else 200)
     assert_not_cached(response)
 
 
@@ -158,9 +188,67 @@ def test_account_urls_need_only_sign_in(client, name, kind, method, who):
     assert_not_cached(response)
     client.force_login(make_user("nobody"))
     response = getattr(client, method)(reverse(name))
-    assert response.status_code in (200, 302)
+    assert response.status_code in (200, 204, 302)
     # Signing out ends at the sign-in page, but not as a request to sign in first.
     assert not response.get("Location", "").startswith(reverse("login") + "?next=")
+    assert_not_cached(response)
+
+
+def views_for(who):
+    return [view for view in VIEWS if view[3] == who]
+
+
+def totp_for(user):
+    from allauth.mfa.models import Authenticator
+    from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
+
+    RecoveryCodes.activate(user)
+    return Authenticator.objects.create(user=user, type=Authenticator.Type.TOTP, data={"secret": "JBSWY3DPEHPK3PXP"})
+
+
+def passkey_for(user):
+    from allauth.mfa.models import Authenticator
+
+    return Authenticator.objects.create(user=user, type=Authenticator.Type.WEBAUTHN, data={"name": "key"})
+
+
+@pytest.mark.parametrize(("name", "kind", "method", "who"), views_for(SIGN_IN_STEP))
+def test_sign_in_steps_without_a_sign_in_under_way_go_back_to_sign_in(client, name, kind, method, who):
+    response = getattr(client, method)(reverse(name))
+    assert response.status_code == 302 and response["Location"] == reverse("login")
+    assert_not_cached(response)
+
+
+@pytest.mark.parametrize(("name", "kind", "method", "who"), views_for(ENROLLED))
+def test_second_factor_pages_need_sign_in_and_a_second_factor(client, name, kind, method, who):
+    response = getattr(client, method)(reverse(name))
+    assert response["Location"].startswith(reverse("login") + "?next=")
+    user = make_user("nobody")
+    client.force_login(user)
+    assert getattr(client, method)(reverse(name)).status_code == 404
+    totp_for(user)
+    response = getattr(client, method)(reverse(name))
+    assert response.status_code in (200, 302) and not response.get("Location", "").startswith(reverse("login"))
+    assert_not_cached(response)
+
+
+@pytest.mark.parametrize(("name", "kind", "method", "who"), views_for(OWN_PASSKEY))
+def test_passkey_pages_open_only_for_the_owner(client, name, kind, method, who):
+    owner, other = make_user("owner"), make_user("other")
+    url = reverse(name, args=[passkey_for(owner).pk])
+    assert getattr(client, method)(url)["Location"].startswith(reverse("login") + "?next=")
+    client.force_login(other)
+    assert getattr(client, method)(url).status_code == 404
+    client.force_login(owner)
+    response = getattr(client, method)(url)
+    assert response.status_code == 200
+    assert_not_cached(response)
+
+
+@pytest.mark.parametrize(("name", "kind", "method", "who"), views_for(COMPANY_SIGN_IN))
+def test_company_sign_in_is_absent_until_configured(client, name, kind, method, who):
+    response = getattr(client, method)(reverse(name, kwargs={"provider_id": "company"}))
+    assert response.status_code == 404
     assert_not_cached(response)
 
 

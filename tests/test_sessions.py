@@ -1,5 +1,7 @@
 """Sessions end after SESSION_IDLE_MINUTES without a request (each request restarts the
-clock) and at browser close; cookies are Secure when DEBUG is off."""
+clock), SESSION_MAX_HOURS after sign-in however active, and at browser close; cookies are
+Secure when DEBUG is off. Pages with a form warn before the idle sign-out (static/js/idle.js;
+tests/browser/test_sign_in_mfa.py watches it in a browser)."""
 
 import datetime
 from unittest import mock
@@ -61,3 +63,38 @@ def test_session_cookie_ends_with_the_browser(client, viewer):
 def test_cookies_are_secure_outside_debug():
     assert not settings.DEBUG
     assert settings.SESSION_COOKIE_SECURE and settings.CSRF_COOKIE_SECURE
+
+
+def test_absolute_lifetime_defaults_to_twelve_hours():
+    assert settings.SESSION_MAX_HOURS == 12
+
+
+def test_session_ends_after_the_absolute_lifetime_however_active(client, viewer):
+    start = timezone.now()
+    with (
+        mock.patch("django.utils.timezone.now", return_value=start),
+        mock.patch("time.time", return_value=start.timestamp()),
+    ):
+        sign_in(client)
+    step = datetime.timedelta(seconds=settings.SESSION_COOKIE_AGE - 60)
+    when = start
+    while when + step < start + datetime.timedelta(hours=settings.SESSION_MAX_HOURS):
+        when += step
+        with mock.patch("time.time", return_value=when.timestamp()):
+            assert get_orders_at(client, when).status_code == 200
+    when += step
+    with mock.patch("time.time", return_value=when.timestamp()):
+        response = get_orders_at(client, when)
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login") + "?next=")
+    assert "expired=1" in response["Location"]
+    assert "time limit" in client.get(response["Location"]).content.decode()
+    assert get_orders_at(client, when)["Location"].startswith(reverse("login"))
+
+
+def test_pages_with_a_form_load_the_idle_warning(client, viewer):
+    client.force_login(viewer)
+    html = client.get(reverse("order_list")).content.decode()
+    assert 'src="/static/js/idle.js"' in html
+    assert f'data-idle-seconds="{settings.SESSION_COOKIE_AGE}"' in html
+    assert 'id="idle-warning"' in html and " hidden" in html

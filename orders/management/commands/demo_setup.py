@@ -61,6 +61,10 @@ class Command(BaseCommand):
         self.stdout.write(f"  Open {URL} and sign in as:")
         self.stdout.write(f"    username: {USERNAME}")
         self.stdout.write(f"    password: {password}")
+        if settings.MFA_REQUIRED:
+            self.stdout.write("  You will be asked to set up an authenticator app (TOTP) first.")
+        else:
+            self.stdout.write("  MFA is off (MFA_REQUIRED=false, development only): no second step.")
         self.stdout.write("")
 
     def _demo_user(self):
