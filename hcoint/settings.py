@@ -37,7 +37,14 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "django.contrib.humanize",  # allauth's passkey list
     "axes",
+    # Sign-in, its MFA stage and company sign-in (OIDC): see "Sign-in" below.
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
     "orders",
     "redox",
 ]
@@ -54,10 +61,15 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # The absolute session lifetime, before anything that acts for the user.
+    "hcoint.signin.SessionLifetimeMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    # Once the user is known: enrol or pass a second factor before any other page.
+    "hcoint.signin.MfaRequiredMiddleware",
     # Last, as django-axes asks: it turns a lockout into the lockout response.
     "axes.middleware.AxesMiddleware",
 ]
@@ -76,6 +88,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "hcoint.admin.admin_link",
+                "hcoint.signin.signin_context",
             ],
         },
     },
@@ -106,6 +119,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
+    # allauth logs in OIDC users itself; without its backend it would pick axes' backend,
+    # which cannot load a user back from the session.
+    "allauth.account.auth_backends.AuthenticationBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -312,33 +328,6 @@ LOGGING = {
 # passwords stay for break-glass admin accounts and `make run`; nobody signs up: admins
 # create local users, and company sign-in creates users without a role. See
 # docs/runbook.md "Sign-in, MFA and sessions" and hcoint/signin.py.
-INSTALLED_APPS += [
-    "django.contrib.humanize",  # allauth's passkey list
-    "allauth",
-    "allauth.account",
-    "allauth.mfa",
-    "allauth.socialaccount",
-    "allauth.socialaccount.providers.openid_connect",
-]
-# allauth's own middleware, then the absolute session lifetime (before anything that
-# acts for the user), then "enrol or verify a second factor first" once the user is known.
-MIDDLEWARE.insert(
-    MIDDLEWARE.index("django.contrib.auth.middleware.LoginRequiredMiddleware"),
-    "allauth.account.middleware.AccountMiddleware",
-)
-MIDDLEWARE.insert(
-    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
-    "hcoint.signin.SessionLifetimeMiddleware",
-)
-MIDDLEWARE.insert(
-    MIDDLEWARE.index("django.contrib.auth.middleware.LoginRequiredMiddleware") + 1,
-    "hcoint.signin.MfaRequiredMiddleware",
-)
-# allauth logs in OIDC users itself; without its backend it would pick axes' backend,
-# which cannot load a user back from the session.
-AUTHENTICATION_BACKENDS += ["allauth.account.auth_backends.AuthenticationBackend"]
-TEMPLATES[0]["OPTIONS"]["context_processors"] += ["hcoint.signin.signin_context"]
-
 ACCOUNT_ADAPTER = "hcoint.signin.AccountAdapter"
 SOCIALACCOUNT_ADAPTER = "hcoint.signin.SocialAccountAdapter"
 ACCOUNT_FORMS = {"login": "hcoint.signin.LoginForm"}

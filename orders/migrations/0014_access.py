@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orders', '0011_delivery_lease'),
+        ('orders', '0012_partner_tidy'),
     ]
 
     operations = [
