@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 
-from orders.delivery import delivery_attempt, retry_delay_seconds
+from orders.delivery import delivery_send_once, retry_delay_seconds
 from orders.models import Delivery, Order
 from tests.delivery_fakes import T0, FakeRedox, make_delivery, make_order, transient
 
@@ -47,7 +47,7 @@ def test_successive_failures_wait_longer_each_time_within_the_jitter_bounds(part
     waits = []
     with FakeRedox(default=transient(503)).patch():
         for _ in range(9):
-            delivery_attempt(delivery_id=delivery.pk, now=now)
+            delivery_send_once(delivery_id=delivery.pk, now=now)
             delivery.refresh_from_db()
             waits.append((delivery.next_attempt_at - now).total_seconds())
             now = delivery.next_attempt_at
@@ -65,7 +65,7 @@ def test_redox_retry_after_is_honoured(partner, uploader):
     delivery = make_delivery(make_order(partner), uploader)
 
     with FakeRedox(transient(429, retry_after=900)).patch():
-        delivery_attempt(delivery_id=delivery.pk, now=T0)
+        delivery_send_once(delivery_id=delivery.pk, now=T0)
 
     delivery.refresh_from_db()
     assert delivery.next_attempt_at == T0 + timedelta(seconds=900)
@@ -80,12 +80,12 @@ def test_the_last_retry_is_at_the_max_age_and_a_failure_then_fails_the_delivery(
     Delivery.objects.filter(pk=delivery.pk).update(attempt_count=20)
 
     with FakeRedox(default=transient(503)).patch():
-        delivery_attempt(delivery_id=delivery.pk, now=almost)
+        delivery_send_once(delivery_id=delivery.pk, now=almost)
         delivery.refresh_from_db()
         assert delivery.status == Delivery.Status.RETRY_SCHEDULED
         assert delivery.next_attempt_at == deadline
 
-        delivery_attempt(delivery_id=delivery.pk, now=deadline)
+        delivery_send_once(delivery_id=delivery.pk, now=deadline)
 
     delivery.refresh_from_db()
     order.refresh_from_db()
@@ -101,7 +101,7 @@ def test_retry_after_beyond_the_max_age_still_gets_one_last_try_when_redox_allow
     now = T0 + timedelta(hours=23, minutes=59)
 
     with FakeRedox(transient(429, retry_after=600)).patch():
-        delivery_attempt(delivery_id=delivery.pk, now=now)
+        delivery_send_once(delivery_id=delivery.pk, now=now)
 
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.RETRY_SCHEDULED
@@ -114,7 +114,7 @@ def test_the_max_age_is_a_setting(partner, uploader, settings):
     delivery = make_delivery(make_order(partner), uploader, created_at=T0)
 
     with FakeRedox(transient(503)).patch():
-        delivery_attempt(delivery_id=delivery.pk, now=T0 + timedelta(hours=1))
+        delivery_send_once(delivery_id=delivery.pk, now=T0 + timedelta(hours=1))
 
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.FAILED

@@ -4,7 +4,7 @@ import base64
 
 import pytest
 
-from orders.delivery import delivery_attempt
+from orders.delivery import delivery_send_once
 from orders.models import Delivery
 from tests.delivery_fakes import PDF, T0, FakeRedox, make_delivery, make_order
 
@@ -22,7 +22,7 @@ def test_a_pdf_at_the_threshold_travels_inline_as_base64(partner, uploader, sett
     fake = FakeRedox()
 
     with fake.patch():
-        delivery_attempt(delivery_id=delivery.pk, now=T0)
+        delivery_send_once(delivery_id=delivery.pk, now=T0)
 
     assert fake.uploads == []
     [message] = fake.messages
@@ -37,7 +37,7 @@ def test_a_pdf_over_the_threshold_is_uploaded_and_the_message_carries_the_uri(pa
     fake = FakeRedox()
 
     with fake.patch():
-        delivery_attempt(delivery_id=delivery.pk, now=T0)
+        delivery_send_once(delivery_id=delivery.pk, now=T0)
 
     assert fake.uploads == [(PDF, "note.pdf")]
     [message] = fake.messages
@@ -55,7 +55,7 @@ def test_a_failed_upload_is_a_failed_attempt_and_nothing_is_sent(partner, upload
     fake.client.upload_file.side_effect = RedoxError("Redox blob upload: HTTP 503", retryable=True, status=503)
 
     with fake.patch():
-        delivery_attempt(delivery_id=delivery.pk, now=T0)
+        delivery_send_once(delivery_id=delivery.pk, now=T0)
 
     assert fake.messages == []
     delivery.refresh_from_db()

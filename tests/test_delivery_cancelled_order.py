@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.urls import reverse
 
-from orders.delivery import ORDER_CANCELLED_RETRY, DeliveryError, delivery_attempt, delivery_retry_now
+from orders.delivery import ORDER_CANCELLED_RETRY, DeliveryError, delivery_retry_now, delivery_send_once
 from orders.ingest import message_ingest
 from orders.models import AuditEvent, Delivery, DeliveryAttempt, Order
 from tests.conftest import sample_bytes
@@ -35,7 +35,7 @@ def test_a_pending_delivery_is_not_sent_once_the_partner_cancels(partner, order,
     fake = FakeRedox()
 
     with fake.patch(), caplog.at_level(logging.INFO):
-        result = delivery_attempt(delivery_id=delivery.pk, now=NOW)
+        result = delivery_send_once(delivery_id=delivery.pk, now=NOW)
 
     assert result is None
     assert fake.client.send.call_count == 0
@@ -57,14 +57,14 @@ def test_a_pending_delivery_is_not_sent_once_the_partner_cancels(partner, order,
 def test_a_delivery_waiting_for_a_retry_is_not_sent_once_the_partner_cancels(partner, order, uploader):
     delivery = make_delivery(order, uploader)
     with FakeRedox(transient(503)).patch():
-        delivery_attempt(delivery_id=delivery.pk, now=T0)
+        delivery_send_once(delivery_id=delivery.pk, now=T0)
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.RETRY_SCHEDULED
     cancel_from_partner(partner)
     fake = FakeRedox()
 
     with fake.patch():
-        delivery_attempt(delivery_id=delivery.pk, now=delivery.next_attempt_at)
+        delivery_send_once(delivery_id=delivery.pk, now=delivery.next_attempt_at)
 
     assert fake.client.send.call_count == 0
     delivery.refresh_from_db()
@@ -78,7 +78,7 @@ def test_the_reason_shows_on_the_orders_timeline(client, partner, order, uploade
     delivery = make_delivery(order, uploader)
     cancel_from_partner(partner)
     with FakeRedox().patch():
-        delivery_attempt(delivery_id=delivery.pk, now=NOW)
+        delivery_send_once(delivery_id=delivery.pk, now=NOW)
 
     client.force_login(viewer)
     page = client.get(reverse("order_detail", args=[order.pk])).content.decode()
@@ -101,7 +101,7 @@ def test_a_cancelled_orders_waiting_delivery_says_it_will_not_be_sent(client, pa
 def test_retry_now_is_refused_for_a_failed_delivery_of_a_cancelled_order(partner, order, uploader):
     delivery = make_delivery(order, uploader)
     with FakeRedox(permanent()).patch():
-        delivery_attempt(delivery_id=delivery.pk, now=T0)
+        delivery_send_once(delivery_id=delivery.pk, now=T0)
     cancel_from_partner(partner)
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.FAILED
@@ -119,7 +119,7 @@ def test_retry_now_of_a_delivery_abandoned_for_cancellation_is_refused_on_the_pa
     delivery = make_delivery(order, uploader)
     cancel_from_partner(partner)
     with FakeRedox().patch():
-        delivery_attempt(delivery_id=delivery.pk, now=NOW)
+        delivery_send_once(delivery_id=delivery.pk, now=NOW)
 
     client.force_login(uploader)
     response = client.post(reverse("retry_delivery", args=[delivery.pk]), follow=True)
@@ -133,7 +133,7 @@ def test_retry_now_of_a_delivery_abandoned_for_cancellation_is_refused_on_the_pa
 def test_a_cancelled_orders_failed_delivery_offers_abandon_but_not_retry(client, partner, order, uploader):
     delivery = make_delivery(order, uploader)
     with FakeRedox(permanent()).patch():
-        delivery_attempt(delivery_id=delivery.pk, now=T0)
+        delivery_send_once(delivery_id=delivery.pk, now=T0)
     cancel_from_partner(partner)
 
     client.force_login(uploader)

@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from django.db import connection, transaction
 
-from orders.delivery import delivery_attempt
+from orders.delivery import delivery_send_once
 from orders.models import Delivery
 from tests.delivery_fakes import T0, FakeRedox, accepted, make_delivery, make_order
 
@@ -55,7 +55,7 @@ def test_an_attempt_skips_a_delivery_another_worker_has_locked(partner, uploader
     try:
         with fake.patch():
             # Without SKIP LOCKED this would wait for the other transaction instead.
-            result = delivery_attempt(delivery_id=delivery.pk, now=NOW)
+            result = delivery_send_once(delivery_id=delivery.pk, now=NOW)
     finally:
         release.set()
         holder.join()
@@ -92,7 +92,7 @@ def test_workers_racing_for_the_same_deliveries_send_each_exactly_once(partner, 
 
             def attempt(delivery_id=delivery.pk, barrier=barrier):
                 barrier.wait(timeout=10)
-                return delivery_attempt(delivery_id=delivery_id, now=NOW)
+                return delivery_send_once(delivery_id=delivery_id, now=NOW)
 
             threads = [in_thread(attempt) for _ in range(workers)]
             for thread, _ in threads:

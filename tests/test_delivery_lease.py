@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from orders.delivery import WORKER_LOST_ERROR, delivery_attempt
+from orders.delivery import WORKER_LOST_ERROR, delivery_send_once
 from orders.models import Delivery, DeliveryAttempt, Order
 from tests.delivery_fakes import T0, FakeRedox, delivery_ref_of, make_delivery, make_order, transient
 
@@ -40,7 +40,7 @@ def test_a_claim_marks_the_delivery_sending_with_a_lease(partner, uploader, sett
         return FakeRedox().default
 
     with FakeRedox(look_at_the_row).patch():
-        delivery_attempt(now=NOW)
+        delivery_send_once(now=NOW)
 
     assert seen["row"].status == Delivery.Status.SENDING
     assert seen["row"].lease_expires_at == NOW + timedelta(seconds=60)
@@ -68,7 +68,7 @@ def test_first_attempts_go_ahead_of_due_retries_and_the_oldest_due_goes_first(pa
     assert list(Delivery.objects.claimable(NOW)) == [first_early, first_late, retry_old, retry_new]
     fake = FakeRedox()
     with fake.patch():
-        while delivery_attempt(now=NOW):
+        while delivery_send_once(now=NOW):
             pass
     assert [delivery_ref_of(m) for m in fake.messages] == [
         f"hcoint-delivery-{d.pk}" for d in (first_early, first_late, retry_old, retry_new)
@@ -83,7 +83,7 @@ def test_a_delivery_whose_lease_expired_is_claimed_recorded_as_lost_and_sent_wit
     fake = FakeRedox()
 
     with fake.patch():
-        delivery_attempt(now=NOW)
+        delivery_send_once(now=NOW)
 
     delivery.refresh_from_db()
     order.refresh_from_db()
@@ -105,7 +105,7 @@ def test_a_delivery_with_a_live_lease_is_left_to_its_worker(partner, uploader):
     fake = FakeRedox()
 
     with fake.patch():
-        assert delivery_attempt(now=NOW) is None
+        assert delivery_send_once(now=NOW) is None
 
     assert fake.messages == []
     delivery.refresh_from_db()
@@ -121,7 +121,7 @@ def test_a_lost_attempt_past_the_max_age_fails_instead_of_sending(partner, uploa
     fake = FakeRedox()
 
     with fake.patch():
-        assert delivery_attempt(now=T0 + timedelta(hours=2)) is None
+        assert delivery_send_once(now=T0 + timedelta(hours=2)) is None
 
     assert fake.messages == []
     delivery.refresh_from_db()
@@ -151,12 +151,12 @@ def test_a_late_finisher_does_not_overwrite_the_attempt_that_replaced_it(partner
 
     def meanwhile_the_lease_expires_and_another_worker_fails(message):
         # The slow first attempt's lease ran out; a second worker claims it and gets a 503.
-        delivery_attempt(delivery_id=delivery.pk, now=later)
+        delivery_send_once(delivery_id=delivery.pk, now=later)
         return FakeRedox().default
 
     fake = FakeRedox(meanwhile_the_lease_expires_and_another_worker_fails, transient(503))
     with fake.patch():
-        delivery_attempt(delivery_id=delivery.pk, now=NOW)
+        delivery_send_once(delivery_id=delivery.pk, now=NOW)
 
     delivery.refresh_from_db()
     # Redox accepted the slow attempt, so the retry the second worker scheduled is not needed.
@@ -165,7 +165,7 @@ def test_a_late_finisher_does_not_overwrite_the_attempt_that_replaced_it(partner
     assert [a.outcome for a in delivery.attempts.all()] == ["transient", "sent", "transient"]
     fake = FakeRedox()
     with fake.patch():
-        assert delivery_attempt(now=later + timedelta(days=1)) is None
+        assert delivery_send_once(now=later + timedelta(days=1)) is None
     assert fake.messages == []
 
 
@@ -181,7 +181,7 @@ def test_a_failed_resend_after_a_lost_attempt_that_redox_accepted_ends_sent(part
         raise transient(503)
 
     with FakeRedox(meanwhile_the_first_worker_records_its_acceptance).patch():
-        delivery_attempt(now=NOW)
+        delivery_send_once(now=NOW)
 
     delivery.refresh_from_db()
     order.refresh_from_db()

@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.core.exceptions import PermissionDenied
 
-from orders.delivery import DeliveryError, delivery_abandon, delivery_attempt, delivery_retry_now
+from orders.delivery import DeliveryError, delivery_abandon, delivery_retry_now, delivery_send_once
 from orders.models import Delivery, Order
 from tests.delivery_fakes import T0, FakeRedox, make_delivery, make_order, permanent
 
@@ -29,7 +29,7 @@ def order(partner):
 def failed(order, uploader):
     delivery = make_delivery(order, uploader)
     with FakeRedox(permanent()).patch():
-        delivery_attempt(delivery_id=delivery.pk, now=T0)
+        delivery_send_once(delivery_id=delivery.pk, now=T0)
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.FAILED
     return delivery
@@ -46,7 +46,7 @@ def test_retry_now_queues_a_failed_delivery_which_is_then_sent(failed, order, up
     assert list(Delivery.objects.claimable(NOW)) == [failed]
 
     with FakeRedox().patch():
-        delivery_attempt(delivery_id=failed.pk, now=NOW)
+        delivery_send_once(delivery_id=failed.pk, now=NOW)
     failed.refresh_from_db()
     order.refresh_from_db()
     assert failed.status == Delivery.Status.SENT
@@ -101,10 +101,10 @@ def test_abandon_a_failed_first_delivery_returns_the_order_to_awaiting_note(fail
 def test_abandon_a_failed_correction_leaves_the_order_sent_when_an_earlier_note_was_sent(order, uploader):
     first = make_delivery(order, uploader)
     with FakeRedox().patch():
-        delivery_attempt(delivery_id=first.pk, now=T0)
+        delivery_send_once(delivery_id=first.pk, now=T0)
     correction = make_delivery(order, uploader, is_correction=True, correction_reason="Wrong page")
     with FakeRedox(permanent()).patch():
-        delivery_attempt(delivery_id=correction.pk, now=T0)
+        delivery_send_once(delivery_id=correction.pk, now=T0)
     order.refresh_from_db()
     assert order.state == Order.State.FAILED
 
@@ -120,7 +120,7 @@ def test_abandon_a_scheduled_retry_stops_it_being_sent(order, uploader):
 
     fake = FakeRedox()
     with fake.patch():
-        assert delivery_attempt(delivery_id=delivery.pk, now=NOW) is None
+        assert delivery_send_once(delivery_id=delivery.pk, now=NOW) is None
     assert fake.messages == []
 
 

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from orders.delivery import delivery_attempt
+from orders.delivery import delivery_send_once
 from orders.models import Delivery, DeliveryAttempt, Order
 from tests.delivery_fakes import T0, FakeRedox, accepted, make_delivery, make_order, permanent, transient
 
@@ -23,7 +23,7 @@ def test_a_pending_delivery_is_sent_and_the_order_becomes_sent(order, uploader):
     fake = FakeRedox(accepted("redox-log-77"))
 
     with fake.patch():
-        result = delivery_attempt(delivery_id=delivery.pk, now=NOW)
+        result = delivery_send_once(delivery_id=delivery.pk, now=NOW)
 
     delivery.refresh_from_db()
     order.refresh_from_db()
@@ -53,7 +53,7 @@ def test_the_delivery_and_its_order_are_sending_while_redox_is_called(order, upl
         return accepted()
 
     with FakeRedox(look).patch():
-        delivery_attempt(delivery_id=delivery.pk, now=NOW)
+        delivery_send_once(delivery_id=delivery.pk, now=NOW)
 
     assert seen["delivery"].status == Delivery.Status.SENDING
     assert seen["delivery"].sending_started_at == NOW
@@ -64,7 +64,7 @@ def test_a_transient_error_schedules_a_retry_that_a_worker_claims_once_due(order
     delivery = make_delivery(order, uploader)
 
     with FakeRedox(transient(503)).patch():
-        delivery_attempt(delivery_id=delivery.pk, now=NOW)
+        delivery_send_once(delivery_id=delivery.pk, now=NOW)
 
     delivery.refresh_from_db()
     order.refresh_from_db()
@@ -84,14 +84,14 @@ def test_a_retry_is_not_attempted_before_it_is_due(order, uploader):
     delivery = make_delivery(order, uploader)
     fake = FakeRedox(transient(503))
     with fake.patch():
-        delivery_attempt(delivery_id=delivery.pk, now=NOW)
+        delivery_send_once(delivery_id=delivery.pk, now=NOW)
         delivery.refresh_from_db()
         early = delivery.next_attempt_at - timedelta(seconds=1)
 
-        assert delivery_attempt(delivery_id=delivery.pk, now=early) is None
+        assert delivery_send_once(delivery_id=delivery.pk, now=early) is None
         assert len(fake.messages) == 1
 
-        delivery_attempt(delivery_id=delivery.pk, now=delivery.next_attempt_at)
+        delivery_send_once(delivery_id=delivery.pk, now=delivery.next_attempt_at)
 
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.SENT
@@ -105,7 +105,7 @@ def test_a_permanent_error_fails_at_once_with_redox_error_text(order, uploader):
     error = permanent(("Patient.Identifiers is required", "Orders[0].ID is required"))
 
     with FakeRedox(error).patch():
-        delivery_attempt(delivery_id=delivery.pk, now=NOW)
+        delivery_send_once(delivery_id=delivery.pk, now=NOW)
 
     delivery.refresh_from_db()
     order.refresh_from_db()
@@ -126,7 +126,7 @@ def test_a_sent_failed_or_abandoned_delivery_is_never_sent_again(order, uploader
         for status in (Delivery.Status.SENT, Delivery.Status.FAILED, Delivery.Status.ABANDONED):
             delivery = make_delivery(make_order(order.partner, ehr_order_id=f"o-{status}"), uploader)
             Delivery.objects.filter(pk=delivery.pk).update(status=status)
-            assert delivery_attempt(delivery_id=delivery.pk, now=NOW) is None
+            assert delivery_send_once(delivery_id=delivery.pk, now=NOW) is None
     assert fake.messages == []
     assert not DeliveryAttempt.objects.exists()
 
@@ -150,7 +150,7 @@ def test_an_order_cancelled_mid_send_stays_cancelled_whatever_the_delivery_does(
     # one that arrives while the note is in the air cannot, but must not be undone by the outcome.
     delivery = make_delivery(order, uploader)
     with FakeRedox(cancel_during_send(order, response())).patch():
-        delivery_attempt(delivery_id=delivery.pk, now=NOW)
+        delivery_send_once(delivery_id=delivery.pk, now=NOW)
     order.refresh_from_db()
     delivery.refresh_from_db()
     assert delivery.status == outcome
@@ -161,7 +161,7 @@ def test_an_unexpected_error_is_retried_and_recorded_by_class_name_only(order, u
     delivery = make_delivery(order, uploader)
 
     with FakeRedox(ValueError(f"bad value for {order.patient_last_name}")).patch():
-        delivery_attempt(delivery_id=delivery.pk, now=NOW)
+        delivery_send_once(delivery_id=delivery.pk, now=NOW)
 
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.RETRY_SCHEDULED
@@ -179,7 +179,7 @@ def test_each_attempt_is_recorded(order, uploader):
     now = NOW
     with fake.patch():
         for _ in range(3):
-            delivery_attempt(delivery_id=delivery.pk, now=now)
+            delivery_send_once(delivery_id=delivery.pk, now=now)
             delivery.refresh_from_db()
             now = delivery.next_attempt_at or now
 
@@ -198,7 +198,7 @@ def test_the_message_is_built_from_the_stored_order_partner_and_note(order, uplo
     fake = FakeRedox()
 
     with fake.patch():
-        delivery_attempt(delivery_id=delivery.pk, now=NOW)
+        delivery_send_once(delivery_id=delivery.pk, now=NOW)
 
     [message] = fake.messages
     assert message["Meta"]["DataModel"] == "Results"
@@ -221,7 +221,7 @@ def test_a_partner_on_notes_gets_notes_new_and_a_correction_is_marked_corrected(
     fake = FakeRedox()
 
     with fake.patch():
-        delivery_attempt(delivery_id=delivery.pk, now=NOW)
+        delivery_send_once(delivery_id=delivery.pk, now=NOW)
 
     [message] = fake.messages
     assert message["Meta"]["DataModel"] == "Notes"

@@ -9,7 +9,7 @@ import requests
 import responses
 from django.utils import timezone
 
-from orders.delivery import delivery_attempt
+from orders.delivery import delivery_send_once
 from orders.models import Delivery, DeliveryAttempt, Order
 from tests.delivery_fakes import PDF, make_delivery, make_order
 
@@ -50,7 +50,7 @@ def test_an_accepted_message_marks_the_delivery_sent_with_redox_log_id(partner, 
     redox.post(f"{API}/endpoint", json={"Meta": {"Logs": [{"ID": "log-abc", "AttemptID": "try-1"}]}})
     now = timezone.now()
 
-    delivery_attempt(delivery_id=delivery.pk, now=now)
+    delivery_send_once(delivery_id=delivery.pk, now=now)
 
     delivery.refresh_from_db()
     order.refresh_from_db()
@@ -77,7 +77,7 @@ def test_a_400_fails_the_delivery_with_redox_meta_errors_text(partner, uploader,
         json={"Meta": {"Errors": [{"ID": 1, "Text": text, "Type": "message", "Module": "Send"}]}},
     )
 
-    delivery_attempt(delivery_id=delivery.pk, now=timezone.now())
+    delivery_send_once(delivery_id=delivery.pk, now=timezone.now())
 
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.FAILED
@@ -91,7 +91,7 @@ def test_a_429_waits_as_long_as_redox_retry_after_says(partner, uploader, redox)
     redox.post(f"{API}/endpoint", status=429, headers={"Retry-After": "120"}, json={})
     now = timezone.now()
 
-    delivery_attempt(delivery_id=delivery.pk, now=now)
+    delivery_send_once(delivery_id=delivery.pk, now=now)
 
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.RETRY_SCHEDULED
@@ -103,7 +103,7 @@ def test_a_connection_error_is_retried(partner, uploader, redox):
     delivery = make_delivery(make_order(partner), uploader, created_at=timezone.now())
     redox.post(f"{API}/endpoint", body=requests.ConnectionError("connection refused"))
 
-    delivery_attempt(delivery_id=delivery.pk, now=timezone.now())
+    delivery_send_once(delivery_id=delivery.pk, now=timezone.now())
 
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.RETRY_SCHEDULED
@@ -118,7 +118,7 @@ def test_a_large_pdf_goes_to_the_blob_store_and_the_message_carries_its_uri(part
     redox.post(BLOB, status=201, json={"URI": "https://blob.redox.test/abc123"})
     redox.post(f"{API}/endpoint", json={"Meta": {"Logs": [{"ID": "log-big"}]}})
 
-    delivery_attempt(delivery_id=delivery.pk, now=timezone.now())
+    delivery_send_once(delivery_id=delivery.pk, now=timezone.now())
 
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.SENT
@@ -147,7 +147,7 @@ def test_each_redox_error_class_leads_to_its_state(partner, uploader, redox, sta
     delivery = make_delivery(make_order(partner), uploader, created_at=timezone.now())
     redox.post(f"{API}/endpoint", status=status, json={"Meta": {"Errors": [{"Text": f"Sandbox said {status}"}]}})
 
-    delivery_attempt(delivery_id=delivery.pk, now=timezone.now())
+    delivery_send_once(delivery_id=delivery.pk, now=timezone.now())
 
     delivery.refresh_from_db()
     assert delivery.status == expected

@@ -46,7 +46,7 @@ def test_corrected_resend_waits_while_another_delivery_is_in_flight(sent_order, 
     make_delivery(sent_order, uploader, status=Delivery.Status.RETRY_SCHEDULED, is_correction=True)
     with pytest.raises(notes.NoteRefused) as refused:
         notes.note_send(note=make_note(sent_order, uploader), user=uploader, correction_reason="Again")
-    assert refused.value.message == notes.IN_FLIGHT
+    assert refused.value.message == notes.IN_FLIGHT_REFUSAL
     assert sent_order.deliveries.count() == 2
 
 

@@ -54,7 +54,7 @@ def test_send_refused_while_a_delivery_is_in_flight(uploader, partner, enqueue, 
     make_delivery(order, uploader, status=status)
     with pytest.raises(notes.NoteRefused) as refused:
         notes.note_send(note=make_note(order, uploader), user=uploader)
-    assert refused.value.message == notes.IN_FLIGHT
+    assert refused.value.message == notes.IN_FLIGHT_REFUSAL
     assert order.deliveries.count() == 1
     enqueue.assert_not_called()
 
@@ -106,7 +106,7 @@ def test_database_constraint_refusal_gets_the_same_clear_message(uploader, partn
     note = make_note(order, uploader)
     with mock.patch("orders.notes.note_send_blocker", return_value=None), pytest.raises(notes.NoteRefused) as refused:
         notes.note_send(note=note, user=uploader)
-    assert refused.value.message == notes.IN_FLIGHT
+    assert refused.value.message == notes.IN_FLIGHT_REFUSAL
     assert order.deliveries.count() == 1
 
 

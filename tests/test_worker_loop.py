@@ -52,7 +52,7 @@ def test_a_lost_database_is_logged_once_retried_with_backoff_and_its_return_logg
     waits = []
 
     with (
-        mock.patch.object(worker_module, "delivery_attempt", side_effect=[*outcomes, None]),
+        mock.patch.object(worker_module, "delivery_send_once", side_effect=[*outcomes, None]),
         mock.patch.object(Worker, "_wait", autospec=True, side_effect=lambda self, s, listen: waits.append(s)),
         caplog.at_level(logging.INFO, logger="orders.worker"),
     ):
@@ -76,7 +76,7 @@ def test_a_bug_in_a_turn_is_logged_by_class_only_and_the_loop_goes_on(quiet_conn
     worker = Worker()
     with (
         mock.patch.object(
-            worker_module, "delivery_attempt", side_effect=[ValueError(secret), mock.sentinel.sent, None]
+            worker_module, "delivery_send_once", side_effect=[ValueError(secret), mock.sentinel.sent, None]
         ),
         mock.patch.object(Worker, "_wait", autospec=True),
         caplog.at_level(logging.INFO, logger="orders.worker"),
@@ -96,7 +96,7 @@ def test_sigterm_during_a_send_lets_it_finish_then_the_worker_exits(quiet_connec
         os.kill(os.getpid(), signal.SIGTERM)  # handled by the command's handler, in this thread
         return mock.sentinel.sent
 
-    with mock.patch.object(worker_module, "delivery_attempt", side_effect=send_while_a_deploy_stops_us):
+    with mock.patch.object(worker_module, "delivery_send_once", side_effect=send_while_a_deploy_stops_us):
         call_command("deliver")  # not --until-idle: only the signal ends it
 
     assert len(attempts) == 1
@@ -107,7 +107,7 @@ def test_a_stop_ends_an_idle_wait_at_once(quiet_connections):
     timer = threading.Timer(0.2, worker.stop)
 
     with (
-        mock.patch.object(worker_module, "delivery_attempt", return_value=None),
+        mock.patch.object(worker_module, "delivery_send_once", return_value=None),
         mock.patch.object(Listener, "fileno", return_value=None),
     ):
         started = time.monotonic()
@@ -135,7 +135,7 @@ def test_an_idle_worker_wakes_at_once_when_a_delivery_is_committed():
         connection.close()
 
     notifier = threading.Thread(target=notify_from_elsewhere)
-    with mock.patch.object(worker_module, "delivery_attempt", side_effect=attempt):
+    with mock.patch.object(worker_module, "delivery_send_once", side_effect=attempt):
         notifier.start()
         worker.run()
     notifier.join(5)

@@ -21,7 +21,7 @@ def turns_at(worker, seconds, *, report=True):
     clock = {}
     with (
         mock.patch.object(worker_module.time, "monotonic", side_effect=lambda: clock["now"]),
-        mock.patch.object(worker_module, "delivery_attempt", return_value=None) as attempt,
+        mock.patch.object(worker_module, "delivery_send_once", return_value=None) as attempt,
         mock.patch.object(
             worker_module, "usage_report", autospec=True, side_effect=lambda **kwargs: timeline.append("report")
         ) as usage,
@@ -48,7 +48,7 @@ def test_the_worker_reports_at_its_first_turn_then_only_after_each_full_interval
 @pytest.mark.django_db
 def test_a_worker_run_until_idle_sends_no_report():
     with (
-        mock.patch.object(worker_module, "delivery_attempt", return_value=None),
+        mock.patch.object(worker_module, "delivery_send_once", return_value=None),
         mock.patch.object(worker_module, "usage_report", autospec=True) as usage,
     ):
         call_command("deliver", "--until-idle")
@@ -60,7 +60,7 @@ def test_a_failing_report_is_logged_without_details_and_the_turn_still_delivers(
     worker = Worker(report_seconds=60)
     with (
         mock.patch.object(worker_module, "usage_report", autospec=True, side_effect=RuntimeError(secret)),
-        mock.patch.object(worker_module, "delivery_attempt", return_value=mock.sentinel.delivery) as attempt,
+        mock.patch.object(worker_module, "delivery_send_once", return_value=mock.sentinel.delivery) as attempt,
         mock.patch.object(worker_module, "close_old_connections"),
         caplog.at_level(logging.ERROR, logger="orders.usage"),
     ):

@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from orders.delivery import delivery_attempt, delivery_retry_now
+from orders.delivery import delivery_retry_now, delivery_send_once
 from orders.models import Delivery, DeliveryAttempt, Order
 from tests.delivery_fakes import make_delivery, make_order
 from tests.sandbox_server import base_url, start_in_thread
@@ -58,7 +58,7 @@ def test_three_sandbox_failures_end_sent_after_visible_retries(partner, uploader
     seen = []
 
     for _ in range(4):
-        delivery_attempt(delivery_id=delivery.pk, now=now)
+        delivery_send_once(delivery_id=delivery.pk, now=now)
         delivery.refresh_from_db()
         seen.append((delivery.status, delivery.next_attempt_at is not None))
         now = delivery.next_attempt_at or now
@@ -72,7 +72,7 @@ def test_a_rejection_fails_with_the_sandbox_text_and_retry_now_sends_it_once_acc
     sandbox.state.reject(None, "No subscriptions found for this destination")
     delivery = make_delivery(make_order(partner), uploader, created_at=timezone.now())
 
-    delivery_attempt(delivery_id=delivery.pk, now=timezone.now())
+    delivery_send_once(delivery_id=delivery.pk, now=timezone.now())
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.FAILED
     assert delivery.last_error == "No subscriptions found for this destination"
