@@ -1,21 +1,18 @@
-"""Shared fixtures: partners, sample Redox payloads, staff users in each role, and fakes
-for queueing a delivery and for the tracer."""
+"""Shared fixtures: partners, sample Redox payloads, staff users in each role (built with
+tests/factories.py), and fakes for queueing a delivery and for the tracer."""
 
 import json
 import signal
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 from unittest import mock
 
 import pytest
-from django.contrib.auth.models import Group, User
 
 from hcoint import tracing
-from orders.models import Partner
 from redox.messages import OutboundOrder
+from tests.factories import SAMPLES, PartnerFactory, UserFactory
 
-SAMPLES = Path(__file__).resolve().parent.parent / "redox" / "samples"
 PARTNER_TOKEN = "partner-token-0123456789abcdef"
 SECOND_PARTNER_TOKEN = "second-partner-token-fedcba9876543210"
 
@@ -74,44 +71,34 @@ def sample_outbound_order(**changes):
 
 @pytest.fixture
 def partner(db):
-    partner = Partner(
+    return PartnerFactory(
         name="Cascade Health",
         destination_id="5c1e8a90-2f47-4b6d-9e13-7a0c4d2b8f61",
         destination_name="Cascade Health Epic (Staging)",
+        token=PARTNER_TOKEN,
     )
-    partner.set_tokens(PARTNER_TOKEN)
-    partner.save()
-    return partner
 
 
 @pytest.fixture
 def second_partner(db):
-    partner = Partner(name="Second Hospital", destination_id="dest-2", destination_name="Second Epic")
-    partner.set_tokens(SECOND_PARTNER_TOKEN)
-    partner.save()
-    return partner
-
-
-def make_user(username, role=None, **extra):
-    user = User.objects.create_user(username=username, password="correct-horse-battery", **extra)
-    if role:
-        user.groups.add(Group.objects.get(name=role))
-    return user
+    return PartnerFactory(
+        name="Second Hospital", destination_id="dest-2", destination_name="Second Epic", token=SECOND_PARTNER_TOKEN
+    )
 
 
 @pytest.fixture
 def viewer(db):
-    return make_user("vera", "viewer")
+    return UserFactory(username="vera", viewer=True)
 
 
 @pytest.fixture
 def uploader(db):
-    return make_user("ursula", "uploader")
+    return UserFactory(username="ursula", uploader=True)
 
 
 @pytest.fixture
 def admin_user(db):
-    return make_user("ada", "admin", is_staff=True)
+    return UserFactory(username="ada", admin=True)
 
 
 @pytest.fixture

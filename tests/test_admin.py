@@ -7,7 +7,8 @@ from django.urls import reverse
 
 from orders.ingest import message_ingest
 from orders.models import AuditEvent, ClinicalNote, Delivery, DeliveryAttempt, InboundMessage, Order
-from tests.conftest import PARTNER_TOKEN, make_user, sample_bytes
+from tests.conftest import PARTNER_TOKEN, sample_bytes
+from tests.factories import UserFactory
 
 
 @pytest.fixture
@@ -18,7 +19,7 @@ def admin_client(client, admin_user):
 
 @pytest.fixture
 def superuser_client(client, db):
-    user = make_user("root", is_staff=True, is_superuser=True)
+    user = UserFactory(username="root", is_staff=True, is_superuser=True)
     client.force_login(user)
     return client
 
@@ -163,7 +164,7 @@ def test_nobody_can_add_change_or_delete_audit_events(superuser_client, partner)
 
 
 def test_staff_without_the_admin_role_cannot_see_raw_messages(client, partner):
-    user = make_user("stan", "uploader", is_staff=True)
+    user = UserFactory(username="stan", role="uploader", is_staff=True)
     client.force_login(user)
     message = ingest(partner, "order-new.json")
     assert client.get(reverse("admin:orders_inboundmessage_change", args=[message.pk])).status_code == 403

@@ -11,7 +11,8 @@ from orders.delivery import ORDER_CANCELLED_RETRY, DeliveryError, delivery_retry
 from orders.ingest import message_ingest
 from orders.models import AuditEvent, Delivery, DeliveryAttempt, Order
 from tests.conftest import sample_bytes
-from tests.delivery_fakes import T0, FakeRedox, make_delivery, make_order, permanent, transient
+from tests.delivery_fakes import T0, FakeRedox, permanent, transient
+from tests.factories import DeliveryFactory, OrderFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -22,7 +23,7 @@ REASON = "The partner cancelled the order before the note was sent."
 @pytest.fixture
 def order(partner):
     # The same Order.ID as the Cancel sample, so the webhook's Cancel lands on this order.
-    return make_order(partner, ehr_order_id="157720311")
+    return OrderFactory(partner=partner, ehr_order_id="157720311", sending=True)
 
 
 def cancel_from_partner(partner):
@@ -30,7 +31,7 @@ def cancel_from_partner(partner):
 
 
 def test_a_pending_delivery_is_not_sent_once_the_partner_cancels(partner, order, uploader, caplog):
-    delivery = make_delivery(order, uploader)
+    delivery = DeliveryFactory(order=order, created_by=uploader, created_at=T0, enqueue=True)
     cancel_from_partner(partner)
     fake = FakeRedox()
 
@@ -55,7 +56,7 @@ def test_a_pending_delivery_is_not_sent_once_the_partner_cancels(partner, order,
 
 
 def test_a_delivery_waiting_for_a_retry_is_not_sent_once_the_partner_cancels(partner, order, uploader):
-    delivery = make_delivery(order, uploader)
+    delivery = DeliveryFactory(order=order, created_by=uploader, created_at=T0, enqueue=True)
     with FakeRedox(transient(503)).patch():
         delivery_send_once(delivery_id=delivery.pk, now=T0)
     delivery.refresh_from_db()
@@ -75,7 +76,7 @@ def test_a_delivery_waiting_for_a_retry_is_not_sent_once_the_partner_cancels(par
 
 
 def test_the_reason_shows_on_the_orders_timeline(client, partner, order, uploader, viewer):
-    delivery = make_delivery(order, uploader)
+    delivery = DeliveryFactory(order=order, created_by=uploader, created_at=T0, enqueue=True)
     cancel_from_partner(partner)
     with FakeRedox().patch():
         delivery_send_once(delivery_id=delivery.pk, now=NOW)
@@ -88,7 +89,7 @@ def test_the_reason_shows_on_the_orders_timeline(client, partner, order, uploade
 
 
 def test_a_cancelled_orders_waiting_delivery_says_it_will_not_be_sent(client, partner, order, uploader):
-    make_delivery(order, uploader)
+    DeliveryFactory(order=order, created_by=uploader, created_at=T0, enqueue=True)
     cancel_from_partner(partner)
 
     client.force_login(uploader)
@@ -99,7 +100,7 @@ def test_a_cancelled_orders_waiting_delivery_says_it_will_not_be_sent(client, pa
 
 
 def test_retry_now_is_refused_for_a_failed_delivery_of_a_cancelled_order(partner, order, uploader):
-    delivery = make_delivery(order, uploader)
+    delivery = DeliveryFactory(order=order, created_by=uploader, created_at=T0, enqueue=True)
     with FakeRedox(permanent()).patch():
         delivery_send_once(delivery_id=delivery.pk, now=T0)
     cancel_from_partner(partner)
@@ -116,7 +117,7 @@ def test_retry_now_is_refused_for_a_failed_delivery_of_a_cancelled_order(partner
 
 
 def test_retry_now_of_a_delivery_abandoned_for_cancellation_is_refused_on_the_page(client, partner, order, uploader):
-    delivery = make_delivery(order, uploader)
+    delivery = DeliveryFactory(order=order, created_by=uploader, created_at=T0, enqueue=True)
     cancel_from_partner(partner)
     with FakeRedox().patch():
         delivery_send_once(delivery_id=delivery.pk, now=NOW)
@@ -131,7 +132,7 @@ def test_retry_now_of_a_delivery_abandoned_for_cancellation_is_refused_on_the_pa
 
 
 def test_a_cancelled_orders_failed_delivery_offers_abandon_but_not_retry(client, partner, order, uploader):
-    delivery = make_delivery(order, uploader)
+    delivery = DeliveryFactory(order=order, created_by=uploader, created_at=T0, enqueue=True)
     with FakeRedox(permanent()).patch():
         delivery_send_once(delivery_id=delivery.pk, now=T0)
     cancel_from_partner(partner)

@@ -10,7 +10,8 @@ from django.db import DatabaseError, connection, transaction
 from orders import delivery as delivery_module
 from orders.delivery import NOTIFY_CHANNEL, delivery_enqueue, wake_workers
 from orders.models import Delivery
-from tests.delivery_fakes import make_delivery, make_order
+from tests.delivery_fakes import T0
+from tests.factories import DeliveryFactory, OrderFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -20,18 +21,20 @@ class Boom(Exception):
 
 
 def test_a_committed_delivery_is_claimable_with_nothing_else_to_queue(partner, uploader):
-    delivery = make_delivery(make_order(partner), uploader)
+    delivery = DeliveryFactory(
+        order=OrderFactory(partner=partner, sending=True), created_by=uploader, created_at=T0, enqueue=True
+    )
 
     assert delivery.status == Delivery.Status.PENDING
     assert list(Delivery.objects.claimable(delivery.created_at)) == [delivery]
 
 
 def test_a_rolled_back_send_leaves_no_delivery_and_wakes_nobody(partner, uploader):
-    order = make_order(partner)
+    order = OrderFactory(partner=partner, sending=True)
 
     with mock.patch.object(delivery_module, "wake_workers") as wake:
         with pytest.raises(Boom), transaction.atomic():
-            make_delivery(order, uploader)
+            DeliveryFactory(order=order, created_by=uploader, created_at=T0, enqueue=True)
             raise Boom
         assert not Delivery.objects.exists()
     wake.assert_not_called()
@@ -39,7 +42,7 @@ def test_a_rolled_back_send_leaves_no_delivery_and_wakes_nobody(partner, uploade
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_workers_are_woken_only_once_the_delivery_is_committed(partner, uploader):
-    delivery = make_delivery(make_order(partner), uploader, enqueue=False)
+    delivery = DeliveryFactory(order=OrderFactory(partner=partner, sending=True), created_by=uploader, created_at=T0)
 
     with mock.patch.object(delivery_module, "wake_workers") as wake:
         with transaction.atomic():

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from orders.delivery import delivery_send_once
 from orders.models import Delivery, DeliveryAttempt, Order
-from tests.delivery_fakes import PDF, make_delivery, make_order
+from tests.factories import SAMPLE_PDF, DeliveryFactory, OrderFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -45,8 +45,8 @@ def endpoint_calls(mocked):
 
 
 def test_an_accepted_message_marks_the_delivery_sent_with_redox_log_id(partner, uploader, redox):
-    order = make_order(partner)
-    delivery = make_delivery(order, uploader, created_at=timezone.now())
+    order = OrderFactory(partner=partner, sending=True)
+    delivery = DeliveryFactory(order=order, created_by=uploader, created_at=timezone.now(), enqueue=True)
     redox.post(f"{API}/endpoint", json={"Meta": {"Logs": [{"ID": "log-abc", "AttemptID": "try-1"}]}})
     now = timezone.now()
 
@@ -65,11 +65,13 @@ def test_an_accepted_message_marks_the_delivery_sent_with_redox_log_id(partner, 
     assert sent["Meta"]["Destinations"][0]["ID"] == partner.destination_id
     assert sent["Orders"][0]["ID"] == order.ehr_order_id
     assert sent["Orders"][0]["ApplicationOrderID"] == f"hcoint-delivery-{delivery.pk}"
-    assert base64.b64decode(sent["Orders"][0]["Results"][0]["Value"]) == PDF
+    assert base64.b64decode(sent["Orders"][0]["Results"][0]["Value"]) == SAMPLE_PDF
 
 
 def test_a_400_fails_the_delivery_with_redox_meta_errors_text(partner, uploader, redox):
-    delivery = make_delivery(make_order(partner), uploader, created_at=timezone.now())
+    delivery = DeliveryFactory(
+        order=OrderFactory(partner=partner, sending=True), created_by=uploader, created_at=timezone.now(), enqueue=True
+    )
     text = "No subscriptions found. Meta.Destinations needs to contain a destination from existing subscriptions"
     redox.post(
         f"{API}/endpoint",
@@ -87,7 +89,9 @@ def test_a_400_fails_the_delivery_with_redox_meta_errors_text(partner, uploader,
 
 
 def test_a_429_waits_as_long_as_redox_retry_after_says(partner, uploader, redox):
-    delivery = make_delivery(make_order(partner), uploader, created_at=timezone.now())
+    delivery = DeliveryFactory(
+        order=OrderFactory(partner=partner, sending=True), created_by=uploader, created_at=timezone.now(), enqueue=True
+    )
     redox.post(f"{API}/endpoint", status=429, headers={"Retry-After": "120"}, json={})
     now = timezone.now()
 
@@ -100,7 +104,9 @@ def test_a_429_waits_as_long_as_redox_retry_after_says(partner, uploader, redox)
 
 
 def test_a_connection_error_is_retried(partner, uploader, redox):
-    delivery = make_delivery(make_order(partner), uploader, created_at=timezone.now())
+    delivery = DeliveryFactory(
+        order=OrderFactory(partner=partner, sending=True), created_by=uploader, created_at=timezone.now(), enqueue=True
+    )
     redox.post(f"{API}/endpoint", body=requests.ConnectionError("connection refused"))
 
     delivery_send_once(delivery_id=delivery.pk, now=timezone.now())
@@ -114,7 +120,9 @@ def test_a_connection_error_is_retried(partner, uploader, redox):
 
 def test_a_large_pdf_goes_to_the_blob_store_and_the_message_carries_its_uri(partner, uploader, redox, settings):
     settings.REDOX_INLINE_MAX_BYTES = 100
-    delivery = make_delivery(make_order(partner), uploader, created_at=timezone.now())
+    delivery = DeliveryFactory(
+        order=OrderFactory(partner=partner, sending=True), created_by=uploader, created_at=timezone.now(), enqueue=True
+    )
     redox.post(BLOB, status=201, json={"URI": "https://blob.redox.test/abc123"})
     redox.post(f"{API}/endpoint", json={"Meta": {"Logs": [{"ID": "log-big"}]}})
 
@@ -123,7 +131,7 @@ def test_a_large_pdf_goes_to_the_blob_store_and_the_message_carries_its_uri(part
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.SENT
     [upload] = [call for call in redox.calls if call.request.url == BLOB]
-    assert PDF in upload.request.body
+    assert SAMPLE_PDF in upload.request.body
     [call] = endpoint_calls(redox)
     assert json.loads(call.request.body)["Orders"][0]["Results"][0]["Value"] == "https://blob.redox.test/abc123"
 
@@ -144,7 +152,9 @@ def test_a_large_pdf_goes_to_the_blob_store_and_the_message_carries_its_uri(part
     ],
 )
 def test_each_redox_error_class_leads_to_its_state(partner, uploader, redox, status, expected):
-    delivery = make_delivery(make_order(partner), uploader, created_at=timezone.now())
+    delivery = DeliveryFactory(
+        order=OrderFactory(partner=partner, sending=True), created_by=uploader, created_at=timezone.now(), enqueue=True
+    )
     redox.post(f"{API}/endpoint", status=status, json={"Meta": {"Errors": [{"Text": f"Sandbox said {status}"}]}})
 
     delivery_send_once(delivery_id=delivery.pk, now=timezone.now())

@@ -5,7 +5,7 @@ import pytest
 from django.urls import reverse
 
 from orders.models import AuditEvent, Delivery, Order
-from tests.pages_fixtures import make_delivery, make_note, make_order
+from tests.factories import ClinicalNoteFactory, DeliveryFactory, OrderFactory
 
 # Sends here queue no real job (conftest's enqueue fake).
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("enqueue")]
@@ -13,18 +13,18 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("enqueue")]
 
 @pytest.fixture
 def order(partner):
-    return make_order(partner)
+    return OrderFactory(partner=partner)
 
 
 @pytest.fixture
 def next_note(order, uploader):
     """A new note for an order whose earlier note was already sent."""
-    make_delivery(order, uploader, status=Delivery.Status.SENT)
-    return make_note(order, uploader)
+    DeliveryFactory(order=order, created_by=uploader, status=Delivery.Status.SENT)
+    return ClinicalNoteFactory(order=order, uploaded_by=uploader)
 
 
 def test_review_shows_the_pdf_beside_whose_order_it_is(client, uploader, order):
-    note = make_note(order, uploader)
+    note = ClinicalNoteFactory(order=order, uploaded_by=uploader)
     client.force_login(uploader)
     response = client.get(reverse("review_note", args=[note.pk]))
     html = response.content.decode()
@@ -37,7 +37,7 @@ def test_review_shows_the_pdf_beside_whose_order_it_is(client, uploader, order):
 
 
 def test_send_button_posts_and_lands_on_the_timeline_with_a_pending_delivery(client, uploader, order, enqueue):
-    note = make_note(order, uploader)
+    note = ClinicalNoteFactory(order=order, uploaded_by=uploader)
     client.force_login(uploader)
     response = client.post(reverse("send_note", args=[note.pk]), follow=True)
     delivery = Delivery.objects.get()
@@ -52,15 +52,15 @@ def test_send_button_posts_and_lands_on_the_timeline_with_a_pending_delivery(cli
 
 
 def test_send_needs_post(client, uploader, order):
-    note = make_note(order, uploader)
+    note = ClinicalNoteFactory(order=order, uploaded_by=uploader)
     client.force_login(uploader)
     assert client.get(reverse("send_note", args=[note.pk])).status_code == 405
     assert not Delivery.objects.exists()
 
 
 def test_second_send_is_refused_with_a_clear_message(client, uploader, order):
-    make_delivery(order, uploader)
-    note = make_note(order, uploader)
+    DeliveryFactory(order=order, created_by=uploader)
+    note = ClinicalNoteFactory(order=order, uploaded_by=uploader)
     client.force_login(uploader)
     review = client.get(reverse("review_note", args=[note.pk])).content.decode()
     assert "already on its way" in review
@@ -100,7 +100,7 @@ def test_corrected_resend_with_a_reason_is_sent_and_recorded(client, uploader, o
 
 
 def test_review_of_a_sent_note_shows_its_delivery(client, uploader, order):
-    delivery = make_delivery(order, uploader, status=Delivery.Status.RETRY_SCHEDULED)
+    delivery = DeliveryFactory(order=order, created_by=uploader, status=Delivery.Status.RETRY_SCHEDULED)
     client.force_login(uploader)
     html = client.get(reverse("review_note", args=[delivery.note.pk])).content.decode()
     assert "This note was sent for delivery" in html
@@ -108,7 +108,7 @@ def test_review_of_a_sent_note_shows_its_delivery(client, uploader, order):
 
 
 def test_review_for_a_cancelled_order_has_no_send_button(client, uploader, order):
-    note = make_note(order, uploader)
+    note = ClinicalNoteFactory(order=order, uploaded_by=uploader)
     Order.objects.filter(pk=order.pk).update(state=Order.State.CANCELLED)
     client.force_login(uploader)
     html = client.get(reverse("review_note", args=[note.pk])).content.decode()

@@ -3,7 +3,8 @@
 import pytest
 
 from orders.delivery import delivery_send_once
-from tests.delivery_fakes import T0, FakeRedox, accepted, make_delivery, make_order, permanent, transient
+from tests.delivery_fakes import T0, FakeRedox, accepted, permanent, transient
+from tests.factories import DeliveryFactory, OrderFactory
 
 pytestmark = pytest.mark.django_db
 PHI = ("Samplepatient", "Testy", "MRN0048213", "1948-02-29")
@@ -16,7 +17,9 @@ def all_tag_values(tracer):
 def test_a_successful_attempt_is_traced_with_partner_model_delivery_outcome_and_status(
     partner, uploader, recording_tracer
 ):
-    delivery = make_delivery(make_order(partner), uploader)
+    delivery = DeliveryFactory(
+        order=OrderFactory(partner=partner, sending=True), created_by=uploader, created_at=T0, enqueue=True
+    )
     with FakeRedox(accepted()).patch():
         delivery_send_once(delivery_id=delivery.pk, now=T0)
 
@@ -35,7 +38,9 @@ def test_a_successful_attempt_is_traced_with_partner_model_delivery_outcome_and_
 
 
 def test_failed_redox_calls_are_traced_without_patient_data(partner, uploader, recording_tracer):
-    delivery = make_delivery(make_order(partner), uploader)
+    delivery = DeliveryFactory(
+        order=OrderFactory(partner=partner, sending=True), created_by=uploader, created_at=T0, enqueue=True
+    )
     rejection = permanent((f"Patient {PHI[0]} {PHI[2]} born {PHI[3]} not found",))
     with FakeRedox(transient(503)).patch():
         delivery_send_once(delivery_id=delivery.pk, now=T0)

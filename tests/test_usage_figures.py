@@ -13,7 +13,7 @@ from django.db import connection
 from orders.history import orders_close_before
 from orders.models import ClinicalNote, Delivery, Order
 from orders.usage import awaiting_backlog, percentile_cont, usage_figures
-from tests.conftest import make_user
+from tests.factories import UserFactory
 
 LA = ZoneInfo("America/Los_Angeles")
 NOW = datetime(2026, 10, 14, 12, 0, tzinfo=LA)  # a Wednesday; this week starts Monday Oct 12
@@ -72,7 +72,7 @@ class Seeder:
 
 @pytest.fixture
 def seeded(partner, second_partner):
-    seed = Seeder(make_user("seeder", "uploader"))
+    seed = Seeder(UserFactory(username="seeder", role="uploader"))
     # Last week, partner A: five notes accepted 1, 2, 3, 4 and 10 hours after the order
     # arrived, and one order still waiting.
     first_a = seed.sent_order(partner, at(10, 6, 9), 1 * H)

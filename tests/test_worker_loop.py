@@ -18,7 +18,8 @@ from orders import worker as worker_module
 from orders.delivery import wake_workers
 from orders.models import Delivery
 from orders.worker import Listener, Worker, backoff_delays, lease_heartbeat
-from tests.delivery_fakes import make_delivery, make_order
+from tests.delivery_fakes import T0
+from tests.factories import DeliveryFactory, OrderFactory
 
 pytestmark = pytest.mark.usefixtures("restore_signal_handlers")
 
@@ -158,7 +159,9 @@ def test_the_listener_falls_back_to_polling_when_it_cannot_connect_and_says_so_o
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_the_heartbeat_renews_the_lease_while_sending_and_stops_once_another_worker_has_it(partner, uploader, caplog):
-    delivery = make_delivery(make_order(partner), uploader)
+    delivery = DeliveryFactory(
+        order=OrderFactory(partner=partner, sending=True), created_by=uploader, created_at=T0, enqueue=True
+    )
     start = timezone.now()
     Delivery.objects.filter(pk=delivery.pk).update(
         status=Delivery.Status.SENDING, attempt_count=1, lease_expires_at=start + timedelta(seconds=1)

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from orders.delivery import delivery_retry_now, delivery_send_once
 from orders.models import Delivery, DeliveryAttempt, Order
-from tests.delivery_fakes import make_delivery, make_order
+from tests.factories import DeliveryFactory, OrderFactory
 from tests.sandbox_server import base_url, start_in_thread
 
 pytestmark = [
@@ -36,8 +36,8 @@ def accepted_refs(sandbox):
 
 
 def test_the_worker_delivers_to_the_sandbox_and_records_its_log_id(partner, uploader, sandbox):
-    order = make_order(partner)
-    delivery = make_delivery(order, uploader, created_at=timezone.now())
+    order = OrderFactory(partner=partner, sending=True)
+    delivery = DeliveryFactory(order=order, created_by=uploader, created_at=timezone.now(), enqueue=True)
 
     call_command("deliver", "--until-idle")
 
@@ -53,7 +53,9 @@ def test_the_worker_delivers_to_the_sandbox_and_records_its_log_id(partner, uplo
 
 def test_three_sandbox_failures_end_sent_after_visible_retries(partner, uploader, sandbox):
     sandbox.state.fail_next(3, status=503, retry_after=1)
-    delivery = make_delivery(make_order(partner), uploader, created_at=timezone.now())
+    delivery = DeliveryFactory(
+        order=OrderFactory(partner=partner, sending=True), created_by=uploader, created_at=timezone.now(), enqueue=True
+    )
     now = timezone.now()
     seen = []
 
@@ -70,7 +72,9 @@ def test_three_sandbox_failures_end_sent_after_visible_retries(partner, uploader
 
 def test_a_rejection_fails_with_the_sandbox_text_and_retry_now_sends_it_once_accepted(partner, uploader, sandbox):
     sandbox.state.reject(None, "No subscriptions found for this destination")
-    delivery = make_delivery(make_order(partner), uploader, created_at=timezone.now())
+    delivery = DeliveryFactory(
+        order=OrderFactory(partner=partner, sending=True), created_by=uploader, created_at=timezone.now(), enqueue=True
+    )
 
     delivery_send_once(delivery_id=delivery.pk, now=timezone.now())
     delivery.refresh_from_db()
