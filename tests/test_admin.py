@@ -1,14 +1,12 @@
 """The back office: every model is shown, raw messages are read-only and audited, the audit trail is untouchable."""
 
-import hashlib
-
 import pytest
 from django.urls import reverse
 
 from orders.ingest import message_ingest
-from orders.models import AuditEvent, ClinicalNote, Delivery, DeliveryAttempt, InboundMessage, Order
+from orders.models import AuditEvent, DeliveryAttempt, InboundMessage, Order
 from tests.conftest import PARTNER_TOKEN, sample_bytes
-from tests.factories import UserFactory
+from tests.factories import DeliveryFactory, UserFactory
 
 
 @pytest.fixture
@@ -29,20 +27,11 @@ def ingest(partner, name):
 
 
 def note_and_delivery(order, user):
-    note = ClinicalNote.objects.create(
-        order=order,
-        file_name="clinical-note.pdf",
-        content=sample_bytes("clinical-note.pdf"),
-        size=621,
-        sha256=hashlib.sha256(sample_bytes("clinical-note.pdf")).hexdigest(),
-        page_count=1,
-        uploaded_by=user,
-    )
-    delivery = Delivery.objects.create(order=order, note=note, created_by=user, status=Delivery.Status.FAILED)
+    delivery = DeliveryFactory(order=order, created_by=user, failed=True)
     DeliveryAttempt.objects.create(
         delivery=delivery, outcome=DeliveryAttempt.Outcome.PERMANENT, http_status=400, error="Redox said no"
     )
-    return note, delivery
+    return delivery.note, delivery
 
 
 @pytest.mark.parametrize("model", ["partner", "order", "inboundmessage", "clinicalnote", "delivery", "auditevent"])

@@ -5,8 +5,8 @@ roles do not get in."""
 import pytest
 from django.urls import reverse
 
-from orders.models import AuditEvent, InboundMessage
-from tests.factories import OrderFactory, UserFactory
+from orders.models import AuditEvent
+from tests.factories import InboundMessageFactory, OrderFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -24,9 +24,7 @@ def role_admin(db):
 @pytest.fixture
 def message(partner):
     order = OrderFactory(partner=partner)
-    inbound = InboundMessage.objects.create(
-        partner=partner, dedupe_key="log-1", data_model="Order", event_type="New", body=b"{}"
-    )
+    inbound = InboundMessageFactory(partner=partner)
     inbound.orders.add(order)
     return inbound
 

@@ -212,7 +212,10 @@ def test_the_message_is_built_from_the_stored_order_partner_and_note(order, uplo
         {"ID": order.partner.destination_id, "Name": order.partner.destination_name}
     ]
     assert message["Meta"]["Test"] is True
-    assert message["Patient"]["Identifiers"] == [{"ID": "MRN0048213", "IDType": "MR"}, {"ID": "EPI77120", "IDType": "EPI"}]
+    assert message["Patient"]["Identifiers"] == [
+        {"ID": "MRN0048213", "IDType": "MR"},
+        {"ID": "EPI77120", "IDType": "EPI"},
+    ]
     assert message["Visit"]["VisitNumber"] == "VIS-2026-000731"
     [results_order] = message["Orders"]
     assert results_order["ID"] == order.ehr_order_id

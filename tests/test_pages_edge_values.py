@@ -20,7 +20,7 @@ from django.urls import reverse
 from orders.models import Delivery, InboundMessage, Order, Redelivery
 from redox import values
 from tests.conftest import PARTNER_TOKEN, sample_json
-from tests.factories import DeliveryFactory, OrderFactory
+from tests.factories import DeliveryFactory, InboundMessageFactory, OrderFactory
 
 URL = "/redox/webhook/"
 FAR_FUTURE = "9999-12-31T23:59:00-05:00"
@@ -134,7 +134,7 @@ def test_every_page_renders_the_edge_values_the_webhook_stored(client, admin_use
 def test_rows_stored_before_the_bounds_are_repaired_by_the_migration(client, partner, admin_user):
     broken = OrderFactory(partner=partner, ehr_order_id="OLD-BROKEN")
     fine = OrderFactory(partner=partner, ehr_order_id="OLD-FINE", transaction_at=datetime(2026, 1, 2, tzinfo=UTC))
-    message = InboundMessage.objects.create(partner=partner, dedupe_key="old", body=b"{}")
+    message = InboundMessageFactory(partner=partner, dedupe_key="old", body=b"{}")
     message.orders.add(broken)
     with connection.cursor() as cursor:
         cursor.execute(

@@ -7,9 +7,9 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from orders.models import Delivery, InboundMessage
+from orders.models import Delivery
 from tests.conftest import sample_bytes
-from tests.factories import PATIENT_VALUES, ClinicalNoteFactory, DeliveryFactory, OrderFactory
+from tests.factories import PATIENT_VALUES, ClinicalNoteFactory, DeliveryFactory, InboundMessageFactory, OrderFactory
 
 # Sends here queue no real job (conftest's enqueue fake).
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("enqueue")]
@@ -34,7 +34,7 @@ def assert_no_patient_data(urls):
 @pytest.fixture
 def order(partner, uploader):
     order = OrderFactory(partner=partner, ehr_order_id="157720311")
-    inbound = InboundMessage.objects.create(partner=partner, dedupe_key="k1", event_type="New", body=b"{}")
+    inbound = InboundMessageFactory(partner=partner, dedupe_key="k1", body=b"{}")
     inbound.orders.add(order)
     ClinicalNoteFactory(order=order, uploaded_by=uploader, file_name="Samplepatient_Testy_MRN0048213.pdf")
     DeliveryFactory(order=order, created_by=uploader, status=Delivery.Status.FAILED)

@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 
 from orders.models import AuditEvent, Delivery, DeliveryAttempt, InboundMessage, Order
-from tests.factories import ClinicalNoteFactory, DeliveryFactory, OrderFactory
+from tests.factories import ClinicalNoteFactory, DeliveryFactory, InboundMessageFactory, OrderFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -19,7 +19,7 @@ def at(minutes):
 
 
 def message(order, event_type, minutes, **fields):
-    inbound = InboundMessage.objects.create(
+    inbound = InboundMessageFactory(
         partner=order.partner,
         dedupe_key=f"{event_type}-{minutes}",
         data_model="Order",
@@ -39,10 +39,8 @@ def busy_order(partner, uploader):
     order = OrderFactory(partner=partner, first_received_at=at(0))
     message(order, "New", 0)
     message(order, "Update", 10, times_seen=3, last_seen_at=at(12))
-    note = ClinicalNoteFactory(order=order, uploaded_by=uploader)
-    note.uploaded_at = at(20)
-    note.save()
-    delivery = Delivery.objects.create(
+    note = ClinicalNoteFactory(order=order, uploaded_by=uploader, uploaded_at=at(20))
+    delivery = DeliveryFactory(
         order=order,
         note=note,
         created_by=uploader,

@@ -7,8 +7,9 @@ import pytest
 from django.db import connection, connections
 from django.test import Client
 
-from orders.models import InboundMessage, Order, Partner
+from orders.models import InboundMessage, Order
 from tests.conftest import PARTNER_TOKEN, sample_json
+from tests.factories import PartnerFactory
 
 pytestmark = [
     pytest.mark.skipif(
@@ -24,10 +25,7 @@ THREADS = 6
 
 
 def make_partner():
-    partner = Partner(name="Race Hospital", destination_id="d", destination_name="D")
-    partner.set_tokens(PARTNER_TOKEN)
-    partner.save()
-    return partner
+    return PartnerFactory(name="Race Hospital", token=PARTNER_TOKEN)
 
 
 def post_together(bodies):

@@ -9,8 +9,8 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from orders import worker as worker_module
-from orders.models import Order
 from orders.worker import Worker, report_usage_once
+from tests.factories import OrderFactory
 
 pytestmark = pytest.mark.usefixtures("restore_signal_handlers")
 
@@ -75,7 +75,7 @@ def test_a_failing_report_is_logged_without_details_and_the_turn_still_delivers(
 
 @pytest.mark.django_db
 def test_the_workers_report_logs_the_usage_figures(partner, caplog):
-    Order.objects.create(partner=partner, ehr_order_id="1", first_received_at=timezone.now() - timedelta(days=2))
+    OrderFactory(partner=partner, ehr_order_id="1", is_test=False, first_received_at=timezone.now() - timedelta(days=2))
 
     with caplog.at_level(logging.INFO, logger="orders.usage"):
         assert report_usage_once() is True
