@@ -1,11 +1,10 @@
 """Shared fixtures: partners, sample Redox payloads, staff users in each role (built with
-tests/factories.py), and fakes for queueing a delivery and for the tracer."""
+tests/factories.py), and a fake tracer."""
 
 import json
 import signal
 from dataclasses import replace
 from datetime import UTC, datetime
-from unittest import mock
 
 import pytest
 
@@ -99,14 +98,6 @@ def uploader(db):
 @pytest.fixture
 def admin_user(db):
     return UserFactory(username="ada", admin=True)
-
-
-@pytest.fixture
-def enqueue():
-    """The note workflows' `delivery_enqueue` (which wakes the workers after commit), replaced by a
-    fake that records which deliveries they queued."""
-    with mock.patch("orders.notes.delivery_enqueue", autospec=True) as fake:
-        yield fake
 
 
 class RecordingTracer:

@@ -1,8 +1,6 @@
 """Every accountable action leaves an audit record (who, what, which object by id, when,
 from where, outcome), and no record holds patient data."""
 
-from unittest import mock
-
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
@@ -14,12 +12,6 @@ from tests.factories import PATIENT_VALUES, DeliveryFactory, OrderFactory
 pytestmark = pytest.mark.django_db
 
 A = AuditEvent.Action
-
-
-@pytest.fixture(autouse=True)
-def enqueue():
-    with mock.patch("orders.notes.delivery_enqueue", autospec=True), mock.patch("orders.delivery.delivery_enqueue"):
-        yield
 
 
 def test_a_working_session_leaves_a_complete_trail(client, uploader, partner):

@@ -9,7 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from orders.models import InboundMessage, Order
+from orders.models import Delivery, InboundMessage, Order
 from orders.notes import note_send, note_upload
 from tests.conftest import sample_bytes, sample_json
 from tests.factories import OrderFactory
@@ -162,12 +162,12 @@ def test_close_before_refuses_a_date_after_today_or_not_a_date(partner, tmp_path
     assert not InboundMessage.objects.exists()
 
 
-def test_a_closed_order_still_takes_a_note_for_what_the_old_system_left_unanswered(partner, uploader, enqueue):
+def test_a_closed_order_still_takes_a_note_for_what_the_old_system_left_unanswered(partner, uploader):
     order = OrderFactory(partner=partner, ehr_order_id="C-1", state=Order.State.CLOSED)
     note = note_upload(
         order=order, file_name="note.pdf", content=sample_bytes("clinical-note.pdf"), page_count=1, user=uploader
     )
-    note_send(note=note, user=uploader)
+    delivery = note_send(note=note, user=uploader)
     order.refresh_from_db()
     assert order.state == Order.State.SENDING
-    enqueue.assert_called_once()
+    assert list(Delivery.objects.claimable(timezone.now())) == [delivery]

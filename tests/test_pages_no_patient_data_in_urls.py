@@ -11,8 +11,7 @@ from orders.models import Delivery
 from tests.conftest import sample_bytes
 from tests.factories import PATIENT_VALUES, ClinicalNoteFactory, DeliveryFactory, InboundMessageFactory, OrderFactory
 
-# Sends here queue no real job (conftest's enqueue fake).
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("enqueue")]
+pytestmark = pytest.mark.django_db
 
 URL_ATTRIBUTE = re.compile(r'\b(?:href|src|action|data|formaction)="([^"]*)"')
 

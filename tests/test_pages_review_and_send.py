@@ -3,12 +3,12 @@ that creates the delivery, and a corrected-resend form that needs a reason."""
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from orders.models import AuditEvent, Delivery, Order
 from tests.factories import ClinicalNoteFactory, DeliveryFactory, OrderFactory
 
-# Sends here queue no real job (conftest's enqueue fake).
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("enqueue")]
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
@@ -36,14 +36,15 @@ def test_review_shows_the_pdf_beside_whose_order_it_is(client, uploader, order):
     assert "Send to Cascade Health" in html
 
 
-def test_send_button_posts_and_lands_on_the_timeline_with_a_pending_delivery(client, uploader, order, enqueue):
+def test_send_button_posts_and_lands_on_the_timeline_with_a_claimable_delivery(client, uploader, order):
     note = ClinicalNoteFactory(order=order, uploaded_by=uploader)
     client.force_login(uploader)
     response = client.post(reverse("send_note", args=[note.pk]), follow=True)
     delivery = Delivery.objects.get()
     assert response.redirect_chain == [(reverse("order_detail", args=[order.pk]), 302)]
     assert (delivery.note, delivery.status) == (note, Delivery.Status.PENDING)
-    enqueue.assert_called_once()
+    # What a worker polling now would take: the delivery the Send button made.
+    assert list(Delivery.objects.claimable(timezone.now())) == [delivery]
     html = response.content.decode()
     assert "The note is queued for delivery" in html
     assert '<span class="state state-pending">Pending</span>' in html
