@@ -25,6 +25,7 @@ from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
 from orders.models import ClinicalNote, Delivery, InboundMessage, Order, Partner
+from redox import inbound
 
 SAMPLES = Path(__file__).resolve().parent.parent / "redox" / "samples"
 SAMPLE_ORDER = json.loads((SAMPLES / "order-new.json").read_bytes())
@@ -120,18 +121,23 @@ class OrderFactory(factory.django.DjangoModelFactory):
 
 
 class InboundMessageFactory(factory.django.DjangoModelFactory):
-    """order-new.json as the webhook stores it, not yet processed."""
+    """A body (order-new.json unless given) as the webhook stores it before applying it:
+    keyed and indexed by what its Meta says, status received."""
 
     class Meta:
         model = InboundMessage
 
+    class Params:
+        meta = factory.LazyAttribute(lambda m: inbound.read(m.body).meta)
+
     partner = factory.SubFactory(PartnerFactory)
-    dedupe_key = factory.Sequence(lambda n: f"log-{n}")
-    redox_log_id = factory.LazyAttribute(lambda m: m.dedupe_key)
-    data_model = SAMPLE_ORDER["Meta"]["DataModel"]
-    event_type = SAMPLE_ORDER["Meta"]["EventType"]
     body = (SAMPLES / "order-new.json").read_bytes()
     body_sha256 = factory.LazyAttribute(lambda m: sha256_hex(bytes(m.body)))
+    dedupe_key = factory.LazyAttribute(lambda m: inbound.dedupe_key(m.body, m.meta))
+    redox_log_id = factory.LazyAttribute(lambda m: m.meta.log_id)
+    data_model = factory.LazyAttribute(lambda m: m.meta.data_model)
+    event_type = factory.LazyAttribute(lambda m: m.meta.event_type)
+    event_at = factory.LazyAttribute(lambda m: m.meta.event_at)
 
 
 class ClinicalNoteFactory(factory.django.DjangoModelFactory):
