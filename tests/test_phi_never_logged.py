@@ -231,7 +231,7 @@ def run_crashing_view(uploader, order):
     client = Client(raise_request_exception=False)
     client.force_login(uploader)
     crash = ValueError(f"cannot show {LAST_NAME} born {BIRTH_DATE} ({MRN})")
-    with mock.patch("orders.views._timeline", side_effect=crash):
+    with mock.patch.object(Order, "patient_name", new_callable=mock.PropertyMock, side_effect=crash):
         assert client.get(reverse("order_detail", args=[order.pk])).status_code == 500
 
 
