@@ -53,29 +53,19 @@ def test_a_claim_marks_the_delivery_sending_with_a_lease(partner, uploader, sett
 
 
 def test_first_attempts_go_ahead_of_due_retries_and_the_oldest_due_goes_first(partner, uploader):
-    retry_old = DeliveryFactory(
-        order=OrderFactory(partner=partner, ehr_order_id="retry-old", sending=True),
-        created_by=uploader,
-        created_at=T0,
-        enqueue=True,
-    )
-    retry_new = DeliveryFactory(
-        order=OrderFactory(partner=partner, ehr_order_id="retry-new", sending=True),
-        created_by=uploader,
-        created_at=T0,
-        enqueue=True,
-    )
-    first_late = DeliveryFactory(
-        order=OrderFactory(partner=partner, ehr_order_id="first-late", sending=True),
-        created_by=uploader,
-        created_at=T0,
-        enqueue=True,
-    )
-    first_early = DeliveryFactory(
-        order=OrderFactory(partner=partner, ehr_order_id="first-early", sending=True),
-        created_by=uploader,
-        created_at=T0 - timedelta(minutes=1),
-        enqueue=True,
+    retry_old, retry_new, first_late, first_early = (
+        DeliveryFactory(
+            order=OrderFactory(partner=partner, ehr_order_id=name, sending=True),
+            created_by=uploader,
+            created_at=created_at,
+            enqueue=True,
+        )
+        for name, created_at in (
+            ("retry-old", T0),
+            ("retry-new", T0),
+            ("first-late", T0),
+            ("first-early", T0 - timedelta(minutes=1)),
+        )
     )
     for delivery, due in ((retry_old, NOW - timedelta(minutes=9)), (retry_new, NOW - timedelta(minutes=1))):
         set_fields(delivery, status=Delivery.Status.RETRY_SCHEDULED, next_attempt_at=due, attempt_count=1)
