@@ -39,8 +39,8 @@ def test_a_pending_delivery_is_not_sent_once_the_partner_cancels(partner, order,
         result = delivery_send_once(delivery_id=delivery.pk, now=NOW)
 
     assert result is None
-    assert fake.client.send.call_count == 0
-    assert fake.client.upload_file.call_count == 0
+    assert fake.messages == []
+    assert fake.uploads == []
     delivery.refresh_from_db()
     order.refresh_from_db()
     assert delivery.status == Delivery.Status.ABANDONED
@@ -67,7 +67,7 @@ def test_a_delivery_waiting_for_a_retry_is_not_sent_once_the_partner_cancels(par
     with fake.patch():
         delivery_send_once(delivery_id=delivery.pk, now=delivery.next_attempt_at)
 
-    assert fake.client.send.call_count == 0
+    assert fake.messages == []
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.ABANDONED
     assert delivery.abandoned_reason == REASON
