@@ -44,13 +44,12 @@ def test_the_worker_reports_at_its_first_turn_then_only_after_each_full_interval
 
 
 @pytest.mark.django_db
-def test_a_worker_run_until_idle_sends_no_report():
-    with (
-        mock.patch.object(worker_module, "delivery_send_once", return_value=None),
-        mock.patch.object(worker_module, "usage_report", autospec=True) as usage,
-    ):
+def test_a_worker_run_until_idle_sends_no_report(partner, caplog):
+    OrderFactory(partner=partner, is_test=False)
+    with caplog.at_level(logging.INFO):
         call_command("deliver", "--until-idle")
-    usage.assert_not_called()
+    assert "worker.stopped" in [getattr(record, "event", None) for record in caplog.records]
+    assert usage_events(caplog) == []
 
 
 def test_a_failing_report_is_logged_without_details_and_the_turn_still_delivers(caplog):
