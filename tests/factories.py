@@ -46,7 +46,8 @@ def sha256_hex(content):
 
 class UserFactory(factory.django.DjangoModelFactory):
     """A staff user; `viewer=True`, `uploader=True` or `admin=True` puts them in that role's group
-    (orders/roles.py), or `role="uploader"` when the role is a parameter of the test."""
+    (orders/roles.py), or `role="uploader"` when the role is a parameter of the test. The admin
+    trait also sets is_staff, as an admin is set up; `role="admin"` alone does not."""
 
     class Meta:
         model = User
