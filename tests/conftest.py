@@ -3,14 +3,17 @@ tests/factories.py), and a fake tracer."""
 
 import json
 import signal
-from dataclasses import replace
-from datetime import UTC, datetime
 
 import pytest
 
 from hcoint import tracing
-from redox.messages import OutboundOrder
-from tests.factories import SAMPLES, PartnerFactory, UserFactory
+from tests.factories import (
+    PARTNER_DESTINATION_ID,
+    PARTNER_DESTINATION_NAME,
+    SAMPLES,
+    PartnerFactory,
+    UserFactory,
+)
 
 PARTNER_TOKEN = "partner-token-0123456789abcdef"
 SECOND_PARTNER_TOKEN = "second-partner-token-fedcba9876543210"
@@ -48,32 +51,12 @@ def sample_json(name):
     return json.loads(sample_bytes(name))
 
 
-def sample_outbound_order(**changes):
-    """The OutboundOrder the delivery code would make from order-new.json."""
-    payload = sample_json("order-new.json")
-    order = OutboundOrder(
-        ehr_order_id=payload["Order"]["ID"],
-        patient_identifiers=payload["Patient"]["Identifiers"],
-        patient_demographics=payload["Patient"]["Demographics"],
-        visit_number=payload["Visit"]["VisitNumber"],
-        procedure=payload["Order"]["Procedure"],
-        provider=payload["Order"]["Provider"],
-        is_test=payload["Meta"]["Test"],
-        destination_id="5c1e8a90-2f47-4b6d-9e13-7a0c4d2b8f61",
-        destination_name="Cascade Health Epic (Staging)",
-        delivery_ref="hcoint-delivery-42",
-        corrected=False,
-        completed_at=datetime(2026, 10, 6, 18, 22, 41, tzinfo=UTC),
-    )
-    return replace(order, **changes)
-
-
 @pytest.fixture
 def partner(db):
     return PartnerFactory(
         name="Cascade Health",
-        destination_id="5c1e8a90-2f47-4b6d-9e13-7a0c4d2b8f61",
-        destination_name="Cascade Health Epic (Staging)",
+        destination_id=PARTNER_DESTINATION_ID,
+        destination_name=PARTNER_DESTINATION_NAME,
         token=PARTNER_TOKEN,
     )
 

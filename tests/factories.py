@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from orders.models import ClinicalNote, Delivery, InboundMessage, Order, Partner
 from redox import inbound
+from redox.messages import OutboundOrder
 
 SAMPLES = Path(__file__).resolve().parent.parent / "redox" / "samples"
 SAMPLE_ORDER = json.loads((SAMPLES / "order-new.json").read_bytes())
@@ -35,6 +36,10 @@ PASSWORD = "correct-horse-battery"  # noqa: S105 - the test users' password, kno
 _patient = SAMPLE_ORDER["Patient"]
 _demographics = _patient["Demographics"]
 _order = SAMPLE_ORDER["Order"]
+
+# The partner of the `partner` fixture (tests/conftest.py), as Redox names its destination.
+PARTNER_DESTINATION_ID = "5c1e8a90-2f47-4b6d-9e13-7a0c4d2b8f61"
+PARTNER_DESTINATION_NAME = "Cascade Health Epic (Staging)"
 
 # Values that must never appear in a URL or a log line.
 PATIENT_VALUES = ["Testy", "Samplepatient", "MRN0048213", "EPI77120", "1948-02-29", "VIS-2026-000731", "157720311"]
@@ -72,6 +77,27 @@ class UserFactory(factory.django.DjangoModelFactory):
     @classmethod
     def _build(cls, model_class, *args, role=None, **kwargs):
         return super()._build(model_class, *args, **kwargs)
+
+
+class OutboundOrderFactory(factory.Factory):
+    """The OutboundOrder (redox/messages.py) the delivery code makes from order-new.json for the
+    partner of the `partner` fixture: plain values, no rows."""
+
+    class Meta:
+        model = OutboundOrder
+
+    ehr_order_id = _order["ID"]
+    patient_identifiers = factory.LazyFunction(lambda: [dict(i) for i in _patient["Identifiers"]])
+    patient_demographics = factory.LazyFunction(lambda: json.loads(json.dumps(_demographics)))
+    visit_number = SAMPLE_ORDER["Visit"]["VisitNumber"]
+    procedure = factory.LazyFunction(lambda: dict(_order["Procedure"]))
+    provider = factory.LazyFunction(lambda: json.loads(json.dumps(_order["Provider"])))
+    is_test = SAMPLE_ORDER["Meta"]["Test"]
+    destination_id = PARTNER_DESTINATION_ID
+    destination_name = PARTNER_DESTINATION_NAME
+    delivery_ref = "hcoint-delivery-42"
+    corrected = False
+    completed_at = datetime.datetime(2026, 10, 6, 18, 22, 41, tzinfo=datetime.UTC)
 
 
 class PartnerFactory(factory.django.DjangoModelFactory):
