@@ -24,10 +24,6 @@ pytestmark = [
 THREADS = 6
 
 
-def make_partner():
-    return PartnerFactory(name="Race Hospital", token=PARTNER_TOKEN)
-
-
 def post_together(bodies):
     """Post each body from its own thread and connection, all released at the same moment."""
     barrier = threading.Barrier(len(bodies))
@@ -53,7 +49,7 @@ def post_together(bodies):
 
 
 def test_the_same_message_delivered_simultaneously_is_stored_and_applied_once(caplog):
-    make_partner()
+    PartnerFactory(name="Race Hospital", token=PARTNER_TOKEN)
     body = json.dumps(sample_json("order-new.json")).encode()
     statuses = post_together([body] * THREADS)
     assert statuses == [200] * THREADS
@@ -67,7 +63,7 @@ def test_the_same_message_delivered_simultaneously_is_stored_and_applied_once(ca
 
 
 def test_different_messages_for_one_unseen_order_at_once_make_one_order():
-    make_partner()
+    PartnerFactory(name="Race Hospital", token=PARTNER_TOKEN)
     bodies = []
     for index in range(THREADS):
         data = sample_json("order-update.json")
