@@ -28,16 +28,6 @@ def events(caplog):
     return [record.event for record in caplog.records if hasattr(record, "event")]
 
 
-@pytest.fixture
-def quiet_connections():
-    """The loop's connection housekeeping, off: these tests give it no database to keep."""
-    with (
-        mock.patch.object(worker_module, "close_old_connections"),
-        mock.patch.object(worker_module, "_close_quietly") as closed,
-    ):
-        yield closed
-
-
 def test_backoff_doubles_from_half_a_second_to_thirty_with_jitter():
     def take(rand, count=9):
         delays = backoff_delays(rand=rand)
@@ -47,17 +37,24 @@ def test_backoff_doubles_from_half_a_second_to_thirty_with_jitter():
     assert take(lambda: 0.0) == [0.25, 0.5, 1, 2, 4, 8, 15, 15, 15]
 
 
-def test_a_lost_database_is_logged_once_retried_with_backoff_and_its_return_logged(quiet_connections, caplog):
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_lost_database_is_logged_once_retried_with_backoff_and_its_return_logged(caplog):
     outcomes = [OperationalError("server closed the connection"), OperationalError("refused"), mock.sentinel.sent]
-    worker = Worker()
-    waits = []
+    turns = []  # (when, the DB-API connection the turn found)
+
+    def send_once(**kwargs):
+        connection.ensure_connection()
+        turns.append((time.monotonic(), connection.connection))
+        outcome = outcomes.pop(0) if outcomes else None
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
 
     with (
-        mock.patch.object(worker_module, "delivery_send_once", side_effect=[*outcomes, None]),
-        mock.patch.object(Worker, "_wait", autospec=True, side_effect=lambda self, s, listen: waits.append(s)),
+        mock.patch.object(worker_module, "delivery_send_once", side_effect=send_once),
         caplog.at_level(logging.INFO, logger="orders.worker"),
     ):
-        assert worker.run(until_idle=True) == 1
+        assert Worker().run(until_idle=True) == 1
 
     assert events(caplog) == [
         "worker.started",
@@ -67,19 +64,22 @@ def test_a_lost_database_is_logged_once_retried_with_backoff_and_its_return_logg
     ]
     [unavailable] = [r for r in caplog.records if getattr(r, "event", None) == "worker.db_unavailable"]
     assert unavailable.error_class == "OperationalError"
-    assert 0.25 <= waits[0] <= 0.5 and 0.5 <= waits[1] <= 1.0, waits
+    # Backoff: at least 0.25 s, then at least 0.5 s, between the tries (backoff_delays).
+    times = [when for when, _ in turns]
+    assert times[1] - times[0] >= 0.25 and times[2] - times[1] >= 0.5, times
     # The broken connection is dropped after each failure, so the next turn reconnects.
-    assert quiet_connections.call_count >= 2
+    seen = [dbapi for _, dbapi in turns]
+    assert seen[1] is not seen[0] and seen[2] is not seen[1]
 
 
-def test_a_bug_in_a_turn_is_logged_by_class_only_and_the_loop_goes_on(quiet_connections, caplog):
+@pytest.mark.django_db
+def test_a_bug_in_a_turn_is_logged_by_class_only_and_the_loop_goes_on(caplog):
     secret = "Samplepatient"
     worker = Worker()
     with (
         mock.patch.object(
             worker_module, "delivery_send_once", side_effect=[ValueError(secret), mock.sentinel.sent, None]
         ),
-        mock.patch.object(Worker, "_wait", autospec=True),
         caplog.at_level(logging.INFO, logger="orders.worker"),
     ):
         assert worker.run(until_idle=True) == 1
@@ -89,7 +89,7 @@ def test_a_bug_in_a_turn_is_logged_by_class_only_and_the_loop_goes_on(quiet_conn
     assert secret not in caplog.text
 
 
-def test_sigterm_during_a_send_lets_it_finish_then_the_worker_exits(quiet_connections):
+def test_sigterm_during_a_send_lets_it_finish_then_the_worker_exits():
     attempts = []
 
     def send_while_a_deploy_stops_us(**kwargs):
@@ -103,7 +103,7 @@ def test_sigterm_during_a_send_lets_it_finish_then_the_worker_exits(quiet_connec
     assert len(attempts) == 1
 
 
-def test_a_stop_ends_an_idle_wait_at_once(quiet_connections):
+def test_a_stop_ends_an_idle_wait_at_once():
     worker = Worker(idle_seconds=30)
     timer = threading.Timer(0.2, worker.stop)
 
