@@ -6,7 +6,6 @@ import signal
 
 import pytest
 
-from hcoint import tracing
 from tests.factories import (
     PARTNER_DESTINATION_ID,
     PARTNER_DESTINATION_NAME,
@@ -105,7 +104,10 @@ class RecordingTracer:
 
 @pytest.fixture
 def recording_tracer(monkeypatch):
-    """hcoint.tracing spans go to a RecordingTracer, as if ddtrace-run were tracing."""
+    """hcoint.tracing spans go to a RecordingTracer, installed where ddtrace-run puts its global
+    tracer (ddtrace.trace.tracer). Imported here so that only the tests that trace load ddtrace."""
+    import ddtrace.trace
+
     tracer = RecordingTracer()
-    monkeypatch.setattr(tracing, "_active_tracer", lambda: tracer)
+    monkeypatch.setattr(ddtrace.trace, "tracer", tracer)
     return tracer
