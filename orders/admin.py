@@ -178,7 +178,19 @@ def _raw_body(body):
     return format_html('<pre class="raw-body">{}</pre>', bytes(body).decode("utf-8", errors="replace"))
 
 
-class RedeliveryInline(admin.StackedInline):
+class RawBodyFields:
+    """The read-only size and raw-body fields of a model that keeps what Redox sent (`body`)."""
+
+    @admin.display(description="size (bytes)")
+    def body_size(self, obj):
+        return len(obj.body)
+
+    @admin.display(description="raw body")
+    def raw_body(self, obj):
+        return _raw_body(obj.body)
+
+
+class RedeliveryInline(RawBodyFields, admin.StackedInline):
     """What Redox sent again under this message's dedupe key with other bytes; only here,
     on the (audited) message page, because the bodies carry patient data."""
 
@@ -197,17 +209,9 @@ class RedeliveryInline(admin.StackedInline):
     def has_change_permission(self, request, obj=None):
         return False
 
-    @admin.display(description="size (bytes)")
-    def body_size(self, obj):
-        return len(obj.body)
-
-    @admin.display(description="raw body")
-    def raw_body(self, obj):
-        return _raw_body(obj.body)
-
 
 @admin.register(InboundMessage)
-class InboundMessageAdmin(ReadOnlyAdmin):
+class InboundMessageAdmin(RawBodyFields, ReadOnlyAdmin):
     list_display = [
         "__str__",
         "partner",
@@ -273,14 +277,6 @@ class InboundMessageAdmin(ReadOnlyAdmin):
             return "Unknown: the message has no Meta.Test."
         connection = "production" if obj.partner.is_production else "test"
         return f"{'Test' if is_test else 'Production'} message on a {connection} connection, as expected."
-
-    @admin.display(description="size (bytes)")
-    def body_size(self, obj):
-        return len(obj.body)
-
-    @admin.display(description="raw body")
-    def raw_body(self, obj):
-        return _raw_body(obj.body)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         response = super().change_view(request, object_id, form_url, extra_context)

@@ -2,7 +2,7 @@
 
 The Delivery row is the queue and the source of truth: it is created with its note in one
 transaction (orders/notes.py), and `manage.py deliver` (orders/worker.py) claims due rows
-and calls `delivery_attempt`. There is no job row that could go missing or disagree with it.
+and calls `delivery_send_once`. There is no job row that could go missing or disagree with it.
 
     pending ──claim──▶ sending ──▶ sent
        ▲                  │  └──lease expired (worker died)──▶ claimed again, same delivery id
@@ -49,7 +49,7 @@ logger = logging.getLogger(__name__)
 
 # The statuses in which staff may retry a delivery now or abandon it. Neither action applies
 # while a send may be in the air (pending or sending): the worker owns the row then.
-STAFF_ACTIONABLE = (Delivery.Status.FAILED, Delivery.Status.RETRY_SCHEDULED)
+STAFF_ACTION_STATUSES = (Delivery.Status.FAILED, Delivery.Status.RETRY_SCHEDULED)
 CLAIMABLE = (Delivery.Status.PENDING, Delivery.Status.RETRY_SCHEDULED)
 
 # PostgreSQL LISTEN/NOTIFY channel on which a committed delivery wakes idle workers.
@@ -113,7 +113,7 @@ def wake_workers():
         log_event(logger, "delivery.wake_failed", level=logging.WARNING, error_class=type(exc).__name__)
 
 
-def delivery_attempt(*, delivery_id=None, now=None, lease_seconds=None, while_sending=None):
+def delivery_send_once(*, delivery_id=None, now=None, lease_seconds=None, while_sending=None):
     """Claim one due delivery (the most urgent, or `delivery_id`'s) and make one attempt to send it.
 
     Returns the delivery as it stands afterwards, or None when there was nothing to send (none
@@ -375,7 +375,7 @@ def _lock_for_staff(delivery, done, *, refuse_if_cancelled=False):
     locked = Delivery.objects.select_for_update().get(pk=delivery.pk)
     if refuse_if_cancelled and Order.objects.select_for_update().get(pk=locked.order_id).is_cancelled:
         raise DeliveryError(ORDER_CANCELLED_RETRY)
-    if locked.status not in STAFF_ACTIONABLE:
+    if locked.status not in STAFF_ACTION_STATUSES:
         raise DeliveryError(f"A delivery that is {locked.get_status_display().lower()} cannot be {done}.")
     return locked
 

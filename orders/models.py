@@ -335,7 +335,7 @@ class ClinicalNote(models.Model):
 
 class DeliveryQuerySet(models.QuerySet):
     def in_flight(self):
-        return self.filter(status__in=Delivery.IN_FLIGHT)
+        return self.filter(status__in=Delivery.IN_FLIGHT_STATUSES)
 
     def claimable(self, now):
         """What a worker may take now, most urgent first: the Delivery table is the queue.
@@ -366,7 +366,7 @@ class Delivery(models.Model):
         FAILED = "failed", "Failed"
         ABANDONED = "abandoned", "Abandoned"
 
-    IN_FLIGHT = (Status.PENDING, Status.SENDING, Status.RETRY_SCHEDULED)
+    IN_FLIGHT_STATUSES = (Status.PENDING, Status.SENDING, Status.RETRY_SCHEDULED)
 
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="deliveries")
     note = models.OneToOneField(ClinicalNote, on_delete=models.PROTECT, related_name="delivery")
@@ -416,7 +416,7 @@ class Delivery(models.Model):
 
     @property
     def in_flight(self):
-        return self.status in self.IN_FLIGHT
+        return self.status in self.IN_FLIGHT_STATUSES
 
     # --- State transitions. Callers hold the row lock (select_for_update) and keep the
     # order's state in step (orders/delivery.py); each saves only the fields it changes.

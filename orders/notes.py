@@ -29,7 +29,7 @@ from orders.models import AuditEvent, ClinicalNote, Delivery, Order
 logger = logging.getLogger(__name__)
 
 CANCELLED = "This order was cancelled, so it takes no new notes."
-IN_FLIGHT = (
+IN_FLIGHT_REFUSAL = (
     "A note for this order is already on its way to the partner. Wait until it is sent, "
     "or abandon that delivery, before sending another."
 )
@@ -108,7 +108,7 @@ def note_send(*, note, user, request=None, correction_reason=None):
                         created_by=user,
                     )
             except IntegrityError:
-                raise NoteRefused(IN_FLIGHT, "in_flight") from None
+                raise NoteRefused(IN_FLIGHT_REFUSAL, "in_flight") from None
             order.state = Order.State.SENDING
             order.save(update_fields=["state", "updated_at"])
             # The committed row is the queue; this only wakes idle workers once it commits.
@@ -136,7 +136,7 @@ def note_send_blocker(*, note):
         return NOTE_ALREADY_SENT, "note_already_sent"
     deliveries = Delivery.objects.filter(order=order)
     if deliveries.in_flight().exists():
-        return IN_FLIGHT, "in_flight"
+        return IN_FLIGHT_REFUSAL, "in_flight"
     if deliveries.filter(status=Delivery.Status.SENT).exists():
         return ALREADY_SENT, "already_sent"
     return None

@@ -23,7 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from hcoint.admin import can_open_admin
 from orders import notes
 from orders.audit import audit_record
-from orders.delivery import STAFF_ACTIONABLE, DeliveryError, delivery_abandon, delivery_retry_now
+from orders.delivery import STAFF_ACTION_STATUSES, DeliveryError, delivery_abandon, delivery_retry_now
 from orders.forms import NoteUploadForm, OrderFilterForm, ReasonForm
 from orders.models import AuditEvent, ClinicalNote, Delivery, DeliveryAttempt, Order
 
@@ -78,7 +78,7 @@ def order_detail(request, pk):
             "can_upload": request.user.has_perm("orders.upload_note"),
             "can_manage": request.user.has_perm("orders.manage_delivery"),
             # The statuses in which staff may retry or abandon a delivery.
-            "staff_action_statuses": STAFF_ACTIONABLE,
+            "staff_action_statuses": STAFF_ACTION_STATUSES,
             "unsent_notes": [entry["obj"] for entry in timeline if entry["kind"] == "note" and not entry["delivery"]],
         },
     )
@@ -280,7 +280,7 @@ def abandon_delivery(request, pk):
             "delivery": delivery,
             "order": delivery.order,
             "form": form,
-            "can_abandon": delivery.status in STAFF_ACTIONABLE,
+            "can_abandon": delivery.status in STAFF_ACTION_STATUSES,
         },
         status=status,
     )

@@ -35,7 +35,7 @@ from django.db import close_old_connections as _close_old_connections
 from django.utils import timezone
 
 from hcoint.events import log_event
-from orders.delivery import NOTIFY_CHANNEL, delivery_attempt
+from orders.delivery import NOTIFY_CHANNEL, delivery_send_once
 from orders.usage import usage_report
 
 logger = logging.getLogger(__name__)
@@ -228,7 +228,7 @@ class Worker:
             if report and time.monotonic() >= self.next_report:
                 self.next_report = time.monotonic() + self.report_seconds
                 report_usage_once()
-            delivery = delivery_attempt(lease_seconds=self.lease_seconds, while_sending=self._heartbeat)
+            delivery = delivery_send_once(lease_seconds=self.lease_seconds, while_sending=self._heartbeat)
         except DB_ERRORS as exc:
             self._database_lost(exc)
             return None

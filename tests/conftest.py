@@ -1,21 +1,19 @@
-"""Shared fixtures: partners, sample Redox payloads, staff users in each role, and fakes
-for queueing a delivery and for the tracer."""
+"""Shared fixtures: partners, sample Redox payloads, staff users in each role (built with
+tests/factories.py), and a fake tracer."""
 
 import json
 import signal
-from dataclasses import replace
-from datetime import UTC, datetime
-from pathlib import Path
-from unittest import mock
 
 import pytest
-from django.contrib.auth.models import Group, User
 
-from hcoint import tracing
-from orders.models import Partner
-from redox.messages import OutboundOrder
+from tests.factories import (
+    PARTNER_DESTINATION_ID,
+    PARTNER_DESTINATION_NAME,
+    SAMPLES,
+    PartnerFactory,
+    UserFactory,
+)
 
-SAMPLES = Path(__file__).resolve().parent.parent / "redox" / "samples"
 PARTNER_TOKEN = "partner-token-0123456789abcdef"
 SECOND_PARTNER_TOKEN = "second-partner-token-fedcba9876543210"
 
@@ -59,74 +57,36 @@ def sample_json(name):
     return json.loads(sample_bytes(name))
 
 
-def sample_outbound_order(**changes):
-    """The OutboundOrder the delivery code would make from order-new.json."""
-    payload = sample_json("order-new.json")
-    order = OutboundOrder(
-        ehr_order_id=payload["Order"]["ID"],
-        patient_identifiers=payload["Patient"]["Identifiers"],
-        patient_demographics=payload["Patient"]["Demographics"],
-        visit_number=payload["Visit"]["VisitNumber"],
-        procedure=payload["Order"]["Procedure"],
-        provider=payload["Order"]["Provider"],
-        is_test=payload["Meta"]["Test"],
-        destination_id="5c1e8a90-2f47-4b6d-9e13-7a0c4d2b8f61",
-        destination_name="Cascade Health Epic (Staging)",
-        delivery_ref="hcoint-delivery-42",
-        corrected=False,
-        completed_at=datetime(2026, 10, 6, 18, 22, 41, tzinfo=UTC),
-    )
-    return replace(order, **changes)
-
-
 @pytest.fixture
 def partner(db):
-    partner = Partner(
+    return PartnerFactory(
         name="Cascade Health",
-        destination_id="5c1e8a90-2f47-4b6d-9e13-7a0c4d2b8f61",
-        destination_name="Cascade Health Epic (Staging)",
+        destination_id=PARTNER_DESTINATION_ID,
+        destination_name=PARTNER_DESTINATION_NAME,
+        token=PARTNER_TOKEN,
     )
-    partner.set_tokens(PARTNER_TOKEN)
-    partner.save()
-    return partner
 
 
 @pytest.fixture
 def second_partner(db):
-    partner = Partner(name="Second Hospital", destination_id="dest-2", destination_name="Second Epic")
-    partner.set_tokens(SECOND_PARTNER_TOKEN)
-    partner.save()
-    return partner
-
-
-def make_user(username, role=None, **extra):
-    user = User.objects.create_user(username=username, password="correct-horse-battery", **extra)
-    if role:
-        user.groups.add(Group.objects.get(name=role))
-    return user
+    return PartnerFactory(
+        name="Second Hospital", destination_id="dest-2", destination_name="Second Epic", token=SECOND_PARTNER_TOKEN
+    )
 
 
 @pytest.fixture
 def viewer(db):
-    return make_user("vera", "viewer")
+    return UserFactory(username="vera", viewer=True)
 
 
 @pytest.fixture
 def uploader(db):
-    return make_user("ursula", "uploader")
+    return UserFactory(username="ursula", uploader=True)
 
 
 @pytest.fixture
 def admin_user(db):
-    return make_user("ada", "admin", is_staff=True)
-
-
-@pytest.fixture
-def enqueue():
-    """The note workflows' `delivery_enqueue` (which wakes the workers after commit), replaced by a
-    fake that records which deliveries they queued."""
-    with mock.patch("orders.notes.delivery_enqueue", autospec=True) as fake:
-        yield fake
+    return UserFactory(username="ada", admin=True)
 
 
 class RecordingTracer:
@@ -151,7 +111,10 @@ class RecordingTracer:
 
 @pytest.fixture
 def recording_tracer(monkeypatch):
-    """hcoint.tracing spans go to a RecordingTracer, as if ddtrace-run were tracing."""
+    """hcoint.tracing spans go to a RecordingTracer, installed where ddtrace-run puts its global
+    tracer (ddtrace.trace.tracer). Imported here so that only the tests that trace load ddtrace."""
+    import ddtrace.trace
+
     tracer = RecordingTracer()
-    monkeypatch.setattr(tracing, "_active_tracer", lambda: tracer)
+    monkeypatch.setattr(ddtrace.trace, "tracer", tracer)
     return tracer

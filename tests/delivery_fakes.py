@@ -1,4 +1,5 @@
-"""Test support for the delivery tests: stored orders with notes, and a fake Redox.
+"""Test support for the delivery tests: a fake Redox and the outcomes it can answer with.
+(Orders, notes and deliveries come from tests/factories.py.)
 
 FakeRedox stands in for `redox.client.get_client()` with an autospec'd RedoxClient, so a
 call with the wrong signature fails the test; each call answers with the next scripted
@@ -10,54 +11,10 @@ from collections import Counter
 from datetime import UTC, datetime
 from unittest import mock
 
-from django.db import transaction
-
-from orders.delivery import delivery_enqueue
-from orders.models import ClinicalNote, Delivery, Order
 from redox.client import RedoxClient, SendResult
 from redox.errors import RedoxError
-from tests.conftest import sample_bytes
 
-PDF = sample_bytes("clinical-note.pdf")
-PATIENT_LAST_NAME = "Samplepatient"
 T0 = datetime(2026, 10, 6, 12, 0, tzinfo=UTC)
-
-
-def make_order(partner, ehr_order_id="157720311", **fields):
-    values = {
-        "patient_identifiers": [{"ID": "MRN0048213", "IDType": "MR"}],
-        "patient_demographics": {"FirstName": "Testy", "LastName": PATIENT_LAST_NAME, "DOB": "1948-02-29"},
-        "patient_mrn": "MRN0048213",
-        "patient_first_name": "Testy",
-        "patient_last_name": PATIENT_LAST_NAME,
-        "visit_number": "VIS-2026-000731",
-        "procedure_code": "DOC1042",
-        "procedure_description": "Request for outside clinical notes",
-        "provider": {"NPI": "1999999984", "ID": "1999999984", "IDType": "NPI", "LastName": "Exampledoc"},
-        "is_test": True,
-        "state": Order.State.SENDING,
-    }
-    values.update(fields)
-    return Order.objects.create(partner=partner, ehr_order_id=ehr_order_id, **values)
-
-
-def make_delivery(order, user, *, content=PDF, created_at=T0, enqueue=True, **fields):
-    """A note and its pending delivery, queued the way the staff pages do: one transaction."""
-    with transaction.atomic():
-        note = ClinicalNote.objects.create(
-            order=order,
-            file_name="note.pdf",
-            content=content,
-            size=len(content),
-            sha256="0" * 64,
-            page_count=1,
-            uploaded_by=user,
-            uploaded_at=created_at,
-        )
-        delivery = Delivery.objects.create(order=order, note=note, created_by=user, created_at=created_at, **fields)
-        if enqueue:
-            delivery_enqueue(delivery=delivery)
-    return delivery
 
 
 def accepted(log_id="log-1"):

@@ -1,5 +1,6 @@
 """PDFs built as bytes for the upload-gate tests: hand-written PDF syntax with a computed
-cross-reference table, object streams, incremental updates, and files written by pikepdf.
+cross-reference table, object streams, incremental updates, and files written by pikepdf
+and by pypdf.
 
 No binary fixtures: every file is made here, so each test shows exactly what it holds.
 """
@@ -10,6 +11,7 @@ import struct
 import zlib
 
 import pikepdf
+from pypdf import PdfWriter
 
 TEXT = b"BT /F1 12 Tf 72 720 Td (Discharge summary) Tj ET"
 FONT = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"
@@ -189,4 +191,16 @@ def pikepdf_bytes(build=None, *, pages=1, **save):
         build(pdf)
     out = io.BytesIO()
     pdf.save(out, **save)
+    return out.getvalue()
+
+
+def pdf_bytes(build=None, pages=1):
+    """A note written by pypdf; `build(writer)` may add whatever the test is about."""
+    writer = PdfWriter()
+    for _ in range(pages):
+        writer.add_blank_page(width=612, height=792)
+    if build:
+        build(writer)
+    out = io.BytesIO()
+    writer.write(out)
     return out.getvalue()

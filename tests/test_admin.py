@@ -1,13 +1,12 @@
 """The back office: every model is shown, raw messages are read-only and audited, the audit trail is untouchable."""
 
-import hashlib
-
 import pytest
 from django.urls import reverse
 
 from orders.ingest import message_ingest
-from orders.models import AuditEvent, ClinicalNote, Delivery, DeliveryAttempt, InboundMessage, Order
-from tests.conftest import PARTNER_TOKEN, make_user, sample_bytes
+from orders.models import AuditEvent, DeliveryAttempt, InboundMessage, Order
+from tests.conftest import PARTNER_TOKEN, sample_bytes
+from tests.factories import DeliveryFactory, UserFactory
 
 
 @pytest.fixture
@@ -18,7 +17,7 @@ def admin_client(client, admin_user):
 
 @pytest.fixture
 def superuser_client(client, db):
-    user = make_user("root", is_staff=True, is_superuser=True)
+    user = UserFactory(username="root", is_staff=True, is_superuser=True)
     client.force_login(user)
     return client
 
@@ -28,20 +27,11 @@ def ingest(partner, name):
 
 
 def note_and_delivery(order, user):
-    note = ClinicalNote.objects.create(
-        order=order,
-        file_name="clinical-note.pdf",
-        content=sample_bytes("clinical-note.pdf"),
-        size=621,
-        sha256=hashlib.sha256(sample_bytes("clinical-note.pdf")).hexdigest(),
-        page_count=1,
-        uploaded_by=user,
-    )
-    delivery = Delivery.objects.create(order=order, note=note, created_by=user, status=Delivery.Status.FAILED)
+    delivery = DeliveryFactory(order=order, created_by=user, failed=True)
     DeliveryAttempt.objects.create(
         delivery=delivery, outcome=DeliveryAttempt.Outcome.PERMANENT, http_status=400, error="Redox said no"
     )
-    return note, delivery
+    return delivery.note, delivery
 
 
 @pytest.mark.parametrize("model", ["partner", "order", "inboundmessage", "clinicalnote", "delivery", "auditevent"])
@@ -163,7 +153,7 @@ def test_nobody_can_add_change_or_delete_audit_events(superuser_client, partner)
 
 
 def test_staff_without_the_admin_role_cannot_see_raw_messages(client, partner):
-    user = make_user("stan", "uploader", is_staff=True)
+    user = UserFactory(username="stan", role="uploader", is_staff=True)
     client.force_login(user)
     message = ingest(partner, "order-new.json")
     assert client.get(reverse("admin:orders_inboundmessage_change", args=[message.pk])).status_code == 403

@@ -5,9 +5,8 @@ roles do not get in."""
 import pytest
 from django.urls import reverse
 
-from orders.models import AuditEvent, InboundMessage
-from tests.conftest import make_user
-from tests.pages_fixtures import make_order
+from orders.models import AuditEvent
+from tests.factories import InboundMessageFactory, OrderFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -17,17 +16,15 @@ PASSWORD = "correct-horse-battery"
 @pytest.fixture
 def role_admin(db):
     """In the admin group only: not marked staff, as a user added through the admin would be."""
-    user = make_user("adele", "admin")
+    user = UserFactory(username="adele", role="admin")
     assert not user.is_staff
     return user
 
 
 @pytest.fixture
 def message(partner):
-    order = make_order(partner)
-    inbound = InboundMessage.objects.create(
-        partner=partner, dedupe_key="log-1", data_model="Order", event_type="New", body=b"{}"
-    )
+    order = OrderFactory(partner=partner)
+    inbound = InboundMessageFactory(partner=partner)
     inbound.orders.add(order)
     return inbound
 
@@ -58,7 +55,7 @@ def test_an_admin_role_user_can_sign_in_on_the_admins_own_page(client, role_admi
 
 @pytest.mark.parametrize("role", ["viewer", "uploader"])
 def test_other_roles_are_sent_to_the_admin_sign_in(client, role, message):
-    client.force_login(make_user(f"{role}-user", role))
+    client.force_login(UserFactory(username=f"{role}-user", role=role))
     for url in (reverse("admin:index"), reverse("admin:orders_inboundmessage_change", args=[message.pk])):
         response = client.get(url)
         assert response.status_code == 302
@@ -84,7 +81,7 @@ def test_an_inactive_admin_role_user_is_not_let_in(client, role_admin):
     [("viewer", False), ("uploader", False), ("admin", True)],
 )
 def test_the_nav_shows_the_admin_link_only_to_admins(client, user_role, shown):
-    client.force_login(make_user(f"{user_role}-user", user_role))
+    client.force_login(UserFactory(username=f"{user_role}-user", role=user_role))
     page = client.get(reverse("order_list")).content.decode()
     assert (f'href="{reverse("admin:index")}"' in page) is shown
 
@@ -103,7 +100,7 @@ def test_the_timeline_links_the_raw_message_for_an_admin_role_user_only(client, 
 
 def test_staff_without_the_admin_role_see_the_admin_link_but_not_the_raw_message(client, message):
     # Django's own rule still holds for staff; what they may see inside is their permissions'.
-    staff = make_user("stan", "uploader", is_staff=True)
+    staff = UserFactory(username="stan", role="uploader", is_staff=True)
     order = message.orders.get()
     client.force_login(staff)
     page = client.get(reverse("order_detail", args=[order.pk])).content.decode()

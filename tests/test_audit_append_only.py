@@ -7,7 +7,7 @@ from django.urls import get_resolver, reverse
 
 from orders.audit import audit_record
 from orders.models import AuditEvent
-from tests.conftest import make_user
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -60,7 +60,7 @@ def test_deleting_a_user_with_audit_events_is_refused_and_leaves_the_rows_as_the
 
 
 def test_the_admin_refuses_to_delete_a_user_with_audit_events(client, event, viewer):
-    superuser = make_user("root", is_staff=True, is_superuser=True)
+    superuser = UserFactory(username="root", is_staff=True, is_superuser=True)
     client.force_login(superuser)
     url = reverse("admin:auth_user_delete", args=[viewer.pk])
     page = client.get(url).content.decode()

@@ -1,33 +1,27 @@
 """Every accountable action leaves an audit record (who, what, which object by id, when,
 from where, outcome), and no record holds patient data."""
 
-from unittest import mock
-
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from orders.models import AuditEvent, Delivery
 from tests.conftest import sample_bytes
-from tests.pages_fixtures import PATIENT_VALUES, make_delivery, make_order
+from tests.factories import PATIENT_VALUES, DeliveryFactory, OrderFactory
 
 pytestmark = pytest.mark.django_db
 
 A = AuditEvent.Action
 
 
-@pytest.fixture(autouse=True)
-def enqueue():
-    with mock.patch("orders.notes.delivery_enqueue", autospec=True), mock.patch("orders.delivery.delivery_enqueue"):
-        yield
-
-
 def test_a_working_session_leaves_a_complete_trail(client, uploader, partner):
-    order = make_order(partner)
-    earlier = make_order(partner)
-    make_delivery(earlier, uploader, status=Delivery.Status.SENT)
-    failing = make_delivery(make_order(partner), uploader, status=Delivery.Status.FAILED)
-    retrying = make_delivery(make_order(partner), uploader, status=Delivery.Status.RETRY_SCHEDULED)
+    order = OrderFactory(partner=partner)
+    earlier = OrderFactory(partner=partner)
+    DeliveryFactory(order=earlier, created_by=uploader, status=Delivery.Status.SENT)
+    failing = DeliveryFactory(order=OrderFactory(partner=partner), created_by=uploader, status=Delivery.Status.FAILED)
+    retrying = DeliveryFactory(
+        order=OrderFactory(partner=partner), created_by=uploader, status=Delivery.Status.RETRY_SCHEDULED
+    )
     pdf = sample_bytes("clinical-note.pdf")
     remote = {"REMOTE_ADDR": "192.0.2.10"}
 

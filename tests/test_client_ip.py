@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from hcoint.client_ip import client_ip
 from orders.models import AuditEvent
-from tests.pages_fixtures import make_order
+from tests.factories import OrderFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -55,7 +55,7 @@ def test_a_forged_forwarded_for_entry_does_not_reach_the_audit_record(
     client, settings, viewer, partner, proxy_count, forwarded_for, remote_addr
 ):
     settings.PROXY_COUNT = proxy_count
-    order = make_order(partner)
+    order = OrderFactory(partner=partner)
     client.force_login(viewer)
 
     client.get(reverse("order_detail", args=[order.pk]), HTTP_X_FORWARDED_FOR=forwarded_for, REMOTE_ADDR=remote_addr)

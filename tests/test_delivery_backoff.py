@@ -5,9 +5,10 @@ from datetime import timedelta
 
 import pytest
 
-from orders.delivery import delivery_attempt, retry_delay_seconds
+from orders.delivery import delivery_send_once, retry_delay_seconds
 from orders.models import Delivery, Order
-from tests.delivery_fakes import T0, FakeRedox, make_delivery, make_order, transient
+from tests.delivery_fakes import T0, FakeRedox, transient
+from tests.factories import DeliveryFactory, OrderFactory
 
 
 @pytest.fixture(autouse=True)
@@ -42,12 +43,14 @@ def test_retry_after_is_a_floor_not_a_cap():
 
 @pytest.mark.django_db
 def test_successive_failures_wait_longer_each_time_within_the_jitter_bounds(partner, uploader):
-    delivery = make_delivery(make_order(partner), uploader)
+    delivery = DeliveryFactory(
+        order=OrderFactory(partner=partner, sending=True), created_by=uploader, created_at=T0, enqueue=True
+    )
     now = T0
     waits = []
     with FakeRedox(default=transient(503)).patch():
         for _ in range(9):
-            delivery_attempt(delivery_id=delivery.pk, now=now)
+            delivery_send_once(delivery_id=delivery.pk, now=now)
             delivery.refresh_from_db()
             waits.append((delivery.next_attempt_at - now).total_seconds())
             now = delivery.next_attempt_at
@@ -62,10 +65,12 @@ def test_successive_failures_wait_longer_each_time_within_the_jitter_bounds(part
 
 @pytest.mark.django_db
 def test_redox_retry_after_is_honoured(partner, uploader):
-    delivery = make_delivery(make_order(partner), uploader)
+    delivery = DeliveryFactory(
+        order=OrderFactory(partner=partner, sending=True), created_by=uploader, created_at=T0, enqueue=True
+    )
 
     with FakeRedox(transient(429, retry_after=900)).patch():
-        delivery_attempt(delivery_id=delivery.pk, now=T0)
+        delivery_send_once(delivery_id=delivery.pk, now=T0)
 
     delivery.refresh_from_db()
     assert delivery.next_attempt_at == T0 + timedelta(seconds=900)
@@ -73,19 +78,19 @@ def test_redox_retry_after_is_honoured(partner, uploader):
 
 @pytest.mark.django_db
 def test_the_last_retry_is_at_the_max_age_and_a_failure_then_fails_the_delivery(partner, uploader):
-    order = make_order(partner)
-    delivery = make_delivery(order, uploader, created_at=T0)
+    order = OrderFactory(partner=partner, sending=True)
+    delivery = DeliveryFactory(order=order, created_by=uploader, created_at=T0, enqueue=True)
     deadline = T0 + timedelta(hours=24)
     almost = deadline - timedelta(seconds=10)
     Delivery.objects.filter(pk=delivery.pk).update(attempt_count=20)
 
     with FakeRedox(default=transient(503)).patch():
-        delivery_attempt(delivery_id=delivery.pk, now=almost)
+        delivery_send_once(delivery_id=delivery.pk, now=almost)
         delivery.refresh_from_db()
         assert delivery.status == Delivery.Status.RETRY_SCHEDULED
         assert delivery.next_attempt_at == deadline
 
-        delivery_attempt(delivery_id=delivery.pk, now=deadline)
+        delivery_send_once(delivery_id=delivery.pk, now=deadline)
 
     delivery.refresh_from_db()
     order.refresh_from_db()
@@ -97,11 +102,13 @@ def test_the_last_retry_is_at_the_max_age_and_a_failure_then_fails_the_delivery(
 
 @pytest.mark.django_db
 def test_retry_after_beyond_the_max_age_still_gets_one_last_try_when_redox_allows(partner, uploader):
-    delivery = make_delivery(make_order(partner), uploader, created_at=T0)
+    delivery = DeliveryFactory(
+        order=OrderFactory(partner=partner, sending=True), created_by=uploader, created_at=T0, enqueue=True
+    )
     now = T0 + timedelta(hours=23, minutes=59)
 
     with FakeRedox(transient(429, retry_after=600)).patch():
-        delivery_attempt(delivery_id=delivery.pk, now=now)
+        delivery_send_once(delivery_id=delivery.pk, now=now)
 
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.RETRY_SCHEDULED
@@ -111,10 +118,12 @@ def test_retry_after_beyond_the_max_age_still_gets_one_last_try_when_redox_allow
 @pytest.mark.django_db
 def test_the_max_age_is_a_setting(partner, uploader, settings):
     settings.DELIVERY_MAX_AGE_HOURS = 1
-    delivery = make_delivery(make_order(partner), uploader, created_at=T0)
+    delivery = DeliveryFactory(
+        order=OrderFactory(partner=partner, sending=True), created_by=uploader, created_at=T0, enqueue=True
+    )
 
     with FakeRedox(transient(503)).patch():
-        delivery_attempt(delivery_id=delivery.pk, now=T0 + timedelta(hours=1))
+        delivery_send_once(delivery_id=delivery.pk, now=T0 + timedelta(hours=1))
 
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.FAILED

@@ -7,11 +7,12 @@ from datetime import timedelta
 import pytest
 from django.urls import reverse
 
-from orders.delivery import ORDER_CANCELLED_RETRY, DeliveryError, delivery_attempt, delivery_retry_now
+from orders.delivery import ORDER_CANCELLED_RETRY, DeliveryError, delivery_retry_now, delivery_send_once
 from orders.ingest import message_ingest
 from orders.models import AuditEvent, Delivery, DeliveryAttempt, Order
 from tests.conftest import sample_bytes
-from tests.delivery_fakes import T0, FakeRedox, make_delivery, make_order, permanent, transient
+from tests.delivery_fakes import T0, FakeRedox, permanent, transient
+from tests.factories import DeliveryFactory, OrderFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -22,7 +23,7 @@ REASON = "The partner cancelled the order before the note was sent."
 @pytest.fixture
 def order(partner):
     # The same Order.ID as the Cancel sample, so the webhook's Cancel lands on this order.
-    return make_order(partner, ehr_order_id="157720311")
+    return OrderFactory(partner=partner, ehr_order_id="157720311", sending=True)
 
 
 def cancel_from_partner(partner):
@@ -30,16 +31,16 @@ def cancel_from_partner(partner):
 
 
 def test_a_pending_delivery_is_not_sent_once_the_partner_cancels(partner, order, uploader, caplog):
-    delivery = make_delivery(order, uploader)
+    delivery = DeliveryFactory(order=order, created_by=uploader, created_at=T0, enqueue=True)
     cancel_from_partner(partner)
     fake = FakeRedox()
 
     with fake.patch(), caplog.at_level(logging.INFO):
-        result = delivery_attempt(delivery_id=delivery.pk, now=NOW)
+        result = delivery_send_once(delivery_id=delivery.pk, now=NOW)
 
     assert result is None
-    assert fake.client.send.call_count == 0
-    assert fake.client.upload_file.call_count == 0
+    assert fake.messages == []
+    assert fake.uploads == []
     delivery.refresh_from_db()
     order.refresh_from_db()
     assert delivery.status == Delivery.Status.ABANDONED
@@ -55,18 +56,18 @@ def test_a_pending_delivery_is_not_sent_once_the_partner_cancels(partner, order,
 
 
 def test_a_delivery_waiting_for_a_retry_is_not_sent_once_the_partner_cancels(partner, order, uploader):
-    delivery = make_delivery(order, uploader)
+    delivery = DeliveryFactory(order=order, created_by=uploader, created_at=T0, enqueue=True)
     with FakeRedox(transient(503)).patch():
-        delivery_attempt(delivery_id=delivery.pk, now=T0)
+        delivery_send_once(delivery_id=delivery.pk, now=T0)
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.RETRY_SCHEDULED
     cancel_from_partner(partner)
     fake = FakeRedox()
 
     with fake.patch():
-        delivery_attempt(delivery_id=delivery.pk, now=delivery.next_attempt_at)
+        delivery_send_once(delivery_id=delivery.pk, now=delivery.next_attempt_at)
 
-    assert fake.client.send.call_count == 0
+    assert fake.messages == []
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.ABANDONED
     assert delivery.abandoned_reason == REASON
@@ -75,10 +76,10 @@ def test_a_delivery_waiting_for_a_retry_is_not_sent_once_the_partner_cancels(par
 
 
 def test_the_reason_shows_on_the_orders_timeline(client, partner, order, uploader, viewer):
-    delivery = make_delivery(order, uploader)
+    delivery = DeliveryFactory(order=order, created_by=uploader, created_at=T0, enqueue=True)
     cancel_from_partner(partner)
     with FakeRedox().patch():
-        delivery_attempt(delivery_id=delivery.pk, now=NOW)
+        delivery_send_once(delivery_id=delivery.pk, now=NOW)
 
     client.force_login(viewer)
     page = client.get(reverse("order_detail", args=[order.pk])).content.decode()
@@ -88,7 +89,7 @@ def test_the_reason_shows_on_the_orders_timeline(client, partner, order, uploade
 
 
 def test_a_cancelled_orders_waiting_delivery_says_it_will_not_be_sent(client, partner, order, uploader):
-    make_delivery(order, uploader)
+    DeliveryFactory(order=order, created_by=uploader, created_at=T0, enqueue=True)
     cancel_from_partner(partner)
 
     client.force_login(uploader)
@@ -99,9 +100,9 @@ def test_a_cancelled_orders_waiting_delivery_says_it_will_not_be_sent(client, pa
 
 
 def test_retry_now_is_refused_for_a_failed_delivery_of_a_cancelled_order(partner, order, uploader):
-    delivery = make_delivery(order, uploader)
+    delivery = DeliveryFactory(order=order, created_by=uploader, created_at=T0, enqueue=True)
     with FakeRedox(permanent()).patch():
-        delivery_attempt(delivery_id=delivery.pk, now=T0)
+        delivery_send_once(delivery_id=delivery.pk, now=T0)
     cancel_from_partner(partner)
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.FAILED
@@ -116,10 +117,10 @@ def test_retry_now_is_refused_for_a_failed_delivery_of_a_cancelled_order(partner
 
 
 def test_retry_now_of_a_delivery_abandoned_for_cancellation_is_refused_on_the_page(client, partner, order, uploader):
-    delivery = make_delivery(order, uploader)
+    delivery = DeliveryFactory(order=order, created_by=uploader, created_at=T0, enqueue=True)
     cancel_from_partner(partner)
     with FakeRedox().patch():
-        delivery_attempt(delivery_id=delivery.pk, now=NOW)
+        delivery_send_once(delivery_id=delivery.pk, now=NOW)
 
     client.force_login(uploader)
     response = client.post(reverse("retry_delivery", args=[delivery.pk]), follow=True)
@@ -131,9 +132,9 @@ def test_retry_now_of_a_delivery_abandoned_for_cancellation_is_refused_on_the_pa
 
 
 def test_a_cancelled_orders_failed_delivery_offers_abandon_but_not_retry(client, partner, order, uploader):
-    delivery = make_delivery(order, uploader)
+    delivery = DeliveryFactory(order=order, created_by=uploader, created_at=T0, enqueue=True)
     with FakeRedox(permanent()).patch():
-        delivery_attempt(delivery_id=delivery.pk, now=T0)
+        delivery_send_once(delivery_id=delivery.pk, now=T0)
     cancel_from_partner(partner)
 
     client.force_login(uploader)

@@ -6,9 +6,10 @@ from datetime import timedelta
 import pytest
 from django.db import connection, transaction
 
-from orders.delivery import delivery_attempt
+from orders.delivery import delivery_send_once
 from orders.models import Delivery
-from tests.delivery_fakes import T0, FakeRedox, accepted, make_delivery, make_order
+from tests.delivery_fakes import T0, FakeRedox, accepted
+from tests.factories import DeliveryFactory, OrderFactory
 
 pytestmark = [
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
@@ -39,7 +40,9 @@ def in_thread(target, *args):
 
 
 def test_an_attempt_skips_a_delivery_another_worker_has_locked(partner, uploader):
-    delivery = make_delivery(make_order(partner), uploader)
+    delivery = DeliveryFactory(
+        order=OrderFactory(partner=partner, sending=True), created_by=uploader, created_at=T0, enqueue=True
+    )
     locked = threading.Event()
     release = threading.Event()
 
@@ -55,7 +58,7 @@ def test_an_attempt_skips_a_delivery_another_worker_has_locked(partner, uploader
     try:
         with fake.patch():
             # Without SKIP LOCKED this would wait for the other transaction instead.
-            result = delivery_attempt(delivery_id=delivery.pk, now=NOW)
+            result = delivery_send_once(delivery_id=delivery.pk, now=NOW)
     finally:
         release.set()
         holder.join()
@@ -68,7 +71,15 @@ def test_an_attempt_skips_a_delivery_another_worker_has_locked(partner, uploader
 
 
 def test_workers_racing_for_the_same_deliveries_send_each_exactly_once(partner, uploader):
-    deliveries = [make_delivery(make_order(partner, ehr_order_id=f"race-{n}"), uploader) for n in range(8)]
+    deliveries = [
+        DeliveryFactory(
+            order=OrderFactory(partner=partner, ehr_order_id=f"race-{n}", sending=True),
+            created_by=uploader,
+            created_at=T0,
+            enqueue=True,
+        )
+        for n in range(8)
+    ]
     workers = 4
     in_flight = {}
     overlaps = []
@@ -92,7 +103,7 @@ def test_workers_racing_for_the_same_deliveries_send_each_exactly_once(partner, 
 
             def attempt(delivery_id=delivery.pk, barrier=barrier):
                 barrier.wait(timeout=10)
-                return delivery_attempt(delivery_id=delivery_id, now=NOW)
+                return delivery_send_once(delivery_id=delivery_id, now=NOW)
 
             threads = [in_thread(attempt) for _ in range(workers)]
             for thread, _ in threads:

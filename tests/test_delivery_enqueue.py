@@ -10,7 +10,8 @@ from django.db import DatabaseError, connection, transaction
 from orders import delivery as delivery_module
 from orders.delivery import NOTIFY_CHANNEL, delivery_enqueue, wake_workers
 from orders.models import Delivery
-from tests.delivery_fakes import make_delivery, make_order
+from tests.delivery_fakes import T0
+from tests.factories import DeliveryFactory, OrderFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -20,51 +21,71 @@ class Boom(Exception):
 
 
 def test_a_committed_delivery_is_claimable_with_nothing_else_to_queue(partner, uploader):
-    delivery = make_delivery(make_order(partner), uploader)
+    delivery = DeliveryFactory(
+        order=OrderFactory(partner=partner, sending=True), created_by=uploader, created_at=T0, enqueue=True
+    )
 
     assert delivery.status == Delivery.Status.PENDING
     assert list(Delivery.objects.claimable(delivery.created_at)) == [delivery]
 
 
-def test_a_rolled_back_send_leaves_no_delivery_and_wakes_nobody(partner, uploader):
-    order = make_order(partner)
-
-    with mock.patch.object(delivery_module, "wake_workers") as wake:
-        with pytest.raises(Boom), transaction.atomic():
-            make_delivery(order, uploader)
-            raise Boom
-        assert not Delivery.objects.exists()
-    wake.assert_not_called()
-
-
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_workers_are_woken_only_once_the_delivery_is_committed(partner, uploader):
-    delivery = make_delivery(make_order(partner), uploader, enqueue=False)
-
-    with mock.patch.object(delivery_module, "wake_workers") as wake:
-        with transaction.atomic():
-            delivery_enqueue(delivery=delivery)
-            wake.assert_not_called()
-        wake.assert_called_once_with()
-
-
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="LISTEN/NOTIFY is PostgreSQL's; SQLite workers poll")
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_the_wake_up_is_a_notify_on_the_workers_channel():
+@pytest.fixture
+def notifications():
+    """What a worker LISTENing on the workers' channel from its own connection receives:
+    call it to read the channel names of the NOTIFYs that arrived within `wait` seconds."""
     params = connection.settings_dict
     listener = psycopg2.connect(
         host=params["HOST"] or None, port=params["PORT"] or None, user=params["USER"] or None, dbname=params["NAME"]
     )
     listener.autocommit = True
-    try:
-        with listener.cursor() as cursor:
-            cursor.execute(f"LISTEN {NOTIFY_CHANNEL}")
-        wake_workers()
-        select.select([listener], [], [], 5)
+    with listener.cursor() as cursor:
+        cursor.execute(f"LISTEN {NOTIFY_CHANNEL}")
+
+    def received(wait):
+        select.select([listener], [], [], wait)
         listener.poll()
-        assert [n.channel for n in listener.notifies] == [NOTIFY_CHANNEL]
-    finally:
-        listener.close()
+        channels = [n.channel for n in listener.notifies]
+        listener.notifies.clear()
+        return channels
+
+    yield received
+    listener.close()
+
+
+needs_notify = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="LISTEN/NOTIFY is PostgreSQL's; SQLite workers poll"
+)
+
+
+@needs_notify
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_rolled_back_send_leaves_no_delivery_and_wakes_nobody(partner, uploader, notifications):
+    order = OrderFactory(partner=partner, sending=True)
+
+    with pytest.raises(Boom), transaction.atomic():
+        DeliveryFactory(order=order, created_by=uploader, created_at=T0, enqueue=True)
+        raise Boom
+
+    assert not Delivery.objects.exists()
+    assert notifications(wait=0.5) == []
+
+
+@needs_notify
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_workers_are_woken_only_once_the_delivery_is_committed(partner, uploader, notifications):
+    delivery = DeliveryFactory(order=OrderFactory(partner=partner, sending=True), created_by=uploader, created_at=T0)
+
+    with transaction.atomic():
+        delivery_enqueue(delivery=delivery)
+        assert notifications(wait=0.5) == []
+    assert notifications(wait=5) == [NOTIFY_CHANNEL]
+
+
+@needs_notify
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_the_wake_up_is_a_notify_on_the_workers_channel(notifications):
+    wake_workers()
+    assert notifications(wait=5) == [NOTIFY_CHANNEL]
 
 
 def test_a_failed_wake_up_is_logged_and_not_raised(caplog):

@@ -5,8 +5,9 @@ from datetime import timedelta
 
 import pytest
 
-from orders.delivery import delivery_abandon, delivery_attempt, delivery_retry_now
-from tests.delivery_fakes import T0, FakeRedox, make_delivery, make_order, permanent, transient
+from orders.delivery import delivery_abandon, delivery_retry_now, delivery_send_once
+from tests.delivery_fakes import T0, FakeRedox, permanent, transient
+from tests.factories import DeliveryFactory, OrderFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -18,18 +19,18 @@ def events(caplog):
 
 
 def test_every_transition_is_logged_with_ids_and_no_patient_data(partner, uploader, caplog):
-    order = make_order(partner)
+    order = OrderFactory(partner=partner, sending=True)
     rejection = permanent((f"Patient {PHI[0]} {PHI[2]} not found",))
     with caplog.at_level(logging.DEBUG):
-        delivery = make_delivery(order, uploader)
+        delivery = DeliveryFactory(order=order, created_by=uploader, created_at=T0, enqueue=True)
         with FakeRedox(transient(503), rejection).patch():
-            delivery_attempt(delivery_id=delivery.pk, now=T0)
+            delivery_send_once(delivery_id=delivery.pk, now=T0)
             delivery.refresh_from_db()
-            delivery_attempt(delivery_id=delivery.pk, now=delivery.next_attempt_at)
+            delivery_send_once(delivery_id=delivery.pk, now=delivery.next_attempt_at)
         delivery.refresh_from_db()
         delivery_retry_now(delivery=delivery, user=uploader, now=T0 + timedelta(minutes=5))
         with FakeRedox(ValueError(PHI[0])).patch():
-            delivery_attempt(delivery_id=delivery.pk, now=T0 + timedelta(minutes=5))
+            delivery_send_once(delivery_id=delivery.pk, now=T0 + timedelta(minutes=5))
         delivery.refresh_from_db()
         delivery_abandon(delivery=delivery, user=uploader, reason=f"Faxed to {PHI[1]}", now=T0 + timedelta(minutes=6))
 

@@ -5,9 +5,10 @@ from datetime import timedelta
 import pytest
 from django.core.exceptions import PermissionDenied
 
-from orders.delivery import DeliveryError, delivery_abandon, delivery_attempt, delivery_retry_now
+from orders.delivery import DeliveryError, delivery_abandon, delivery_retry_now, delivery_send_once
 from orders.models import Delivery, Order
-from tests.delivery_fakes import T0, FakeRedox, make_delivery, make_order, permanent
+from tests.delivery_fakes import T0, FakeRedox, permanent
+from tests.factories import DeliveryFactory, OrderFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -22,14 +23,14 @@ def with_status(delivery, status, **fields):
 
 @pytest.fixture
 def order(partner):
-    return make_order(partner)
+    return OrderFactory(partner=partner, sending=True)
 
 
 @pytest.fixture
 def failed(order, uploader):
-    delivery = make_delivery(order, uploader)
+    delivery = DeliveryFactory(order=order, created_by=uploader, created_at=T0, enqueue=True)
     with FakeRedox(permanent()).patch():
-        delivery_attempt(delivery_id=delivery.pk, now=T0)
+        delivery_send_once(delivery_id=delivery.pk, now=T0)
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.FAILED
     return delivery
@@ -46,7 +47,7 @@ def test_retry_now_queues_a_failed_delivery_which_is_then_sent(failed, order, up
     assert list(Delivery.objects.claimable(NOW)) == [failed]
 
     with FakeRedox().patch():
-        delivery_attempt(delivery_id=failed.pk, now=NOW)
+        delivery_send_once(delivery_id=failed.pk, now=NOW)
     failed.refresh_from_db()
     order.refresh_from_db()
     assert failed.status == Delivery.Status.SENT
@@ -56,7 +57,9 @@ def test_retry_now_queues_a_failed_delivery_which_is_then_sent(failed, order, up
 
 def test_retry_now_skips_the_wait_of_a_scheduled_retry(order, uploader):
     delivery = with_status(
-        make_delivery(order, uploader), Delivery.Status.RETRY_SCHEDULED, next_attempt_at=NOW + timedelta(hours=1)
+        DeliveryFactory(order=order, created_by=uploader, created_at=T0, enqueue=True),
+        Delivery.Status.RETRY_SCHEDULED,
+        next_attempt_at=NOW + timedelta(hours=1),
     )
 
     delivery_retry_now(delivery=delivery, user=uploader, now=NOW)
@@ -69,7 +72,7 @@ def test_retry_now_skips_the_wait_of_a_scheduled_retry(order, uploader):
     "status", [Delivery.Status.PENDING, Delivery.Status.SENDING, Delivery.Status.SENT, Delivery.Status.ABANDONED]
 )
 def test_retry_now_is_refused_while_a_send_may_be_in_the_air_or_after_it_ended(order, uploader, status):
-    delivery = with_status(make_delivery(order, uploader), status)
+    delivery = with_status(DeliveryFactory(order=order, created_by=uploader, created_at=T0, enqueue=True), status)
 
     with pytest.raises(DeliveryError, match="cannot be retried"):
         delivery_retry_now(delivery=delivery, user=uploader, now=NOW)
@@ -79,7 +82,7 @@ def test_retry_now_is_refused_while_a_send_may_be_in_the_air_or_after_it_ended(o
 
 
 def test_retry_now_is_refused_when_another_note_for_the_order_is_in_flight(failed, order, uploader):
-    make_delivery(order, uploader)
+    DeliveryFactory(order=order, created_by=uploader, created_at=T0, enqueue=True)
 
     with pytest.raises(DeliveryError, match="already being delivered"):
         delivery_retry_now(delivery=failed, user=uploader, now=NOW)
@@ -99,12 +102,19 @@ def test_abandon_a_failed_first_delivery_returns_the_order_to_awaiting_note(fail
 
 
 def test_abandon_a_failed_correction_leaves_the_order_sent_when_an_earlier_note_was_sent(order, uploader):
-    first = make_delivery(order, uploader)
+    first = DeliveryFactory(order=order, created_by=uploader, created_at=T0, enqueue=True)
     with FakeRedox().patch():
-        delivery_attempt(delivery_id=first.pk, now=T0)
-    correction = make_delivery(order, uploader, is_correction=True, correction_reason="Wrong page")
+        delivery_send_once(delivery_id=first.pk, now=T0)
+    correction = DeliveryFactory(
+        order=order,
+        created_by=uploader,
+        is_correction=True,
+        correction_reason="Wrong page",
+        created_at=T0,
+        enqueue=True,
+    )
     with FakeRedox(permanent()).patch():
-        delivery_attempt(delivery_id=correction.pk, now=T0)
+        delivery_send_once(delivery_id=correction.pk, now=T0)
     order.refresh_from_db()
     assert order.state == Order.State.FAILED
 
@@ -115,12 +125,16 @@ def test_abandon_a_failed_correction_leaves_the_order_sent_when_an_earlier_note_
 
 
 def test_abandon_a_scheduled_retry_stops_it_being_sent(order, uploader):
-    delivery = with_status(make_delivery(order, uploader), Delivery.Status.RETRY_SCHEDULED, next_attempt_at=NOW)
+    delivery = with_status(
+        DeliveryFactory(order=order, created_by=uploader, created_at=T0, enqueue=True),
+        Delivery.Status.RETRY_SCHEDULED,
+        next_attempt_at=NOW,
+    )
     delivery_abandon(delivery=delivery, user=uploader, reason="Duplicate", now=NOW)
 
     fake = FakeRedox()
     with fake.patch():
-        assert delivery_attempt(delivery_id=delivery.pk, now=NOW) is None
+        assert delivery_send_once(delivery_id=delivery.pk, now=NOW) is None
     assert fake.messages == []
 
 
@@ -137,7 +151,7 @@ def test_abandon_keeps_a_cancelled_order_cancelled(failed, order, uploader):
     "status", [Delivery.Status.PENDING, Delivery.Status.SENDING, Delivery.Status.SENT, Delivery.Status.ABANDONED]
 )
 def test_abandon_is_refused_while_a_send_may_be_in_the_air_or_after_it_ended(order, uploader, status):
-    delivery = with_status(make_delivery(order, uploader), status)
+    delivery = with_status(DeliveryFactory(order=order, created_by=uploader, created_at=T0, enqueue=True), status)
 
     with pytest.raises(DeliveryError, match="cannot be abandoned"):
         delivery_abandon(delivery=delivery, user=uploader, reason="Because", now=NOW)

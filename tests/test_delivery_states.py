@@ -4,9 +4,10 @@ from datetime import timedelta
 
 import pytest
 
-from orders.delivery import delivery_attempt
+from orders.delivery import delivery_send_once
 from orders.models import Delivery, DeliveryAttempt, Order
-from tests.delivery_fakes import T0, FakeRedox, accepted, make_delivery, make_order, permanent, transient
+from tests.delivery_fakes import T0, FakeRedox, accepted, permanent, transient
+from tests.factories import DeliveryFactory, OrderFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -15,15 +16,15 @@ NOW = T0 + timedelta(seconds=5)
 
 @pytest.fixture
 def order(partner):
-    return make_order(partner)
+    return OrderFactory(partner=partner, sending=True)
 
 
 def test_a_pending_delivery_is_sent_and_the_order_becomes_sent(order, uploader):
-    delivery = make_delivery(order, uploader)
+    delivery = DeliveryFactory(order=order, created_by=uploader, created_at=T0, enqueue=True)
     fake = FakeRedox(accepted("redox-log-77"))
 
     with fake.patch():
-        result = delivery_attempt(delivery_id=delivery.pk, now=NOW)
+        result = delivery_send_once(delivery_id=delivery.pk, now=NOW)
 
     delivery.refresh_from_db()
     order.refresh_from_db()
@@ -44,7 +45,7 @@ def test_a_pending_delivery_is_sent_and_the_order_becomes_sent(order, uploader):
 
 
 def test_the_delivery_and_its_order_are_sending_while_redox_is_called(order, uploader):
-    delivery = make_delivery(order, uploader)
+    delivery = DeliveryFactory(order=order, created_by=uploader, created_at=T0, enqueue=True)
     seen = {}
 
     def look(message):
@@ -53,7 +54,7 @@ def test_the_delivery_and_its_order_are_sending_while_redox_is_called(order, upl
         return accepted()
 
     with FakeRedox(look).patch():
-        delivery_attempt(delivery_id=delivery.pk, now=NOW)
+        delivery_send_once(delivery_id=delivery.pk, now=NOW)
 
     assert seen["delivery"].status == Delivery.Status.SENDING
     assert seen["delivery"].sending_started_at == NOW
@@ -61,10 +62,10 @@ def test_the_delivery_and_its_order_are_sending_while_redox_is_called(order, upl
 
 
 def test_a_transient_error_schedules_a_retry_that_a_worker_claims_once_due(order, uploader):
-    delivery = make_delivery(order, uploader)
+    delivery = DeliveryFactory(order=order, created_by=uploader, created_at=T0, enqueue=True)
 
     with FakeRedox(transient(503)).patch():
-        delivery_attempt(delivery_id=delivery.pk, now=NOW)
+        delivery_send_once(delivery_id=delivery.pk, now=NOW)
 
     delivery.refresh_from_db()
     order.refresh_from_db()
@@ -81,17 +82,17 @@ def test_a_transient_error_schedules_a_retry_that_a_worker_claims_once_due(order
 
 
 def test_a_retry_is_not_attempted_before_it_is_due(order, uploader):
-    delivery = make_delivery(order, uploader)
+    delivery = DeliveryFactory(order=order, created_by=uploader, created_at=T0, enqueue=True)
     fake = FakeRedox(transient(503))
     with fake.patch():
-        delivery_attempt(delivery_id=delivery.pk, now=NOW)
+        delivery_send_once(delivery_id=delivery.pk, now=NOW)
         delivery.refresh_from_db()
         early = delivery.next_attempt_at - timedelta(seconds=1)
 
-        assert delivery_attempt(delivery_id=delivery.pk, now=early) is None
+        assert delivery_send_once(delivery_id=delivery.pk, now=early) is None
         assert len(fake.messages) == 1
 
-        delivery_attempt(delivery_id=delivery.pk, now=delivery.next_attempt_at)
+        delivery_send_once(delivery_id=delivery.pk, now=delivery.next_attempt_at)
 
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.SENT
@@ -101,11 +102,11 @@ def test_a_retry_is_not_attempted_before_it_is_due(order, uploader):
 
 
 def test_a_permanent_error_fails_at_once_with_redox_error_text(order, uploader):
-    delivery = make_delivery(order, uploader)
+    delivery = DeliveryFactory(order=order, created_by=uploader, created_at=T0, enqueue=True)
     error = permanent(("Patient.Identifiers is required", "Orders[0].ID is required"))
 
     with FakeRedox(error).patch():
-        delivery_attempt(delivery_id=delivery.pk, now=NOW)
+        delivery_send_once(delivery_id=delivery.pk, now=NOW)
 
     delivery.refresh_from_db()
     order.refresh_from_db()
@@ -124,9 +125,14 @@ def test_a_sent_failed_or_abandoned_delivery_is_never_sent_again(order, uploader
     fake = FakeRedox()
     with fake.patch():
         for status in (Delivery.Status.SENT, Delivery.Status.FAILED, Delivery.Status.ABANDONED):
-            delivery = make_delivery(make_order(order.partner, ehr_order_id=f"o-{status}"), uploader)
+            delivery = DeliveryFactory(
+                order=OrderFactory(partner=order.partner, ehr_order_id=f"o-{status}", sending=True),
+                created_by=uploader,
+                created_at=T0,
+                enqueue=True,
+            )
             Delivery.objects.filter(pk=delivery.pk).update(status=status)
-            assert delivery_attempt(delivery_id=delivery.pk, now=NOW) is None
+            assert delivery_send_once(delivery_id=delivery.pk, now=NOW) is None
     assert fake.messages == []
     assert not DeliveryAttempt.objects.exists()
 
@@ -148,9 +154,9 @@ def cancel_during_send(order, outcome):
 def test_an_order_cancelled_mid_send_stays_cancelled_whatever_the_delivery_does(order, uploader, response, outcome):
     # A Cancel that arrives before the claim stops the send (test_delivery_cancelled_order.py);
     # one that arrives while the note is in the air cannot, but must not be undone by the outcome.
-    delivery = make_delivery(order, uploader)
+    delivery = DeliveryFactory(order=order, created_by=uploader, created_at=T0, enqueue=True)
     with FakeRedox(cancel_during_send(order, response())).patch():
-        delivery_attempt(delivery_id=delivery.pk, now=NOW)
+        delivery_send_once(delivery_id=delivery.pk, now=NOW)
     order.refresh_from_db()
     delivery.refresh_from_db()
     assert delivery.status == outcome
@@ -158,10 +164,10 @@ def test_an_order_cancelled_mid_send_stays_cancelled_whatever_the_delivery_does(
 
 
 def test_an_unexpected_error_is_retried_and_recorded_by_class_name_only(order, uploader):
-    delivery = make_delivery(order, uploader)
+    delivery = DeliveryFactory(order=order, created_by=uploader, created_at=T0, enqueue=True)
 
     with FakeRedox(ValueError(f"bad value for {order.patient_last_name}")).patch():
-        delivery_attempt(delivery_id=delivery.pk, now=NOW)
+        delivery_send_once(delivery_id=delivery.pk, now=NOW)
 
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.RETRY_SCHEDULED
@@ -174,12 +180,12 @@ def test_an_unexpected_error_is_retried_and_recorded_by_class_name_only(order, u
 
 
 def test_each_attempt_is_recorded(order, uploader):
-    delivery = make_delivery(order, uploader)
+    delivery = DeliveryFactory(order=order, created_by=uploader, created_at=T0, enqueue=True)
     fake = FakeRedox(transient(502), transient(429, retry_after=10), accepted("log-3"))
     now = NOW
     with fake.patch():
         for _ in range(3):
-            delivery_attempt(delivery_id=delivery.pk, now=now)
+            delivery_send_once(delivery_id=delivery.pk, now=now)
             delivery.refresh_from_db()
             now = delivery.next_attempt_at or now
 
@@ -194,11 +200,11 @@ def test_each_attempt_is_recorded(order, uploader):
 
 
 def test_the_message_is_built_from_the_stored_order_partner_and_note(order, uploader):
-    delivery = make_delivery(order, uploader)
+    delivery = DeliveryFactory(order=order, created_by=uploader, created_at=T0, enqueue=True)
     fake = FakeRedox()
 
     with fake.patch():
-        delivery_attempt(delivery_id=delivery.pk, now=NOW)
+        delivery_send_once(delivery_id=delivery.pk, now=NOW)
 
     [message] = fake.messages
     assert message["Meta"]["DataModel"] == "Results"
@@ -206,10 +212,13 @@ def test_the_message_is_built_from_the_stored_order_partner_and_note(order, uplo
         {"ID": order.partner.destination_id, "Name": order.partner.destination_name}
     ]
     assert message["Meta"]["Test"] is True
-    assert message["Patient"]["Identifiers"] == [{"ID": "MRN0048213", "IDType": "MR"}]
+    assert message["Patient"]["Identifiers"] == [
+        {"ID": "MRN0048213", "IDType": "MR"},
+        {"ID": "EPI77120", "IDType": "EPI"},
+    ]
     assert message["Visit"]["VisitNumber"] == "VIS-2026-000731"
     [results_order] = message["Orders"]
-    assert results_order["ID"] == "157720311"
+    assert results_order["ID"] == order.ehr_order_id
     assert results_order["ApplicationOrderID"] == f"hcoint-delivery-{delivery.pk}"
     assert results_order["ResultsStatus"] == "Final"
 
@@ -217,11 +226,18 @@ def test_the_message_is_built_from_the_stored_order_partner_and_note(order, uplo
 def test_a_partner_on_notes_gets_notes_new_and_a_correction_is_marked_corrected(partner, uploader):
     partner.outbound_model = partner.Outbound.NOTES
     partner.save()
-    delivery = make_delivery(make_order(partner), uploader, is_correction=True, correction_reason="Wrong page")
+    delivery = DeliveryFactory(
+        order=OrderFactory(partner=partner, sending=True),
+        created_by=uploader,
+        is_correction=True,
+        correction_reason="Wrong page",
+        created_at=T0,
+        enqueue=True,
+    )
     fake = FakeRedox()
 
     with fake.patch():
-        delivery_attempt(delivery_id=delivery.pk, now=NOW)
+        delivery_send_once(delivery_id=delivery.pk, now=NOW)
 
     [message] = fake.messages
     assert message["Meta"]["DataModel"] == "Notes"

@@ -9,9 +9,9 @@ import requests
 import responses
 from django.utils import timezone
 
-from orders.delivery import delivery_attempt
+from orders.delivery import delivery_send_once
 from orders.models import Delivery, DeliveryAttempt, Order
-from tests.delivery_fakes import PDF, make_delivery, make_order
+from tests.factories import SAMPLE_PDF, DeliveryFactory, OrderFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -45,12 +45,12 @@ def endpoint_calls(mocked):
 
 
 def test_an_accepted_message_marks_the_delivery_sent_with_redox_log_id(partner, uploader, redox):
-    order = make_order(partner)
-    delivery = make_delivery(order, uploader, created_at=timezone.now())
+    order = OrderFactory(partner=partner, sending=True)
+    delivery = DeliveryFactory(order=order, created_by=uploader, created_at=timezone.now(), enqueue=True)
     redox.post(f"{API}/endpoint", json={"Meta": {"Logs": [{"ID": "log-abc", "AttemptID": "try-1"}]}})
     now = timezone.now()
 
-    delivery_attempt(delivery_id=delivery.pk, now=now)
+    delivery_send_once(delivery_id=delivery.pk, now=now)
 
     delivery.refresh_from_db()
     order.refresh_from_db()
@@ -65,11 +65,13 @@ def test_an_accepted_message_marks_the_delivery_sent_with_redox_log_id(partner, 
     assert sent["Meta"]["Destinations"][0]["ID"] == partner.destination_id
     assert sent["Orders"][0]["ID"] == order.ehr_order_id
     assert sent["Orders"][0]["ApplicationOrderID"] == f"hcoint-delivery-{delivery.pk}"
-    assert base64.b64decode(sent["Orders"][0]["Results"][0]["Value"]) == PDF
+    assert base64.b64decode(sent["Orders"][0]["Results"][0]["Value"]) == SAMPLE_PDF
 
 
 def test_a_400_fails_the_delivery_with_redox_meta_errors_text(partner, uploader, redox):
-    delivery = make_delivery(make_order(partner), uploader, created_at=timezone.now())
+    delivery = DeliveryFactory(
+        order=OrderFactory(partner=partner, sending=True), created_by=uploader, created_at=timezone.now(), enqueue=True
+    )
     text = "No subscriptions found. Meta.Destinations needs to contain a destination from existing subscriptions"
     redox.post(
         f"{API}/endpoint",
@@ -77,7 +79,7 @@ def test_a_400_fails_the_delivery_with_redox_meta_errors_text(partner, uploader,
         json={"Meta": {"Errors": [{"ID": 1, "Text": text, "Type": "message", "Module": "Send"}]}},
     )
 
-    delivery_attempt(delivery_id=delivery.pk, now=timezone.now())
+    delivery_send_once(delivery_id=delivery.pk, now=timezone.now())
 
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.FAILED
@@ -87,11 +89,13 @@ def test_a_400_fails_the_delivery_with_redox_meta_errors_text(partner, uploader,
 
 
 def test_a_429_waits_as_long_as_redox_retry_after_says(partner, uploader, redox):
-    delivery = make_delivery(make_order(partner), uploader, created_at=timezone.now())
+    delivery = DeliveryFactory(
+        order=OrderFactory(partner=partner, sending=True), created_by=uploader, created_at=timezone.now(), enqueue=True
+    )
     redox.post(f"{API}/endpoint", status=429, headers={"Retry-After": "120"}, json={})
     now = timezone.now()
 
-    delivery_attempt(delivery_id=delivery.pk, now=now)
+    delivery_send_once(delivery_id=delivery.pk, now=now)
 
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.RETRY_SCHEDULED
@@ -100,10 +104,12 @@ def test_a_429_waits_as_long_as_redox_retry_after_says(partner, uploader, redox)
 
 
 def test_a_connection_error_is_retried(partner, uploader, redox):
-    delivery = make_delivery(make_order(partner), uploader, created_at=timezone.now())
+    delivery = DeliveryFactory(
+        order=OrderFactory(partner=partner, sending=True), created_by=uploader, created_at=timezone.now(), enqueue=True
+    )
     redox.post(f"{API}/endpoint", body=requests.ConnectionError("connection refused"))
 
-    delivery_attempt(delivery_id=delivery.pk, now=timezone.now())
+    delivery_send_once(delivery_id=delivery.pk, now=timezone.now())
 
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.RETRY_SCHEDULED
@@ -114,16 +120,18 @@ def test_a_connection_error_is_retried(partner, uploader, redox):
 
 def test_a_large_pdf_goes_to_the_blob_store_and_the_message_carries_its_uri(partner, uploader, redox, settings):
     settings.REDOX_INLINE_MAX_BYTES = 100
-    delivery = make_delivery(make_order(partner), uploader, created_at=timezone.now())
+    delivery = DeliveryFactory(
+        order=OrderFactory(partner=partner, sending=True), created_by=uploader, created_at=timezone.now(), enqueue=True
+    )
     redox.post(BLOB, status=201, json={"URI": "https://blob.redox.test/abc123"})
     redox.post(f"{API}/endpoint", json={"Meta": {"Logs": [{"ID": "log-big"}]}})
 
-    delivery_attempt(delivery_id=delivery.pk, now=timezone.now())
+    delivery_send_once(delivery_id=delivery.pk, now=timezone.now())
 
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.SENT
     [upload] = [call for call in redox.calls if call.request.url == BLOB]
-    assert PDF in upload.request.body
+    assert SAMPLE_PDF in upload.request.body
     [call] = endpoint_calls(redox)
     assert json.loads(call.request.body)["Orders"][0]["Results"][0]["Value"] == "https://blob.redox.test/abc123"
 
@@ -144,10 +152,12 @@ def test_a_large_pdf_goes_to_the_blob_store_and_the_message_carries_its_uri(part
     ],
 )
 def test_each_redox_error_class_leads_to_its_state(partner, uploader, redox, status, expected):
-    delivery = make_delivery(make_order(partner), uploader, created_at=timezone.now())
+    delivery = DeliveryFactory(
+        order=OrderFactory(partner=partner, sending=True), created_by=uploader, created_at=timezone.now(), enqueue=True
+    )
     redox.post(f"{API}/endpoint", status=status, json={"Meta": {"Errors": [{"Text": f"Sandbox said {status}"}]}})
 
-    delivery_attempt(delivery_id=delivery.pk, now=timezone.now())
+    delivery_send_once(delivery_id=delivery.pk, now=timezone.now())
 
     delivery.refresh_from_db()
     assert delivery.status == expected

@@ -18,7 +18,7 @@ from orders import notes, webhook
 from orders.models import AuditEvent, ClinicalNote, Delivery
 from redox.errors import PERMANENT_STATUSES, error_from_response
 from tests.conftest import sample_bytes
-from tests.pages_fixtures import make_order
+from tests.factories import OrderFactory
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -47,7 +47,7 @@ def test_the_delivery_is_created_at_send_with_the_send_audit_record_not_with_the
     )
     assert "same transaction as the note" not in flat(README)
 
-    order = make_order(partner)
+    order = OrderFactory(partner=partner)
     content = sample_bytes("clinical-note.pdf")
     note = notes.note_upload(order=order, file_name="note.pdf", content=content, page_count=1, user=uploader)
     assert ClinicalNote.objects.filter(pk=note.pk).exists()

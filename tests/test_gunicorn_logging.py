@@ -9,9 +9,9 @@ same of the real processes, on PostgreSQL.)
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
+
+from tests.processes import run_python
 
 ROOT = Path(__file__).resolve().parent.parent
 PATIENT = "Samplepatient"
@@ -52,17 +52,7 @@ log.access(response, [], environ, datetime.timedelta(milliseconds=15))
 def run_gunicorn_logger(**env):
     environment = {key: value for key, value in os.environ.items() if not key.startswith("GUNICORN_")}
     environment.update(DEBUG="false", LOG_FORMAT="json", DD_SERVICE="hcoint", **env)
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result
+    return run_python(SCRIPT, env=environment, timeout=60)
 
 
 def json_records(text):

@@ -9,9 +9,10 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from orders.models import InboundMessage, Order
+from orders.models import Delivery, InboundMessage, Order
 from orders.notes import note_send, note_upload
 from tests.conftest import sample_bytes, sample_json
+from tests.factories import OrderFactory
 
 ARRIVED = "2025-03-04T15:20:00Z"
 ARRIVED_AT = datetime(2025, 3, 4, 15, 20, tzinfo=UTC)
@@ -127,10 +128,10 @@ def test_a_malformed_envelope_stops_the_import_before_anything_is_imported(partn
 def test_close_before_closes_only_that_partners_orders_still_awaiting_a_note_from_before_the_date(
     partner, second_partner, tmp_path
 ):
-    old_sent = Order.objects.create(
+    old_sent = OrderFactory(
         partner=partner, ehr_order_id="SENT-1", state=Order.State.SENT, first_received_at=ARRIVED_AT
     )
-    theirs = Order.objects.create(partner=second_partner, ehr_order_id="T-1", first_received_at=ARRIVED_AT)
+    theirs = OrderFactory(partner=second_partner, ehr_order_id="T-1", first_received_at=ARRIVED_AT)
     file = jsonl(
         tmp_path,
         {"received_at": "2025-03-04T15:20:00Z", "body": message("h-1", "H-1")},
@@ -161,12 +162,12 @@ def test_close_before_refuses_a_date_after_today_or_not_a_date(partner, tmp_path
     assert not InboundMessage.objects.exists()
 
 
-def test_a_closed_order_still_takes_a_note_for_what_the_old_system_left_unanswered(partner, uploader, enqueue):
-    order = Order.objects.create(partner=partner, ehr_order_id="C-1", state=Order.State.CLOSED)
+def test_a_closed_order_still_takes_a_note_for_what_the_old_system_left_unanswered(partner, uploader):
+    order = OrderFactory(partner=partner, ehr_order_id="C-1", state=Order.State.CLOSED)
     note = note_upload(
         order=order, file_name="note.pdf", content=sample_bytes("clinical-note.pdf"), page_count=1, user=uploader
     )
-    note_send(note=note, user=uploader)
+    delivery = note_send(note=note, user=uploader)
     order.refresh_from_db()
     assert order.state == Order.State.SENDING
-    enqueue.assert_called_once()
+    assert list(Delivery.objects.claimable(timezone.now())) == [delivery]

@@ -9,9 +9,9 @@ they are how a cycle is usually papered over.
 import ast
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
+
+from tests.processes import run_python
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("hcoint", "orders", "redox")
@@ -110,16 +110,7 @@ print(json.dumps(failed))
 def test_every_module_imports_in_a_fresh_interpreter():
     modules = sorted(project_modules())
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "hcoint.settings"}
-    done = subprocess.run(
-        [sys.executable, "-c", IMPORT_EVERY_MODULE, *modules],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    done = run_python(IMPORT_EVERY_MODULE, *modules, env=env)
     failed = json.loads(done.stdout.strip().splitlines()[-1])
     assert failed == {}, "\n".join(f"{name}:\n{error}" for name, error in failed.items())
 

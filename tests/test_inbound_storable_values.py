@@ -10,18 +10,7 @@ import pytest
 
 from redox import inbound, values
 from tests.conftest import sample_json
-
-
-def order_message(data):
-    """The Order message in `data`, read the way ingest reads a body: one `inbound.read` call."""
-    result = inbound.read(json.dumps(data).encode())
-    assert result.error is None, result.error
-    return result.order_message
-
-
-def refusal(data):
-    """Why `inbound.read` will not process `data` (None when it will)."""
-    return inbound.read(json.dumps(data).encode()).error
+from tests.test_inbound_parsing import order_message, refusal
 
 
 @pytest.mark.parametrize(

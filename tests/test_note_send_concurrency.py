@@ -8,7 +8,7 @@ from django.db import close_old_connections, connection
 
 from orders import notes
 from orders.models import Delivery
-from tests.pages_fixtures import make_note, make_order
+from tests.factories import ClinicalNoteFactory, OrderFactory
 
 pytestmark = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="needs PostgreSQL's row locks and concurrent transactions"
@@ -17,8 +17,11 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_concurrent_sends_for_one_order_create_one_delivery(partner, uploader):
-    order = make_order(partner)
-    first, second = make_note(order, uploader), make_note(order, uploader)
+    order = OrderFactory(partner=partner)
+    first, second = (
+        ClinicalNoteFactory(order=order, uploaded_by=uploader),
+        ClinicalNoteFactory(order=order, uploaded_by=uploader),
+    )
     barrier = threading.Barrier(2)
     outcomes = []
 

@@ -10,8 +10,8 @@ import jsonschema
 import pytest
 
 from redox.messages import Base64File, Document, OutboundOrder, build_message, encode_message
-
-from .conftest import sample_bytes, sample_json, sample_outbound_order
+from tests.conftest import sample_bytes, sample_json
+from tests.factories import OutboundOrderFactory
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "redox" / "schemas"
 PDF = sample_bytes("clinical-note.pdf")
@@ -49,7 +49,7 @@ def inline_pdf():
 
 
 def test_results_message_carries_the_order_patient_and_pdf():
-    message = as_json(build_message(sample_outbound_order(), inline_pdf()))
+    message = as_json(build_message(OutboundOrderFactory(), inline_pdf()))
     example = sample_json("results-new-example.json")
 
     assert message["Meta"] == {
@@ -99,7 +99,7 @@ def test_results_message_validates_for_a_sparse_order():
 
 
 def test_corrected_resend_is_marked_corrected_in_order_and_result():
-    message = as_json(build_message(sample_outbound_order(corrected=True), inline_pdf()))
+    message = as_json(build_message(OutboundOrderFactory(corrected=True), inline_pdf()))
 
     assert message["Orders"][0]["ResultsStatus"] == "Corrected"
     assert message["Orders"][0]["Results"][0]["Status"] == "Corrected"
@@ -107,8 +107,8 @@ def test_corrected_resend_is_marked_corrected_in_order_and_result():
 
 
 def test_source_id_is_sent_only_when_given():
-    with_source = build_message(sample_outbound_order(), inline_pdf(), source_id="source-uuid")
-    without = build_message(sample_outbound_order(), inline_pdf())
+    with_source = build_message(OutboundOrderFactory(), inline_pdf(), source_id="source-uuid")
+    without = build_message(OutboundOrderFactory(), inline_pdf())
 
     assert with_source["Meta"]["Source"] == {"ID": "source-uuid"}
     assert "Source" not in without["Meta"]
@@ -117,14 +117,14 @@ def test_source_id_is_sent_only_when_given():
 def test_blob_uri_goes_in_the_result_value():
     document = Document(file_name="note.pdf", value="https://blob.redoxengine.com/abc", is_uri=True)
 
-    message = as_json(build_message(sample_outbound_order(), document))
+    message = as_json(build_message(OutboundOrderFactory(), document))
 
     assert message["Orders"][0]["Results"][0]["Value"] == "https://blob.redoxengine.com/abc"
     jsonschema.validate(message, schema("results"))
 
 
 def test_notes_message_carries_the_pdf_as_a_note_linked_to_the_order():
-    message = as_json(build_message(sample_outbound_order(), inline_pdf(), data_model="notes", source_id="src"))
+    message = as_json(build_message(OutboundOrderFactory(), inline_pdf(), data_model="notes", source_id="src"))
 
     assert message["Meta"]["DataModel"] == "Notes"
     assert message["Meta"]["EventType"] == "New"
@@ -161,7 +161,7 @@ def test_notes_message_validates_for_a_sparse_order():
 
 
 def test_notes_provider_falls_back_to_the_npi():
-    order = sample_outbound_order(provider={"NPI": 1999999984, "FirstName": "Alex"})
+    order = OutboundOrderFactory(provider={"NPI": 1999999984, "FirstName": "Alex"})
 
     message = as_json(build_message(order, inline_pdf(), data_model="notes"))
 
@@ -171,11 +171,11 @@ def test_notes_provider_falls_back_to_the_npi():
 
 def test_unknown_data_model_is_refused():
     with pytest.raises(ValueError, match="data_model"):
-        build_message(sample_outbound_order(), inline_pdf(), data_model="media")
+        build_message(OutboundOrderFactory(), inline_pdf(), data_model="media")
 
 
 def test_encoded_body_equals_plain_json_with_the_base64_string():
-    order = sample_outbound_order(patient_demographics={"FirstName": "Zoë", "LastName": "Ñandú"})
+    order = OutboundOrderFactory(patient_demographics={"FirstName": "Zoë", "LastName": "Ñandú"})
     streamed = build_message(order, inline_pdf())
     plain = build_message(order, Document(file_name="note.pdf", value=base64.b64encode(PDF).decode()))
 

@@ -5,15 +5,15 @@ import pytest
 from django.urls import reverse
 
 from orders.models import AuditEvent, Delivery, Order
-from tests.pages_fixtures import make_delivery, make_order
+from tests.factories import DeliveryFactory, OrderFactory
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def failed(partner, uploader):
-    order = make_order(partner, state=Order.State.FAILED)
-    return make_delivery(order, uploader, status=Delivery.Status.FAILED, last_error="Redox said 400")
+    order = OrderFactory(partner=partner, state=Order.State.FAILED)
+    return DeliveryFactory(order=order, created_by=uploader, status=Delivery.Status.FAILED, last_error="Redox said 400")
 
 
 def test_retry_now_requeues_and_is_audited(client, uploader, failed):
@@ -33,7 +33,7 @@ def test_retry_now_requeues_and_is_audited(client, uploader, failed):
 
 
 def test_retry_of_a_sent_delivery_is_refused_and_audited_as_a_failure(client, uploader, partner):
-    sent = make_delivery(make_order(partner), uploader, status=Delivery.Status.SENT)
+    sent = DeliveryFactory(order=OrderFactory(partner=partner), created_by=uploader, status=Delivery.Status.SENT)
     client.force_login(uploader)
     response = client.post(reverse("retry_delivery", args=[sent.pk]), follow=True)
     assert "cannot be retried" in response.content.decode()
@@ -76,7 +76,7 @@ def test_abandon_page_asks_for_the_reason(client, uploader, failed):
 
 
 def test_abandoning_a_pending_delivery_is_refused(client, uploader, partner):
-    pending = make_delivery(make_order(partner), uploader)
+    pending = DeliveryFactory(order=OrderFactory(partner=partner), created_by=uploader)
     client.force_login(uploader)
     response = client.post(reverse("abandon_delivery", args=[pending.pk]), {"reason": "why not"}, follow=True)
     assert "cannot be abandoned" in response.content.decode()

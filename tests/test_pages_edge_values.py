@@ -20,7 +20,7 @@ from django.urls import reverse
 from orders.models import Delivery, InboundMessage, Order, Redelivery
 from redox import values
 from tests.conftest import PARTNER_TOKEN, sample_json
-from tests.pages_fixtures import make_delivery, make_order
+from tests.factories import DeliveryFactory, InboundMessageFactory, OrderFactory
 
 URL = "/redox/webhook/"
 FAR_FUTURE = "9999-12-31T23:59:00-05:00"
@@ -70,7 +70,7 @@ def edge_values(client, partner, admin_user):
     again["Meta"]["Logs"][0]["AttemptID"] = "\ud800 retry"
     post(client, json.dumps(again).encode())
     order = Order.objects.get(ehr_order_id="EDGE-PAST")
-    make_delivery(order, admin_user, status=Delivery.Status.FAILED)
+    DeliveryFactory(order=order, created_by=admin_user, status=Delivery.Status.FAILED)
     return bodies
 
 
@@ -132,9 +132,9 @@ def test_every_page_renders_the_edge_values_the_webhook_stored(client, admin_use
     reason="needs PostgreSQL: the broken rows are timestamps only PostgreSQL stores and psycopg2 cannot read",
 )
 def test_rows_stored_before_the_bounds_are_repaired_by_the_migration(client, partner, admin_user):
-    broken = make_order(partner, ehr_order_id="OLD-BROKEN")
-    fine = make_order(partner, ehr_order_id="OLD-FINE", transaction_at=datetime(2026, 1, 2, tzinfo=UTC))
-    message = InboundMessage.objects.create(partner=partner, dedupe_key="old", body=b"{}")
+    broken = OrderFactory(partner=partner, ehr_order_id="OLD-BROKEN")
+    fine = OrderFactory(partner=partner, ehr_order_id="OLD-FINE", transaction_at=datetime(2026, 1, 2, tzinfo=UTC))
+    message = InboundMessageFactory(partner=partner, dedupe_key="old", body=b"{}")
     message.orders.add(broken)
     with connection.cursor() as cursor:
         cursor.execute(

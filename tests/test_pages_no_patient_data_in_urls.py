@@ -7,12 +7,11 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from orders.models import Delivery, InboundMessage
+from orders.models import Delivery
 from tests.conftest import sample_bytes
-from tests.pages_fixtures import PATIENT_VALUES, make_delivery, make_note, make_order
+from tests.factories import PATIENT_VALUES, ClinicalNoteFactory, DeliveryFactory, InboundMessageFactory, OrderFactory
 
-# Sends here queue no real job (conftest's enqueue fake).
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("enqueue")]
+pytestmark = pytest.mark.django_db
 
 URL_ATTRIBUTE = re.compile(r'\b(?:href|src|action|data|formaction)="([^"]*)"')
 
@@ -33,11 +32,11 @@ def assert_no_patient_data(urls):
 
 @pytest.fixture
 def order(partner, uploader):
-    order = make_order(partner, ehr_order_id="157720311")
-    inbound = InboundMessage.objects.create(partner=partner, dedupe_key="k1", event_type="New", body=b"{}")
+    order = OrderFactory(partner=partner, ehr_order_id="157720311")
+    inbound = InboundMessageFactory(partner=partner, dedupe_key="k1", body=b"{}")
     inbound.orders.add(order)
-    make_note(order, uploader, file_name="Samplepatient_Testy_MRN0048213.pdf")
-    make_delivery(order, uploader, status=Delivery.Status.FAILED)
+    ClinicalNoteFactory(order=order, uploaded_by=uploader, file_name="Samplepatient_Testy_MRN0048213.pdf")
+    DeliveryFactory(order=order, created_by=uploader, status=Delivery.Status.FAILED)
     return order
 
 

@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 
 from orders.models import AuditEvent, Delivery, DeliveryAttempt, InboundMessage, Order
-from tests.pages_fixtures import make_delivery, make_note, make_order
+from tests.factories import ClinicalNoteFactory, DeliveryFactory, InboundMessageFactory, OrderFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -19,7 +19,7 @@ def at(minutes):
 
 
 def message(order, event_type, minutes, **fields):
-    inbound = InboundMessage.objects.create(
+    inbound = InboundMessageFactory(
         partner=order.partner,
         dedupe_key=f"{event_type}-{minutes}",
         data_model="Order",
@@ -36,13 +36,11 @@ def message(order, event_type, minutes, **fields):
 
 @pytest.fixture
 def busy_order(partner, uploader):
-    order = make_order(partner, first_received_at=at(0))
+    order = OrderFactory(partner=partner, first_received_at=at(0))
     message(order, "New", 0)
     message(order, "Update", 10, times_seen=3, last_seen_at=at(12))
-    note = make_note(order, uploader)
-    note.uploaded_at = at(20)
-    note.save()
-    delivery = Delivery.objects.create(
+    note = ClinicalNoteFactory(order=order, uploaded_by=uploader, uploaded_at=at(20))
+    delivery = DeliveryFactory(
         order=order,
         note=note,
         created_by=uploader,
@@ -82,7 +80,7 @@ def test_shows_patient_and_order_fields(client, viewer, busy_order):
         "Alex Exampledoc",
         "NPI 1999999984",
         "Routine",
-        "Discharge summary and visit notes.",
+        "Discharge summary and visit notes for waiver billing.",
         "Heart failure, unspecified",
         "I50.9",
         "Cascade Health",
@@ -141,7 +139,7 @@ def test_admins_get_a_link_to_the_raw_message(client, admin_user, viewer, busy_o
 
 
 def test_upload_link_only_for_uploaders_and_open_orders(client, viewer, uploader, partner):
-    order = make_order(partner)
+    order = OrderFactory(partner=partner)
     upload_url = reverse("upload_note", args=[order.pk])
     client.force_login(viewer)
     assert upload_url not in client.get(reverse("order_detail", args=[order.pk])).content.decode()
@@ -152,8 +150,8 @@ def test_upload_link_only_for_uploaders_and_open_orders(client, viewer, uploader
 
 
 def test_pending_delivery_shows_as_waiting(client, viewer, uploader, partner):
-    order = make_order(partner, state=Order.State.SENDING)
-    make_delivery(order, uploader)
+    order = OrderFactory(partner=partner, state=Order.State.SENDING)
+    DeliveryFactory(order=order, created_by=uploader)
     client.force_login(viewer)
     html = client.get(reverse("order_detail", args=[order.pk])).content.decode()
     assert '<span class="state state-pending">Pending</span>' in html
@@ -161,8 +159,10 @@ def test_pending_delivery_shows_as_waiting(client, viewer, uploader, partner):
 
 
 def test_failed_delivery_offers_retry_and_abandon_to_managers_only(client, viewer, uploader, partner):
-    order = make_order(partner, state=Order.State.FAILED)
-    delivery = make_delivery(order, uploader, status=Delivery.Status.FAILED, last_error="Redox said no")
+    order = OrderFactory(partner=partner, state=Order.State.FAILED)
+    delivery = DeliveryFactory(
+        order=order, created_by=uploader, status=Delivery.Status.FAILED, last_error="Redox said no"
+    )
     retry_url = reverse("retry_delivery", args=[delivery.pk])
     client.force_login(uploader)
     html = client.get(reverse("order_detail", args=[order.pk])).content.decode()
@@ -176,14 +176,14 @@ def test_detail_query_count_does_not_grow_with_the_timeline(client, viewer, uplo
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    order = make_order(partner)
-    make_delivery(order, uploader, status=Delivery.Status.FAILED)
+    order = OrderFactory(partner=partner)
+    DeliveryFactory(order=order, created_by=uploader, status=Delivery.Status.FAILED)
     client.force_login(viewer)
     client.get(reverse("order_detail", args=[order.pk]))
     with CaptureQueriesContext(connection) as small:
         client.get(reverse("order_detail", args=[order.pk]))
     for _ in range(4):
-        make_delivery(order, uploader, status=Delivery.Status.ABANDONED)
+        DeliveryFactory(order=order, created_by=uploader, status=Delivery.Status.ABANDONED)
     with CaptureQueriesContext(connection) as large:
         client.get(reverse("order_detail", args=[order.pk]))
     assert len(large.captured_queries) == len(small.captured_queries)

@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from orders import views
 from orders.models import Order
-from tests.pages_fixtures import make_order
+from tests.factories import OrderFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -21,9 +21,9 @@ def rows(response):
 
 
 def test_lists_orders_newest_first_with_columns(client, viewer, partner):
-    older = make_order(partner, first_received_at=datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC))
-    newer = make_order(
-        partner, first_received_at=datetime.datetime(2026, 2, 1, tzinfo=datetime.UTC), state=Order.State.FAILED
+    older = OrderFactory(partner=partner, first_received_at=datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC))
+    newer = OrderFactory(
+        partner=partner, first_received_at=datetime.datetime(2026, 2, 1, tzinfo=datetime.UTC), state=Order.State.FAILED
     )
     client.force_login(viewer)
     response = client.get(reverse("order_list"))
@@ -38,22 +38,22 @@ def test_lists_orders_newest_first_with_columns(client, viewer, partner):
 
 
 def test_state_shown_with_word_and_colour_class(client, viewer, partner):
-    make_order(partner, state=Order.State.SENT)
+    OrderFactory(partner=partner, state=Order.State.SENT)
     client.force_login(viewer)
     html = client.get(reverse("order_list")).content.decode()
     assert '<span class="state state-sent">Sent</span>' in html
 
 
 def test_filters_by_state(client, viewer, partner):
-    failed = make_order(partner, state=Order.State.FAILED)
-    make_order(partner, state=Order.State.SENT)
+    failed = OrderFactory(partner=partner, state=Order.State.FAILED)
+    OrderFactory(partner=partner, state=Order.State.SENT)
     client.force_login(viewer)
     assert rows(client.get(reverse("order_list"), {"state": "failed"})) == [failed]
 
 
 def test_filters_by_closed_before_hcoint_and_shows_it_in_words(client, viewer, partner):
-    closed = make_order(partner, state=Order.State.CLOSED)
-    make_order(partner)
+    closed = OrderFactory(partner=partner, state=Order.State.CLOSED)
+    OrderFactory(partner=partner)
     client.force_login(viewer)
     response = client.get(reverse("order_list"), {"state": "closed"})
     assert rows(response) == [closed]
@@ -69,15 +69,15 @@ def test_every_order_state_has_a_badge_style():
 
 
 def test_filters_by_partner(client, viewer, partner, second_partner):
-    theirs = make_order(second_partner)
-    make_order(partner)
+    theirs = OrderFactory(partner=second_partner)
+    OrderFactory(partner=partner)
     client.force_login(viewer)
     assert rows(client.get(reverse("order_list"), {"partner": second_partner.pk})) == [theirs]
 
 
 def test_filters_by_test_or_production(client, viewer, partner):
-    test_order = make_order(partner, is_test=True)
-    production_order = make_order(partner, is_test=False)
+    test_order = OrderFactory(partner=partner, is_test=True)
+    production_order = OrderFactory(partner=partner, is_test=False)
     client.force_login(viewer)
     assert rows(client.get(reverse("order_list"), {"kind": "test"})) == [test_order]
     assert rows(client.get(reverse("order_list"), {"kind": "production"})) == [production_order]
@@ -88,9 +88,9 @@ def test_filters_by_test_or_production(client, viewer, partner):
     ["Samplepatient", "samplepat", "Testy Samplepatient", "EPI77120", "MRN0048213", "157720311", "VIS-2026-000731"],
 )
 def test_search_finds_by_name_identifier_order_id_and_visit(client, viewer, partner, query):
-    wanted = make_order(partner, ehr_order_id="157720311")
-    make_order(
-        partner,
+    wanted = OrderFactory(partner=partner, ehr_order_id="157720311")
+    OrderFactory(
+        partner=partner,
         patient_first_name="Other",
         patient_last_name="Person",
         patient_mrn="MRN999",
@@ -103,7 +103,7 @@ def test_search_finds_by_name_identifier_order_id_and_visit(client, viewer, part
 
 
 def test_search_with_no_match_says_so(client, viewer, partner):
-    make_order(partner)
+    OrderFactory(partner=partner)
     client.force_login(viewer)
     response = client.get(reverse("order_list"), {"q": "Nobody"})
     assert rows(response) == []
@@ -119,7 +119,7 @@ def test_search_keeps_its_input(client, viewer, partner):
 
 def test_paginates(client, viewer, partner, monkeypatch):
     monkeypatch.setattr(views, "ORDERS_PER_PAGE", 2)
-    made = [make_order(partner) for _ in range(5)]
+    made = [OrderFactory(partner=partner) for _ in range(5)]
     client.force_login(viewer)
     first = client.get(reverse("order_list"))
     third = client.get(reverse("order_list"), {"page": 3})
@@ -130,8 +130,8 @@ def test_paginates(client, viewer, partner, monkeypatch):
 
 def test_pagination_links_keep_the_filters(client, viewer, partner, monkeypatch):
     monkeypatch.setattr(views, "ORDERS_PER_PAGE", 1)
-    make_order(partner, state=Order.State.SENT)
-    make_order(partner, state=Order.State.SENT)
+    OrderFactory(partner=partner, state=Order.State.SENT)
+    OrderFactory(partner=partner, state=Order.State.SENT)
     client.force_login(viewer)
     html = client.get(reverse("order_list"), {"state": "sent"}).content.decode()
     assert 'href="?state=sent&amp;page=2"' in html
@@ -142,7 +142,7 @@ def test_query_count_does_not_grow_with_page_size(client, viewer, partner, monke
     from django.test.utils import CaptureQueriesContext
 
     for _ in range(12):
-        make_order(partner)
+        OrderFactory(partner=partner)
     client.force_login(viewer)
     monkeypatch.setattr(views, "ORDERS_PER_PAGE", 2)
     client.get(reverse("order_list"))  # warm the session and permission caches the same way for both
@@ -157,7 +157,7 @@ def test_query_count_does_not_grow_with_page_size(client, viewer, partner, monke
 
 
 def test_unknown_filter_values_are_ignored_not_an_error(client, viewer, partner):
-    order = make_order(partner)
+    order = OrderFactory(partner=partner)
     client.force_login(viewer)
     response = client.get(reverse("order_list"), {"state": "bogus", "partner": "999999", "page": "x"})
     assert response.status_code == 200
@@ -165,7 +165,7 @@ def test_unknown_filter_values_are_ignored_not_an_error(client, viewer, partner)
 
 
 def test_an_unknown_value_drops_only_its_own_filter(client, viewer, partner):
-    sent = make_order(partner, state=Order.State.SENT)
-    make_order(partner, state=Order.State.FAILED)
+    sent = OrderFactory(partner=partner, state=Order.State.SENT)
+    OrderFactory(partner=partner, state=Order.State.FAILED)
     client.force_login(viewer)
     assert rows(client.get(reverse("order_list"), {"state": "sent", "partner": "999999"})) == [sent]

@@ -7,14 +7,14 @@ from django.urls import reverse
 from orders.models import AuditEvent
 from orders.views import pdf_file_name
 from tests.conftest import sample_bytes
-from tests.pages_fixtures import make_note, make_order
+from tests.factories import ClinicalNoteFactory, OrderFactory
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def note(partner, uploader):
-    return make_note(make_order(partner), uploader)
+    return ClinicalNoteFactory(order=OrderFactory(partner=partner), uploaded_by=uploader)
 
 
 def test_inline_view_serves_the_pdf_for_the_review_frame(client, viewer, note):

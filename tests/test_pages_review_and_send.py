@@ -3,28 +3,28 @@ that creates the delivery, and a corrected-resend form that needs a reason."""
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from orders.models import AuditEvent, Delivery, Order
-from tests.pages_fixtures import make_delivery, make_note, make_order
+from tests.factories import ClinicalNoteFactory, DeliveryFactory, OrderFactory
 
-# Sends here queue no real job (conftest's enqueue fake).
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("enqueue")]
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def order(partner):
-    return make_order(partner)
+    return OrderFactory(partner=partner)
 
 
 @pytest.fixture
 def next_note(order, uploader):
     """A new note for an order whose earlier note was already sent."""
-    make_delivery(order, uploader, status=Delivery.Status.SENT)
-    return make_note(order, uploader)
+    DeliveryFactory(order=order, created_by=uploader, status=Delivery.Status.SENT)
+    return ClinicalNoteFactory(order=order, uploaded_by=uploader)
 
 
 def test_review_shows_the_pdf_beside_whose_order_it_is(client, uploader, order):
-    note = make_note(order, uploader)
+    note = ClinicalNoteFactory(order=order, uploaded_by=uploader)
     client.force_login(uploader)
     response = client.get(reverse("review_note", args=[note.pk]))
     html = response.content.decode()
@@ -36,14 +36,15 @@ def test_review_shows_the_pdf_beside_whose_order_it_is(client, uploader, order):
     assert "Send to Cascade Health" in html
 
 
-def test_send_button_posts_and_lands_on_the_timeline_with_a_pending_delivery(client, uploader, order, enqueue):
-    note = make_note(order, uploader)
+def test_send_button_posts_and_lands_on_the_timeline_with_a_claimable_delivery(client, uploader, order):
+    note = ClinicalNoteFactory(order=order, uploaded_by=uploader)
     client.force_login(uploader)
     response = client.post(reverse("send_note", args=[note.pk]), follow=True)
     delivery = Delivery.objects.get()
     assert response.redirect_chain == [(reverse("order_detail", args=[order.pk]), 302)]
     assert (delivery.note, delivery.status) == (note, Delivery.Status.PENDING)
-    enqueue.assert_called_once()
+    # What a worker polling now would take: the delivery the Send button made.
+    assert list(Delivery.objects.claimable(timezone.now())) == [delivery]
     html = response.content.decode()
     assert "The note is queued for delivery" in html
     assert '<span class="state state-pending">Pending</span>' in html
@@ -52,15 +53,15 @@ def test_send_button_posts_and_lands_on_the_timeline_with_a_pending_delivery(cli
 
 
 def test_send_needs_post(client, uploader, order):
-    note = make_note(order, uploader)
+    note = ClinicalNoteFactory(order=order, uploaded_by=uploader)
     client.force_login(uploader)
     assert client.get(reverse("send_note", args=[note.pk])).status_code == 405
     assert not Delivery.objects.exists()
 
 
 def test_second_send_is_refused_with_a_clear_message(client, uploader, order):
-    make_delivery(order, uploader)
-    note = make_note(order, uploader)
+    DeliveryFactory(order=order, created_by=uploader)
+    note = ClinicalNoteFactory(order=order, uploaded_by=uploader)
     client.force_login(uploader)
     review = client.get(reverse("review_note", args=[note.pk])).content.decode()
     assert "already on its way" in review
@@ -100,7 +101,7 @@ def test_corrected_resend_with_a_reason_is_sent_and_recorded(client, uploader, o
 
 
 def test_review_of_a_sent_note_shows_its_delivery(client, uploader, order):
-    delivery = make_delivery(order, uploader, status=Delivery.Status.RETRY_SCHEDULED)
+    delivery = DeliveryFactory(order=order, created_by=uploader, status=Delivery.Status.RETRY_SCHEDULED)
     client.force_login(uploader)
     html = client.get(reverse("review_note", args=[delivery.note.pk])).content.decode()
     assert "This note was sent for delivery" in html
@@ -108,7 +109,7 @@ def test_review_of_a_sent_note_shows_its_delivery(client, uploader, order):
 
 
 def test_review_for_a_cancelled_order_has_no_send_button(client, uploader, order):
-    note = make_note(order, uploader)
+    note = ClinicalNoteFactory(order=order, uploaded_by=uploader)
     Order.objects.filter(pk=order.pk).update(state=Order.State.CANCELLED)
     client.force_login(uploader)
     html = client.get(reverse("review_note", args=[note.pk])).content.decode()

@@ -5,6 +5,7 @@ from django.urls import reverse
 
 from orders.models import AuditEvent, InboundMessage, Partner, hash_token
 from tests.conftest import PARTNER_TOKEN, SECOND_PARTNER_TOKEN, sample_bytes
+from tests.factories import PartnerFactory
 
 NEW_TOKEN = "rotated-token-abcdef0123456789"
 
@@ -199,9 +200,7 @@ SAME_RULE_CASES = [
 def test_the_admin_and_configure_partner_refuse_the_same_tokens(admin_client, partner, form, args, message):
     from django.core.management import CommandError, call_command
 
-    existing = Partner(name="Northwind Clinic", destination_id="d", destination_name="n")
-    existing.set_tokens("northwind-token-0123456789")
-    existing.save()
+    existing = PartnerFactory(name="Northwind Clinic", token="northwind-token-0123456789")  # noqa: S106
     before = Partner.objects.values("token_hash", "second_token_hash").get(pk=existing.pk)
 
     url = reverse("admin:orders_partner_change", args=[existing.pk])

@@ -5,10 +5,6 @@ PDF and otherwise raises PdfRejected with a plain-words message and a reason cod
 log. tests/test_pdf_gate_refuses.py has the full hostile corpus.
 """
 
-import io
-import struct
-import zlib
-
 import pytest
 from pypdf.actions import JavaScript, PageTrigger
 from pypdf.generic import (
@@ -24,8 +20,7 @@ from pypdf.generic import (
 from orders.pdf import PdfRejected, pdf_check
 from orders.pdf.sandbox import check_and_rebuild
 from tests.conftest import sample_bytes
-from tests.pages_fixtures import pdf_bytes
-from tests.pdf_corpus import with_link
+from tests.pdf_corpus import note_in_object_stream, pdf_bytes, with_link
 
 
 @pytest.fixture(autouse=True)
@@ -283,41 +278,10 @@ def test_finds_a_hex_escaped_name_a_byte_scan_would_miss():
 
 
 def pdf_in_an_object_stream(*, with_script):
-    """A PDF 1.5 file whose catalog, pages and (optionally) an open action all sit in a
-    compressed object stream behind an xref stream, so no name appears in the raw bytes."""
-    catalog = (
-        b"<< /Type /Catalog /Pages 3 0 R /OpenAction 5 0 R >>" if with_script else b"<< /Type /Catalog /Pages 3 0 R >>"
-    )
-    fifth = b"<< /S /JavaScript /JS (app.alert\\(1\\)) >>" if with_script else b"<< /Producer (a test) >>"
-    objects = [
-        (2, catalog),
-        (3, b"<< /Type /Pages /Kids [4 0 R] /Count 1 >>"),
-        (4, b"<< /Type /Page /Parent 3 0 R /MediaBox [0 0 612 792] /Resources << >> >>"),
-        (5, fifth),
-    ]
-    body, header = b"", b""
-    for number, source in objects:
-        header += b"%d %d " % (number, len(body))
-        body += source + b"\n"
-    packed = zlib.compress(header + body)
-
-    out = io.BytesIO()
-    out.write(b"%PDF-1.5\n%\xe2\xe3\xcf\xd3\n")
-    stream_offset = out.tell()
-    out.write(
-        b"1 0 obj\n<< /Type /ObjStm /N %d /First %d /Filter /FlateDecode /Length %d >>\nstream\n"
-        % (len(objects), len(header), len(packed))
-    )
-    out.write(packed + b"\nendstream\nendobj\n")
-    xref_offset = out.tell()
-    # Xref stream rows: type 0 (free), 1 (at a byte offset), 2 (inside object stream 1).
-    rows = [struct.pack(">BIH", 0, 0, 65535), struct.pack(">BIH", 1, stream_offset, 0)]
-    rows += [struct.pack(">BIH", 2, 1, index) for index in range(len(objects))]
-    rows.append(struct.pack(">BIH", 1, xref_offset, 0))
-    xref = b"".join(rows)
-    out.write(b"6 0 obj\n<< /Type /XRef /Size 7 /W [1 4 2] /Root 2 0 R /Length %d >>\nstream\n" % len(xref))
-    out.write(xref + b"\nendstream\nendobj\nstartxref\n%d\n%%%%EOF\n" % xref_offset)
-    return out.getvalue()
+    """The catalog, pages and (optionally) a script run on open, all in a compressed object stream."""
+    if not with_script:
+        return note_in_object_stream()
+    return note_in_object_stream(b"/OpenAction 5 0 R ", extra=[(5, b"<< /S /JavaScript /JS (app.alert\\(1\\)) >>")])
 
 
 def test_finds_active_content_inside_a_compressed_object_stream():

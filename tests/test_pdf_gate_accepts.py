@@ -16,8 +16,18 @@ from pypdf import PdfReader, PdfWriter
 from orders.pdf.graph import NAME_REASONS
 from orders.pdf.sandbox import check_and_rebuild
 from tests.conftest import sample_bytes
-from tests.pages_fixtures import pdf_bytes
-from tests.pdf_corpus import FONT, TEXT, append_deletion, append_update, basic, flate, pikepdf_bytes, raw_pdf, stream
+from tests.pdf_corpus import (
+    FONT,
+    TEXT,
+    append_deletion,
+    append_update,
+    basic,
+    flate,
+    pdf_bytes,
+    pikepdf_bytes,
+    raw_pdf,
+    stream,
+)
 from tests.test_pdf_gate_refuses import LIMITS
 
 # What a rebuilt copy may hold outside page content: nothing that acts.

@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from hcoint.logging import JsonFormatter, PhiFilter, PlainFormatter
 from hcoint.middleware import RequestIdFilter
-from orders.delivery import delivery_attempt
+from orders.delivery import delivery_send_once
 from orders.models import Delivery, InboundMessage, Order
 from tests.conftest import PARTNER_TOKEN, SAMPLES, sample_bytes, sample_json
 
@@ -187,7 +187,7 @@ def run_delivery_with_failures(redox, delivery):
     redox.post(f"{API}/endpoint", json={"Meta": {"Logs": [{"ID": "log-accepted", "AttemptID": "a-1"}]}})
     now = timezone.now()
     for _ in range(3):
-        delivery_attempt(delivery_id=delivery.pk, now=now)
+        delivery_send_once(delivery_id=delivery.pk, now=now)
         delivery.refresh_from_db()
         now = max(now, delivery.next_attempt_at or now) + timedelta(seconds=1)
     assert delivery.status == Delivery.Status.SENT
@@ -204,11 +204,11 @@ def run_refused_delivery(client, redox, uploader, order):
     refusal = redox_error(400, f"Patient.Demographics.DOB {BIRTH_DATE} does not match {LAST_NAME}")
     redox.post(f"{API}/endpoint", **refusal)
     redox.post(f"{API}/endpoint", **refusal)
-    delivery_attempt(delivery_id=delivery.pk, now=timezone.now())
+    delivery_send_once(delivery_id=delivery.pk, now=timezone.now())
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.FAILED
     assert client.post(reverse("retry_delivery", args=[delivery.pk])).status_code == 302
-    delivery_attempt(delivery_id=delivery.pk, now=timezone.now())
+    delivery_send_once(delivery_id=delivery.pk, now=timezone.now())
     assert client.get(reverse("order_detail", args=[order.pk])).status_code == 200
     reason = {"reason": f"Faxed to the clinic for {LAST_NAME}, MRN {MRN}"}
     assert client.post(reverse("abandon_delivery", args=[delivery.pk]), reason).status_code == 302
@@ -231,7 +231,7 @@ def run_crashing_view(uploader, order):
     client = Client(raise_request_exception=False)
     client.force_login(uploader)
     crash = ValueError(f"cannot show {LAST_NAME} born {BIRTH_DATE} ({MRN})")
-    with mock.patch("orders.views._timeline", side_effect=crash):
+    with mock.patch.object(Order, "patient_name", new_callable=mock.PropertyMock, side_effect=crash):
         assert client.get(reverse("order_detail", args=[order.pk])).status_code == 500
 
 

@@ -126,6 +126,37 @@ def dockerfile_run(needle):
     return next(run for run in runs if needle in run)
 
 
+def build_image(app, *, home):
+    """The image at `app`: the Docker context copied and the Dockerfile's build step run, with
+    only the image's ENV around it. Returns the files copied and that environment."""
+    copied = build_context(app)
+    image_env = {**dockerfile_env(), "PATH": f"{VENV_BIN}:/usr/local/bin:/usr/bin:/bin", "HOME": str(home)}
+    build = subprocess.run(
+        ["/bin/sh", "-c", dockerfile_run("collectstatic")],
+        cwd=app,
+        env=image_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert build.returncode == 0, build.stdout + build.stderr
+    return copied, image_env
+
+
+def app_env(image_env, *, port, database_url):
+    """The image's environment plus what `aptible config:set` would add for the web process."""
+    return {
+        **image_env,
+        "PORT": str(port),
+        "DEBUG": "false",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "ALLOWED_HOSTS": f"{HOST},127.0.0.1",
+        "CSRF_TRUSTED_ORIGINS": f"https://{HOST}",
+        "DATABASE_URL": database_url,
+    }
+
+
 def procfile():
     lines = (ROOT / "Procfile").read_text().splitlines()
     return dict(line.split(":", 1) for line in lines if line.strip() and not line.startswith("#"))
@@ -322,22 +353,9 @@ def test_procfile_processes_serve_the_app_and_deliver_a_note(tmp_path):
     app = tmp_path / "app"
     logs = tmp_path / "logs"
     logs.mkdir()
-    copied = build_context(app)
+    copied, image_env = build_image(app, home=tmp_path)
     assert "manage.py" in copied and "Procfile" in copied
     assert not any(name.startswith((".git/", ".venv/")) or name == "db.sqlite3" for name in copied)
-
-    # The build step, as written in the Dockerfile, with only the image's ENV around it.
-    image_env = {**dockerfile_env(), "PATH": f"{VENV_BIN}:/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path)}
-    build = subprocess.run(
-        ["/bin/sh", "-c", dockerfile_run("collectstatic")],
-        cwd=app,
-        env=image_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert build.returncode == 0, build.stdout + build.stderr
     assert (app / "staticfiles" / "staticfiles.json").exists()
 
     sandbox_port, web_port = free_ports(2)
@@ -347,13 +365,7 @@ def test_procfile_processes_serve_the_app_and_deliver_a_note(tmp_path):
     with fresh_database() as (dbname, database_url):
         # What `aptible config:set` would hold.
         env = {
-            **image_env,
-            "PORT": str(web_port),
-            "DEBUG": "false",
-            "SECRET_KEY": secrets.token_urlsafe(50),
-            "ALLOWED_HOSTS": f"{HOST},127.0.0.1",
-            "CSRF_TRUSTED_ORIGINS": f"https://{HOST}",
-            "DATABASE_URL": database_url,
+            **app_env(image_env, port=web_port, database_url=database_url),
             "REDOX_API_BASE_URL": sandbox,
             "REDOX_UPLOAD_URL": f"{sandbox}/upload",
             "REDOX_API_KEY": "smoke-api-key",

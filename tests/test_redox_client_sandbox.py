@@ -9,9 +9,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from redox.client import get_client, prepare_document
 from redox.errors import RedoxError
 from redox.messages import build_message, encode_message
+from tests.conftest import sample_bytes
+from tests.factories import OutboundOrderFactory
 from tests.sandbox_server import base_url, start_in_thread
-
-from .conftest import sample_bytes, sample_outbound_order
 
 PDF = sample_bytes("clinical-note.pdf")
 
@@ -49,7 +49,7 @@ def client(request, sandbox, settings, rsa_pem):
 
 def message(client, data_model="results", inline_max_bytes=200_000):
     document = prepare_document(PDF, "note.pdf", client=client, inline_max_bytes=inline_max_bytes)
-    return build_message(sample_outbound_order(delivery_ref="hcoint-delivery-1"), document, data_model=data_model)
+    return build_message(OutboundOrderFactory(delivery_ref="hcoint-delivery-1"), document, data_model=data_model)
 
 
 @pytest.mark.parametrize("data_model", ["results", "notes"])

@@ -16,8 +16,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from orders.models import Delivery
-from tests.conftest import make_user
-from tests.pages_fixtures import make_delivery, make_note, make_order
+from tests.factories import ClinicalNoteFactory, DeliveryFactory, OrderFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -130,10 +129,10 @@ def enqueue():
 
 @pytest.fixture
 def objects(partner):
-    author = make_user("author", "uploader")
-    order = make_order(partner)
-    note = make_note(order, author)
-    delivery = make_delivery(make_order(partner), author, status=Delivery.Status.FAILED)
+    author = UserFactory(username="author", role="uploader")
+    order = OrderFactory(partner=partner)
+    note = ClinicalNoteFactory(order=order, uploaded_by=author)
+    delivery = DeliveryFactory(order=OrderFactory(partner=partner), created_by=author, status=Delivery.Status.FAILED)
     return {"order": order, "note": note, "delivery": delivery, "author": author}
 
 
@@ -152,7 +151,7 @@ def test_anonymous_is_sent_to_sign_in(client, objects, name, kind, method, perm)
 
 @pytest.mark.parametrize(("name", "kind", "method", "perm"), PERMISSION_VIEWS)
 def test_signed_in_user_without_a_role_gets_403(client, objects, name, kind, method, perm):
-    client.force_login(make_user("nobody"))
+    client.force_login(UserFactory(username="nobody"))
     response = call(client, objects, name, kind, method)
     assert response.status_code == 403
     assert_not_cached(response)
@@ -161,7 +160,7 @@ def test_signed_in_user_without_a_role_gets_403(client, objects, name, kind, met
 @pytest.mark.parametrize("role", ["viewer", "uploader", "admin"])
 @pytest.mark.parametrize(("name", "kind", "method", "perm"), PERMISSION_VIEWS)
 def test_each_role_gets_exactly_its_views(client, objects, role, name, kind, method, perm):
-    client.force_login(make_user(f"{role}-user", role, is_staff=role == "admin"))
+    client.force_login(UserFactory(username=f"{role}-user", role=role, is_staff=role == "admin"))
     response = call(client, objects, name, kind, method)
     if perm in ROLE_PERMISSIONS[role]:
         assert response.status_code != 403
@@ -186,7 +185,7 @@ def test_account_urls_need_only_sign_in(client, name, kind, method, who):
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("login") + "?next=")
     assert_not_cached(response)
-    client.force_login(make_user("nobody"))
+    client.force_login(UserFactory(username="nobody"))
     response = getattr(client, method)(reverse(name))
     assert response.status_code in (200, 204, 302)
     # Signing out ends at the sign-in page, but not as a request to sign in first.
@@ -255,7 +254,7 @@ def test_company_sign_in_is_absent_until_configured(client, name, kind, method, 
 @pytest.mark.parametrize(("name", "kind", "method", "who"), [view for view in VIEWS if view[3] == PARTNER_TOKEN])
 def test_the_webhook_wants_a_partner_token_not_a_session(client, partner, name, kind, method, who):
     # A signed-in staff user is no partner; the webhook answers 401 instead of a sign-in page.
-    client.force_login(make_user("ada-admin", "admin", is_staff=True))
+    client.force_login(UserFactory(username="ada-admin", role="admin", is_staff=True))
     response = getattr(client, method)(reverse(name))
     assert response.status_code == 401
     assert_not_cached(response)
@@ -285,14 +284,18 @@ def test_only_the_admin_role_opens_the_admin_and_nothing_there_is_cached(client,
     refused = (admin_login, reverse("login"))
     if name == ADMIN_SIGN_OUT:
         refused += (reverse(f"{ADMIN_NAMESPACE}:index"),)
-    for visitor in (None, make_user("vera-viewer", "viewer"), make_user("uma-uploader", "uploader")):
+    for visitor in (
+        None,
+        UserFactory(username="vera-viewer", role="viewer"),
+        UserFactory(username="uma-uploader", role="uploader"),
+    ):
         if visitor:
             client.force_login(visitor)
         response = client.get(url)
         assert response.status_code == 302, (visitor, response.status_code)
         assert response["Location"].startswith(refused), response["Location"]
         assert_not_cached(response)
-    client.force_login(make_user("ada-admin", "admin"))
+    client.force_login(UserFactory(username="ada-admin", role="admin"))
     response = client.get(url)
     assert response.status_code < 500
     assert not response.get("Location", "").startswith((admin_login, reverse("login")))

@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from orders.models import AuditEvent
-from tests.conftest import make_user
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -83,7 +83,7 @@ def test_every_page_offers_a_sign_out_form(client, viewer):
 
 
 def test_password_change(client, db):
-    user = make_user("paula", "viewer")
+    user = UserFactory(username="paula", role="viewer")
     client.force_login(user)
     assert client.get(reverse("password_change")).status_code == 200
     response = client.post(
@@ -95,7 +95,7 @@ def test_password_change(client, db):
 
 
 def test_password_change_errors_show_next_to_the_field(client, db):
-    client.force_login(make_user("paula", "viewer"))
+    client.force_login(UserFactory(username="paula", role="viewer"))
     response = client.post(
         reverse("password_change"), {"old_password": "nope", "new_password1": "x", "new_password2": "y"}
     )

@@ -12,19 +12,15 @@ a JSON log object.
 The processes, ports and log parsing are the Procfile smoke test's (tests/test_procfile_smoke.py).
 """
 
-import secrets
-import subprocess
-
 import pytest
 from django.db import connection
 
+from tests.drill_support import database_url
 from tests.test_procfile_smoke import (
     HOST,
-    VENV_BIN,
     Processes,
-    build_context,
-    dockerfile_env,
-    dockerfile_run,
+    app_env,
+    build_image,
     free_ports,
     http,
     log_records,
@@ -40,40 +36,14 @@ pytestmark = pytest.mark.skipif(
 FLUSH_FAILURE = "failed to send, dropping"
 
 
-def database_url():
-    settings = connection.settings_dict
-    credentials = settings["USER"] or "postgres"
-    if settings["PASSWORD"]:
-        credentials += f":{settings['PASSWORD']}"
-    host, port = settings["HOST"] or "127.0.0.1", settings["PORT"] or 5432
-    return f"postgres://{credentials}@{host}:{port}/{settings['NAME']}"
-
-
 def test_web_line_prints_only_json_when_the_agent_is_unreachable(tmp_path, db):
     (web_port, closed_port) = free_ports(2)  # nothing listens on the second: the "agent"
     web = f"http://127.0.0.1:{web_port}"
     app = tmp_path / "app"
-    build_context(app)
-    image_env = {**dockerfile_env(), "PATH": f"{VENV_BIN}:/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path)}
-    build = subprocess.run(
-        ["/bin/sh", "-c", dockerfile_run("collectstatic")],
-        cwd=app,
-        env=image_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert build.returncode == 0, build.stdout + build.stderr
+    _, image_env = build_image(app, home=tmp_path)
     env = {
-        **image_env,
-        "PORT": str(web_port),
-        "DEBUG": "false",
-        "SECRET_KEY": secrets.token_urlsafe(50),
-        "ALLOWED_HOSTS": f"{HOST},127.0.0.1",
-        "CSRF_TRUSTED_ORIGINS": f"https://{HOST}",
         # The test database: its tables exist, committed before this test began.
-        "DATABASE_URL": database_url(),
+        **app_env(image_env, port=web_port, database_url=database_url(connection.settings_dict)),
         "DD_ENV": "smoke",
         "DD_TRACE_ENABLED": "true",
         "DD_TRACE_AGENT_URL": f"http://127.0.0.1:{closed_port}",

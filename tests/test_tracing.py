@@ -3,7 +3,6 @@
 import json
 import os
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from ddtrace.trace import Span
 
 from hcoint import tracing
 from hcoint.phi import WITHHELD
+from tests.processes import run_python
 
 ROOT = Path(__file__).resolve().parent.parent
 MRN = "MRN0048213"
@@ -134,15 +134,6 @@ def test_the_app_works_with_tracing_enabled_and_no_agent(tmp_path):
         }
     )
     # A generous bound: the point is that it finishes instead of hanging on the agent.
-    result = subprocess.run(
-        [sys.executable, "-c", TRACED_PROBE],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_python(TRACED_PROBE, env=env, timeout=180)
     outcome = json.loads(next(line for line in reversed(result.stdout.splitlines()) if line.startswith('{"status"')))
     assert outcome == {"status": 200, "span_active": True, "scrubber_installed": True}

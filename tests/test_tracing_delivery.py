@@ -2,8 +2,9 @@
 
 import pytest
 
-from orders.delivery import delivery_attempt
-from tests.delivery_fakes import T0, FakeRedox, accepted, make_delivery, make_order, permanent, transient
+from orders.delivery import delivery_send_once
+from tests.delivery_fakes import T0, FakeRedox, accepted, permanent, transient
+from tests.factories import DeliveryFactory, OrderFactory
 
 pytestmark = pytest.mark.django_db
 PHI = ("Samplepatient", "Testy", "MRN0048213", "1948-02-29")
@@ -16,9 +17,11 @@ def all_tag_values(tracer):
 def test_a_successful_attempt_is_traced_with_partner_model_delivery_outcome_and_status(
     partner, uploader, recording_tracer
 ):
-    delivery = make_delivery(make_order(partner), uploader)
+    delivery = DeliveryFactory(
+        order=OrderFactory(partner=partner, sending=True), created_by=uploader, created_at=T0, enqueue=True
+    )
     with FakeRedox(accepted()).patch():
-        delivery_attempt(delivery_id=delivery.pk, now=T0)
+        delivery_send_once(delivery_id=delivery.pk, now=T0)
 
     (attempt,) = recording_tracer.named("delivery.attempt")
     assert attempt.get_tag("delivery_id") == str(delivery.pk)
@@ -35,13 +38,15 @@ def test_a_successful_attempt_is_traced_with_partner_model_delivery_outcome_and_
 
 
 def test_failed_redox_calls_are_traced_without_patient_data(partner, uploader, recording_tracer):
-    delivery = make_delivery(make_order(partner), uploader)
+    delivery = DeliveryFactory(
+        order=OrderFactory(partner=partner, sending=True), created_by=uploader, created_at=T0, enqueue=True
+    )
     rejection = permanent((f"Patient {PHI[0]} {PHI[2]} born {PHI[3]} not found",))
     with FakeRedox(transient(503)).patch():
-        delivery_attempt(delivery_id=delivery.pk, now=T0)
+        delivery_send_once(delivery_id=delivery.pk, now=T0)
     delivery.refresh_from_db()
     with FakeRedox(rejection).patch():
-        delivery_attempt(delivery_id=delivery.pk, now=delivery.next_attempt_at)
+        delivery_send_once(delivery_id=delivery.pk, now=delivery.next_attempt_at)
 
     first, second = recording_tracer.named("redox.send")
     assert (first.get_tag("outcome"), first.get_tag("http.status_code"), first.error) == ("retryable", "503", 1)

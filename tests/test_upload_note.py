@@ -13,7 +13,8 @@ from pypdf.actions import JavaScript
 
 from orders.models import AuditEvent, ClinicalNote, Order
 from tests.conftest import sample_bytes
-from tests.pages_fixtures import PATIENT_VALUES, make_order, pdf_bytes
+from tests.factories import PATIENT_VALUES, OrderFactory
+from tests.pdf_corpus import pdf_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +27,7 @@ def pdf_file(content=SAMPLE, name="clinical-note.pdf", content_type="application
 
 @pytest.fixture
 def order(partner):
-    return make_order(partner)
+    return OrderFactory(partner=partner)
 
 
 def upload(client, order, **data):

@@ -11,9 +11,9 @@ import pytest
 from django.db import connection
 
 from orders.history import orders_close_before
-from orders.models import ClinicalNote, Delivery, Order
+from orders.models import Delivery, Order
 from orders.usage import awaiting_backlog, percentile_cont, usage_figures
-from tests.conftest import make_user
+from tests.factories import DeliveryFactory, OrderFactory, UserFactory
 
 LA = ZoneInfo("America/Los_Angeles")
 NOW = datetime(2026, 10, 14, 12, 0, tzinfo=LA)  # a Wednesday; this week starts Monday Oct 12
@@ -33,7 +33,7 @@ class Seeder:
 
     def order(self, partner, received_at, *, state=Order.State.AWAITING_NOTE, is_test=False):
         self.count += 1
-        return Order.objects.create(
+        return OrderFactory(
             partner=partner,
             ehr_order_id=f"EHR-{self.count}",
             first_received_at=received_at,
@@ -42,19 +42,8 @@ class Seeder:
         )
 
     def delivery(self, order, *, status, created_at, sent_at=None, is_correction=False):
-        note = ClinicalNote.objects.create(
+        return DeliveryFactory(
             order=order,
-            file_name="note.pdf",
-            content=b"%PDF-1.4",
-            size=8,
-            sha256="0" * 64,
-            page_count=1,
-            uploaded_by=self.user,
-            uploaded_at=created_at,
-        )
-        return Delivery.objects.create(
-            order=order,
-            note=note,
             status=status,
             created_by=self.user,
             created_at=created_at,
@@ -72,7 +61,7 @@ class Seeder:
 
 @pytest.fixture
 def seeded(partner, second_partner):
-    seed = Seeder(make_user("seeder", "uploader"))
+    seed = Seeder(UserFactory(username="seeder", role="uploader"))
     # Last week, partner A: five notes accepted 1, 2, 3, 4 and 10 hours after the order
     # arrived, and one order still waiting.
     first_a = seed.sent_order(partner, at(10, 6, 9), 1 * H)

@@ -7,16 +7,18 @@ from django.urls import reverse
 from django.utils import timezone
 
 from orders.models import Delivery, Order
-from tests.pages_fixtures import make_delivery, make_order
+from tests.factories import DeliveryFactory, OrderFactory
 
 
 @pytest.fixture
 def one_sent_note(partner, uploader):
     received = timezone.now() - timedelta(hours=3)
     # Production orders: the page leaves test orders out.
-    order = make_order(partner, first_received_at=received, state=Order.State.SENT, is_test=False)
-    make_delivery(order, uploader, status=Delivery.Status.SENT, sent_at=received + timedelta(hours=2, minutes=5))
-    make_order(partner, first_received_at=received, is_test=False)
+    order = OrderFactory(partner=partner, first_received_at=received, state=Order.State.SENT, is_test=False)
+    DeliveryFactory(
+        order=order, created_by=uploader, status=Delivery.Status.SENT, sent_at=received + timedelta(hours=2, minutes=5)
+    )
+    OrderFactory(partner=partner, first_received_at=received, is_test=False)
     return order
 
 

@@ -7,14 +7,14 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from orders.models import Order
+from tests.factories import OrderFactory
 
 
 @pytest.fixture
 def waiting_orders(partner):
     now = timezone.now()
-    Order.objects.create(partner=partner, ehr_order_id="1", first_received_at=now - timedelta(days=3, hours=12))
-    Order.objects.create(partner=partner, ehr_order_id="2", first_received_at=now - timedelta(hours=1))
+    OrderFactory(partner=partner, ehr_order_id="1", is_test=False, first_received_at=now - timedelta(days=3, hours=12))
+    OrderFactory(partner=partner, ehr_order_id="2", is_test=False, first_received_at=now - timedelta(hours=1))
     return partner
 
 

@@ -34,7 +34,7 @@ pytestmark = pytest.mark.skipif(
 URL = "/redox/webhook/"
 # Bounded so the file runs in seconds; the edge values are drawn on purpose, not hoped for.
 FUZZ = settings(
-    max_examples=150,
+    max_examples=100,
     deadline=None,
     # The fixtures (partner, staff client) hold no state a single example could spoil.
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],

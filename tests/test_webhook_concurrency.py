@@ -7,8 +7,9 @@ import pytest
 from django.db import connection, connections
 from django.test import Client
 
-from orders.models import InboundMessage, Order, Partner
+from orders.models import InboundMessage, Order
 from tests.conftest import PARTNER_TOKEN, sample_json
+from tests.factories import PartnerFactory
 
 pytestmark = [
     pytest.mark.skipif(
@@ -21,13 +22,6 @@ pytestmark = [
 ]
 
 THREADS = 6
-
-
-def make_partner():
-    partner = Partner(name="Race Hospital", destination_id="d", destination_name="D")
-    partner.set_tokens(PARTNER_TOKEN)
-    partner.save()
-    return partner
 
 
 def post_together(bodies):
@@ -55,7 +49,7 @@ def post_together(bodies):
 
 
 def test_the_same_message_delivered_simultaneously_is_stored_and_applied_once(caplog):
-    make_partner()
+    PartnerFactory(name="Race Hospital", token=PARTNER_TOKEN)
     body = json.dumps(sample_json("order-new.json")).encode()
     statuses = post_together([body] * THREADS)
     assert statuses == [200] * THREADS
@@ -69,7 +63,7 @@ def test_the_same_message_delivered_simultaneously_is_stored_and_applied_once(ca
 
 
 def test_different_messages_for_one_unseen_order_at_once_make_one_order():
-    make_partner()
+    PartnerFactory(name="Race Hospital", token=PARTNER_TOKEN)
     bodies = []
     for index in range(THREADS):
         data = sample_json("order-update.json")

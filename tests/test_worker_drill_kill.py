@@ -13,7 +13,6 @@ from django.utils import timezone
 
 from orders.delivery import WORKER_LOST_ERROR
 from orders.models import Delivery, DeliveryAttempt, Order
-from tests.delivery_fakes import make_delivery, make_order
 from tests.drill_support import (
     accepted_refs,
     database_url,
@@ -23,6 +22,7 @@ from tests.drill_support import (
     wait_for,
     worker_env,
 )
+from tests.factories import DeliveryFactory, OrderFactory
 
 pytestmark = [
     pytest.mark.drill,
@@ -32,8 +32,8 @@ pytestmark = [
 
 
 def test_a_worker_killed_mid_send_is_replaced_without_loss_and_at_most_one_extra_copy(partner, uploader, tmp_path):
-    order = make_order(partner)
-    delivery = make_delivery(order, uploader, created_at=timezone.now())
+    order = OrderFactory(partner=partner, sending=True)
+    delivery = DeliveryFactory(order=order, created_by=uploader, created_at=timezone.now(), enqueue=True)
     ref = f"hcoint-delivery-{delivery.pk}"
     processes = []
     with sandbox(hold_first_send=True) as redox:

@@ -40,15 +40,11 @@ pytestmark = [
 ]
 
 SETUP = """
-from django.contrib.auth.models import Group, User
-from orders.models import Order, Partner
-partner = Partner(name="Drill Health", destination_id="drill-destination", destination_name="Drill EHR")
-partner.set_tokens("drill-partner-token-0123456789abcdef")
-partner.save()
-user = User.objects.create_user("drill-uploader", password="drill-password-not-used-0123")
-user.groups.add(Group.objects.get(name="uploader"))
+from tests.factories import OrderFactory, PartnerFactory, UserFactory
+partner = PartnerFactory(name="Drill Health", token="drill-partner-token-0123456789abcdef")
+UserFactory(username="drill-uploader", uploader=True)
 for number in ("drill-1", "drill-2"):
-    Order.objects.create(partner=partner, ehr_order_id=number, patient_identifiers=[{"ID": "MRN1", "IDType": "MR"}])
+    OrderFactory(partner=partner, ehr_order_id=number)
 """
 
 # What the Send button does (orders/notes.py), delivery NOTIFY included.

@@ -18,23 +18,14 @@ from orders import worker as worker_module
 from orders.delivery import wake_workers
 from orders.models import Delivery
 from orders.worker import Listener, Worker, backoff_delays, lease_heartbeat
-from tests.delivery_fakes import make_delivery, make_order
+from tests.delivery_fakes import T0
+from tests.factories import DeliveryFactory, OrderFactory
 
 pytestmark = pytest.mark.usefixtures("restore_signal_handlers")
 
 
 def events(caplog):
     return [record.event for record in caplog.records if hasattr(record, "event")]
-
-
-@pytest.fixture
-def quiet_connections():
-    """The loop's connection housekeeping, off: these tests give it no database to keep."""
-    with (
-        mock.patch.object(worker_module, "close_old_connections"),
-        mock.patch.object(worker_module, "_close_quietly") as closed,
-    ):
-        yield closed
 
 
 def test_backoff_doubles_from_half_a_second_to_thirty_with_jitter():
@@ -46,17 +37,24 @@ def test_backoff_doubles_from_half_a_second_to_thirty_with_jitter():
     assert take(lambda: 0.0) == [0.25, 0.5, 1, 2, 4, 8, 15, 15, 15]
 
 
-def test_a_lost_database_is_logged_once_retried_with_backoff_and_its_return_logged(quiet_connections, caplog):
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_lost_database_is_logged_once_retried_with_backoff_and_its_return_logged(caplog):
     outcomes = [OperationalError("server closed the connection"), OperationalError("refused"), mock.sentinel.sent]
-    worker = Worker()
-    waits = []
+    turns = []  # (when, the DB-API connection the turn found)
+
+    def send_once(**kwargs):
+        connection.ensure_connection()
+        turns.append((time.monotonic(), connection.connection))
+        outcome = outcomes.pop(0) if outcomes else None
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
 
     with (
-        mock.patch.object(worker_module, "delivery_attempt", side_effect=[*outcomes, None]),
-        mock.patch.object(Worker, "_wait", autospec=True, side_effect=lambda self, s, listen: waits.append(s)),
+        mock.patch.object(worker_module, "delivery_send_once", side_effect=send_once),
         caplog.at_level(logging.INFO, logger="orders.worker"),
     ):
-        assert worker.run(until_idle=True) == 1
+        assert Worker().run(until_idle=True) == 1
 
     assert events(caplog) == [
         "worker.started",
@@ -66,19 +64,22 @@ def test_a_lost_database_is_logged_once_retried_with_backoff_and_its_return_logg
     ]
     [unavailable] = [r for r in caplog.records if getattr(r, "event", None) == "worker.db_unavailable"]
     assert unavailable.error_class == "OperationalError"
-    assert 0.25 <= waits[0] <= 0.5 and 0.5 <= waits[1] <= 1.0, waits
+    # Backoff: at least 0.25 s, then at least 0.5 s, between the tries (backoff_delays).
+    times = [when for when, _ in turns]
+    assert times[1] - times[0] >= 0.25 and times[2] - times[1] >= 0.5, times
     # The broken connection is dropped after each failure, so the next turn reconnects.
-    assert quiet_connections.call_count >= 2
+    seen = [dbapi for _, dbapi in turns]
+    assert seen[1] is not seen[0] and seen[2] is not seen[1]
 
 
-def test_a_bug_in_a_turn_is_logged_by_class_only_and_the_loop_goes_on(quiet_connections, caplog):
+@pytest.mark.django_db
+def test_a_bug_in_a_turn_is_logged_by_class_only_and_the_loop_goes_on(caplog):
     secret = "Samplepatient"
     worker = Worker()
     with (
         mock.patch.object(
-            worker_module, "delivery_attempt", side_effect=[ValueError(secret), mock.sentinel.sent, None]
+            worker_module, "delivery_send_once", side_effect=[ValueError(secret), mock.sentinel.sent, None]
         ),
-        mock.patch.object(Worker, "_wait", autospec=True),
         caplog.at_level(logging.INFO, logger="orders.worker"),
     ):
         assert worker.run(until_idle=True) == 1
@@ -88,7 +89,7 @@ def test_a_bug_in_a_turn_is_logged_by_class_only_and_the_loop_goes_on(quiet_conn
     assert secret not in caplog.text
 
 
-def test_sigterm_during_a_send_lets_it_finish_then_the_worker_exits(quiet_connections):
+def test_sigterm_during_a_send_lets_it_finish_then_the_worker_exits():
     attempts = []
 
     def send_while_a_deploy_stops_us(**kwargs):
@@ -96,18 +97,18 @@ def test_sigterm_during_a_send_lets_it_finish_then_the_worker_exits(quiet_connec
         os.kill(os.getpid(), signal.SIGTERM)  # handled by the command's handler, in this thread
         return mock.sentinel.sent
 
-    with mock.patch.object(worker_module, "delivery_attempt", side_effect=send_while_a_deploy_stops_us):
+    with mock.patch.object(worker_module, "delivery_send_once", side_effect=send_while_a_deploy_stops_us):
         call_command("deliver")  # not --until-idle: only the signal ends it
 
     assert len(attempts) == 1
 
 
-def test_a_stop_ends_an_idle_wait_at_once(quiet_connections):
+def test_a_stop_ends_an_idle_wait_at_once():
     worker = Worker(idle_seconds=30)
     timer = threading.Timer(0.2, worker.stop)
 
     with (
-        mock.patch.object(worker_module, "delivery_attempt", return_value=None),
+        mock.patch.object(worker_module, "delivery_send_once", return_value=None),
         mock.patch.object(Listener, "fileno", return_value=None),
     ):
         started = time.monotonic()
@@ -135,7 +136,7 @@ def test_an_idle_worker_wakes_at_once_when_a_delivery_is_committed():
         connection.close()
 
     notifier = threading.Thread(target=notify_from_elsewhere)
-    with mock.patch.object(worker_module, "delivery_attempt", side_effect=attempt):
+    with mock.patch.object(worker_module, "delivery_send_once", side_effect=attempt):
         notifier.start()
         worker.run()
     notifier.join(5)
@@ -158,7 +159,9 @@ def test_the_listener_falls_back_to_polling_when_it_cannot_connect_and_says_so_o
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_the_heartbeat_renews_the_lease_while_sending_and_stops_once_another_worker_has_it(partner, uploader, caplog):
-    delivery = make_delivery(make_order(partner), uploader)
+    delivery = DeliveryFactory(
+        order=OrderFactory(partner=partner, sending=True), created_by=uploader, created_at=T0, enqueue=True
+    )
     start = timezone.now()
     Delivery.objects.filter(pk=delivery.pk).update(
         status=Delivery.Status.SENDING, attempt_count=1, lease_expires_at=start + timedelta(seconds=1)

@@ -7,7 +7,8 @@ from django.core.management import call_command, get_commands
 from django.utils import timezone
 
 from orders.models import Delivery
-from tests.delivery_fakes import FakeRedox, make_delivery, make_order, transient
+from tests.delivery_fakes import FakeRedox, transient
+from tests.factories import DeliveryFactory, OrderFactory
 
 # The worker commits as it goes and checks its connection between turns, as in production.
 pytestmark = [
@@ -22,7 +23,15 @@ def run_worker(*extra):
 
 def pending_deliveries(partner, user, count):
     now = timezone.now()
-    return [make_delivery(make_order(partner, ehr_order_id=f"order-{n}"), user, created_at=now) for n in range(count)]
+    return [
+        DeliveryFactory(
+            order=OrderFactory(partner=partner, ehr_order_id=f"order-{n}", sending=True),
+            created_by=user,
+            created_at=now,
+            enqueue=True,
+        )
+        for n in range(count)
+    ]
 
 
 def test_the_worker_is_our_own_command_with_no_task_library():

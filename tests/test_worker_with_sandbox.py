@@ -8,9 +8,9 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from orders.delivery import delivery_attempt, delivery_retry_now
+from orders.delivery import delivery_retry_now, delivery_send_once
 from orders.models import Delivery, DeliveryAttempt, Order
-from tests.delivery_fakes import make_delivery, make_order
+from tests.factories import DeliveryFactory, OrderFactory
 from tests.sandbox_server import base_url, start_in_thread
 
 pytestmark = [
@@ -36,8 +36,8 @@ def accepted_refs(sandbox):
 
 
 def test_the_worker_delivers_to_the_sandbox_and_records_its_log_id(partner, uploader, sandbox):
-    order = make_order(partner)
-    delivery = make_delivery(order, uploader, created_at=timezone.now())
+    order = OrderFactory(partner=partner, sending=True)
+    delivery = DeliveryFactory(order=order, created_by=uploader, created_at=timezone.now(), enqueue=True)
 
     call_command("deliver", "--until-idle")
 
@@ -53,12 +53,14 @@ def test_the_worker_delivers_to_the_sandbox_and_records_its_log_id(partner, uplo
 
 def test_three_sandbox_failures_end_sent_after_visible_retries(partner, uploader, sandbox):
     sandbox.state.fail_next(3, status=503, retry_after=1)
-    delivery = make_delivery(make_order(partner), uploader, created_at=timezone.now())
+    delivery = DeliveryFactory(
+        order=OrderFactory(partner=partner, sending=True), created_by=uploader, created_at=timezone.now(), enqueue=True
+    )
     now = timezone.now()
     seen = []
 
     for _ in range(4):
-        delivery_attempt(delivery_id=delivery.pk, now=now)
+        delivery_send_once(delivery_id=delivery.pk, now=now)
         delivery.refresh_from_db()
         seen.append((delivery.status, delivery.next_attempt_at is not None))
         now = delivery.next_attempt_at or now
@@ -70,9 +72,11 @@ def test_three_sandbox_failures_end_sent_after_visible_retries(partner, uploader
 
 def test_a_rejection_fails_with_the_sandbox_text_and_retry_now_sends_it_once_accepted(partner, uploader, sandbox):
     sandbox.state.reject(None, "No subscriptions found for this destination")
-    delivery = make_delivery(make_order(partner), uploader, created_at=timezone.now())
+    delivery = DeliveryFactory(
+        order=OrderFactory(partner=partner, sending=True), created_by=uploader, created_at=timezone.now(), enqueue=True
+    )
 
-    delivery_attempt(delivery_id=delivery.pk, now=timezone.now())
+    delivery_send_once(delivery_id=delivery.pk, now=timezone.now())
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.FAILED
     assert delivery.last_error == "No subscriptions found for this destination"

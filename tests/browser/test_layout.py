@@ -6,18 +6,22 @@ from playwright.sync_api import expect
 
 from orders.models import Delivery
 from tests.browser.conftest import sign_in
-from tests.conftest import make_user
-from tests.pages_fixtures import make_delivery, make_note, make_order
+from tests.factories import ClinicalNoteFactory, DeliveryFactory, OrderFactory, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 
 @pytest.mark.parametrize("width", [1280, 390])
 def test_pages_fit_the_screen(page, partner, width):
-    user = make_user("ursula", "uploader")
-    order = make_order(partner)
-    make_delivery(make_order(partner), user, status=Delivery.Status.FAILED, last_error="Redox answered 500")
-    note = make_note(order, user)
+    user = UserFactory(username="ursula", role="uploader")
+    order = OrderFactory(partner=partner)
+    DeliveryFactory(
+        order=OrderFactory(partner=partner),
+        created_by=user,
+        status=Delivery.Status.FAILED,
+        last_error="Redox answered 500",
+    )
+    note = ClinicalNoteFactory(order=order, uploaded_by=user)
     page.set_viewport_size({"width": width, "height": 900})
     sign_in(page, "ursula")
     for path in ("/", f"/orders/{order.pk}/", f"/notes/{note.pk}/", f"/orders/{order.pk}/notes/new/"):
@@ -28,8 +32,8 @@ def test_pages_fit_the_screen(page, partner, width):
 
 
 def test_stylesheet_applies_and_states_have_words(page, partner):
-    make_user("vera", "viewer")
-    make_order(partner)
+    UserFactory(username="vera", role="viewer")
+    OrderFactory(partner=partner)
     sign_in(page, "vera")
     state = page.locator("table.orders .state").first
     expect(state).to_have_text("Awaiting note")

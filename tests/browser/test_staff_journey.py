@@ -9,8 +9,7 @@ from playwright.sync_api import expect
 
 from orders.models import ClinicalNote, Delivery
 from tests.browser.conftest import sign_in
-from tests.conftest import make_user
-from tests.pages_fixtures import make_order
+from tests.factories import OrderFactory, UserFactory
 
 SAMPLE_PDF = Path(__file__).resolve().parents[2] / "redox" / "samples" / "clinical-note.pdf"
 IN_URL_FORBIDDEN = ["Testy", "Samplepatient", "MRN0048213", "EPI77120", "1948", "VIS-2026-000731"]
@@ -20,12 +19,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, seria
 
 @pytest.fixture
 def order(partner):
-    make_order(partner, patient_last_name="Otherpatient", identifiers_text="MRN1 X1", patient_mrn="MRN1")
-    return make_order(partner, ehr_order_id="157720311")
+    OrderFactory(partner=partner, patient_last_name="Otherpatient", identifiers_text="MRN1 X1", patient_mrn="MRN1")
+    return OrderFactory(partner=partner, ehr_order_id="157720311")
 
 
 def test_upload_review_send_and_see_the_delivery(page, order):
-    make_user("ursula", "uploader")
+    UserFactory(username="ursula", role="uploader")
     sign_in(page, "ursula")
 
     page.get_by_label("Search").fill(order.ehr_order_id)
@@ -69,7 +68,7 @@ def test_upload_review_send_and_see_the_delivery(page, order):
 
 
 def test_a_rejected_upload_shows_its_error(page, order, tmp_path):
-    make_user("ursula", "uploader")
+    UserFactory(username="ursula", role="uploader")
     fake = tmp_path / "note.pdf"
     fake.write_bytes(b"This is a text file wearing a PDF name.\n")
     sign_in(page, "ursula")
@@ -83,7 +82,7 @@ def test_a_rejected_upload_shows_its_error(page, order, tmp_path):
 
 
 def test_a_viewer_cannot_upload(page, order):
-    make_user("vera", "viewer")
+    UserFactory(username="vera", role="viewer")
     sign_in(page, "vera")
     page.goto(f"/orders/{order.pk}/")
     expect(page.get_by_role("heading", level=1)).to_have_text("Samplepatient, Testy")
@@ -94,7 +93,7 @@ def test_a_viewer_cannot_upload(page, order):
 
 
 def test_sign_out(page, order):
-    make_user("vera", "viewer")
+    UserFactory(username="vera", role="viewer")
     sign_in(page, "vera")
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Sign in")
