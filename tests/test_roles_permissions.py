@@ -222,7 +222,7 @@ def test_sign_in_steps_without_a_sign_in_under_way_go_back_to_sign_in(client, na
 def test_second_factor_pages_need_sign_in_and_a_second_factor(client, name, kind, method, who):
     response = getattr(client, method)(reverse(name))
     assert response["Location"].startswith(reverse("login") + "?next=")
-    user = make_user("nobody")
+    user = UserFactory(username="nobody")
     client.force_login(user)
     assert getattr(client, method)(reverse(name)).status_code == 404
     totp_for(user)
@@ -233,7 +233,7 @@ def test_second_factor_pages_need_sign_in_and_a_second_factor(client, name, kind
 
 @pytest.mark.parametrize(("name", "kind", "method", "who"), views_for(OWN_PASSKEY))
 def test_passkey_pages_open_only_for_the_owner(client, name, kind, method, who):
-    owner, other = make_user("owner"), make_user("other")
+    owner, other = UserFactory(username="owner"), UserFactory(username="other")
     url = reverse(name, args=[passkey_for(owner).pk])
     assert getattr(client, method)(url)["Location"].startswith(reverse("login") + "?next=")
     client.force_login(other)

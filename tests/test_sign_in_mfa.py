@@ -13,7 +13,7 @@ from django.core.cache import cache
 from django.urls import reverse
 
 from orders.models import AuditEvent
-from tests.conftest import make_user
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 PASSWORD = "correct-horse-battery"
@@ -100,7 +100,7 @@ def test_a_recovery_code_signs_in_and_is_audited(client, viewer):
 
 
 def test_the_admin_sign_in_form_does_not_skip_the_second_factor(client):
-    admin = make_user("adele", "admin")
+    admin = UserFactory(username="adele", role="admin")
     secret = enrolled(admin)
     response = client.post(reverse("admin:login"), {"username": "adele", "password": PASSWORD})
     assert response.status_code == 302

@@ -11,7 +11,7 @@ from django.contrib.auth.models import User
 from django.urls import reverse
 
 from orders.models import AuditEvent
-from tests.conftest import make_user
+from tests.factories import UserFactory
 from tests.fake_idp import FakeIdp
 
 pytestmark = pytest.mark.django_db
@@ -66,7 +66,7 @@ def test_a_granted_role_opens_the_pages(client, idp):
 
 
 def test_an_existing_user_is_matched_by_verified_email(client, idp):
-    vera = make_user("vera", "viewer", email="ann@example.org")
+    vera = UserFactory(username="vera", role="viewer", email="ann@example.org")
     company_sign_in(client, idp, amr=["mfa"])
     assert User.objects.filter(email="ann@example.org").count() == 1
     assert client.get(reverse("order_list")).status_code == 200
@@ -74,7 +74,7 @@ def test_an_existing_user_is_matched_by_verified_email(client, idp):
 
 
 def test_an_unverified_email_matches_nobody(client, idp):
-    vera = make_user("vera", "viewer", email="ann@example.org")
+    vera = UserFactory(username="vera", role="viewer", email="ann@example.org")
     company_sign_in(client, idp, amr=["mfa"], email_verified=False)
     assert int(client.session.get("_auth_user_id", 0)) != vera.pk
 
@@ -90,7 +90,7 @@ def test_without_mfa_from_the_idp_hcoint_asks_for_its_own(client, idp, settings)
 def test_amr_and_acr_decide_whether_the_idp_did_mfa(client, idp, settings, claims, asks):
     settings.MFA_REQUIRED = True
     settings.OIDC_MFA_ACR_VALUES = ["gold"]
-    make_user("vera", "viewer", email="ann@example.org")
+    UserFactory(username="vera", role="viewer", email="ann@example.org")
     company_sign_in(client, idp, **claims)
     orders = client.get(reverse("order_list"))
     assert orders.status_code == (302 if asks else 200)

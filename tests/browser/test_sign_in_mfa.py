@@ -13,9 +13,8 @@ from playwright.sync_api import expect
 
 from orders.models import AuditEvent
 from tests.browser.conftest import PASSWORD
-from tests.conftest import make_user
+from tests.factories import OrderFactory, UserFactory
 from tests.fake_idp import FakeIdp
-from tests.pages_fixtures import make_order
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -50,8 +49,8 @@ def sign_out(page):
 
 
 def test_enrol_totp_sign_out_and_sign_in_with_a_code(page, partner):
-    make_order(partner)
-    make_user("vera", "viewer")
+    OrderFactory(partner=partner)
+    UserFactory(username="vera", role="viewer")
     password_step(page, "vera")
     # Forced to the authenticator app's enrolment before any page.
     page.wait_for_url("**/accounts/2fa/totp/activate/**")
@@ -82,7 +81,7 @@ def test_enrol_totp_sign_out_and_sign_in_with_a_code(page, partner):
 def test_a_wrong_code_is_refused_and_audited(page):
     from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 
-    user = make_user("vera", "viewer")
+    user = UserFactory(username="vera", role="viewer")
     secret = generate_totp_secret()
     TOTP.activate(user, secret)
     password_step(page, "vera")
@@ -100,7 +99,7 @@ def test_a_wrong_code_is_refused_and_audited(page):
 
 
 def test_company_sign_in_creates_a_user_without_a_role(page, settings, partner):
-    make_order(partner)
+    OrderFactory(partner=partner)
     with FakeIdp() as idp:
         idp.allauth_settings(settings)
         idp.next_user = {"sub": "c-42", "email": "carol@example.org", "email_verified": True, "amr": ["pwd", "mfa"]}
@@ -123,8 +122,8 @@ def test_an_idle_session_warns_on_a_form_page_and_then_ends(page, settings, part
     settings.MFA_REQUIRED = False
     settings.SESSION_COOKIE_AGE = 8
     settings.SESSION_IDLE_WARNING_SECONDS = 4
-    order = make_order(partner)
-    make_user("ursula", "uploader")
+    order = OrderFactory(partner=partner)
+    UserFactory(username="ursula", role="uploader")
     password_step(page, "ursula")
     page.wait_for_url("**/")
     page.goto(f"/orders/{order.pk}/notes/new/")
