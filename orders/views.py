@@ -23,6 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from hcoint.admin import can_open_admin
 from orders import notes
 from orders.audit import audit_record
+from orders.confirm import confirmer_configured
 from orders.delivery import STAFF_ACTIONABLE, DeliveryError, delivery_abandon, delivery_retry_now
 from orders.forms import NoteUploadForm, OrderFilterForm, ReasonForm
 from orders.models import AuditEvent, ClinicalNote, Delivery, DeliveryAttempt, Order
@@ -79,6 +80,8 @@ def order_detail(request, pk):
             "can_manage": request.user.has_perm("orders.manage_delivery"),
             # The statuses in which staff may retry or abandon a delivery.
             "staff_action_statuses": STAFF_ACTIONABLE,
+            # Without Platform API credentials nobody asks Redox whether a note was filed.
+            "confirmation_configured": confirmer_configured(),
             "unsent_notes": [entry["obj"] for entry in timeline if entry["kind"] == "note" and not entry["delivery"]],
         },
     )
