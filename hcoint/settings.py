@@ -76,6 +76,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "hcoint.admin.admin_link",
+                "orders.context_processors.reconcile_nav",
             ],
         },
     },
