@@ -41,11 +41,13 @@ from redox.errors import RedoxError
 
 logger = logging.getLogger(__name__)
 
-# Redox's final statuses -> ours, with the event each logs and its level (the monitors read these).
+# Redox's final statuses -> ours, with the event each logs and its level. The problems have
+# monitors of their own (ops/datadog/monitors/k-, l-), so they are WARNING, not ERROR: the
+# "ERROR logged" monitor is for bugs, and would otherwise page twice for one note.
 OUTCOMES = {
     "succeeded": (Delivery.Status.FILED, "delivery.filed", logging.INFO),
-    "failed": (Delivery.Status.FAILED_DOWNSTREAM, "delivery.failed_downstream", logging.ERROR),
-    "filtered": (Delivery.Status.FILTERED, "delivery.filtered", logging.ERROR),
+    "failed": (Delivery.Status.FAILED_DOWNSTREAM, "delivery.failed_downstream", logging.WARNING),
+    "filtered": (Delivery.Status.FILTERED, "delivery.filtered", logging.WARNING),
 }
 # The waits after the first check: 5 min, 15 min, then REDOX_CONFIRM_MAX_WAIT_SECONDS each time.
 LATER_WAITS = (300, 900)
@@ -195,7 +197,7 @@ def _apply(item, now, redox_status, run):
             _settle(current, now, status, event, level)
             run.changed += 1
         elif now >= give_up_at(current):
-            _settle(current, now, Delivery.Status.UNCONFIRMED, "delivery.unconfirmed", logging.ERROR)
+            _settle(current, now, Delivery.Status.UNCONFIRMED, "delivery.unconfirmed", logging.WARNING)
             run.changed += 1
         else:
             next_at = min(now + timedelta(seconds=wait_after(current.confirm_checks + 1)), give_up_at(current))
