@@ -94,18 +94,16 @@ def give_up_at(delivery):
 def confirm_due(*, now=None, client=None, limit=BATCH):
     """Ask Redox about due accepted deliveries, within this minute's request budget. Returns a ConfirmRun.
 
-    Does nothing without Platform API credentials. Never asks about more than `limit`.
+    Does nothing without Platform API credentials. Never asks about more than `limit`, nor
+    past REDOX_CONFIRM_MAX_PER_MINUTE requests in a minute across every worker.
     """
     client = client or get_platform_client()
     run = ConfirmRun()
     if client is None:
         return run
     now = now or timezone.now()
-    budget = take_request_budget(now, limit)
-    if not budget:
-        return run
-    claimed = _claim(now, budget)
-    for index, item in enumerate(claimed):
+    claimed = _claim(now, limit)
+    for item in claimed:
         run.asked += 1
         try:
             status = client.log_status(item.log_id).status
@@ -115,8 +113,7 @@ def confirm_due(*, now=None, client=None, limit=BATCH):
             _apply(item, now, None, run)
             if exc.status in (None, 401, 403) or exc.status >= 500:
                 # Redox or our credentials are down: the rest of this batch would fail the same
-                # way. They were claimed, so they are due again after CLAIM_SECONDS.
-                _release(claimed[index + 1 :], now)
+                # way. They stay claimed, so they are due again after CLAIM_SECONDS (a back-off).
                 break
             continue
         _apply(item, now, status, run)
@@ -165,18 +162,17 @@ def take_request_budget(now, wanted):
 
 
 def _claim(now, count):
-    """Take up to `count` due deliveries: push each one's next check on, commit, and return what was seen."""
+    """Take up to `count` due deliveries, as many as this minute's budget allows: push each one's
+    next check on, commit, and return what was seen. Nothing due spends no budget."""
     first_wait = timedelta(seconds=settings.REDOX_CONFIRM_FIRST_CHECK_SECONDS)
     with transaction.atomic():
         rows = list(Delivery.objects.confirmable(now, first_wait).select_for_update(skip_locked=True)[:count])
+        if not rows:
+            return []
+        rows = rows[: take_request_budget(now, len(rows))]
         ids = [row.pk for row in rows]
         Delivery.objects.filter(pk__in=ids).update(next_check_at=now + timedelta(seconds=CLAIM_SECONDS))
     return [Claimed(row.pk, row.redox_log_id, row.attempt_count) for row in rows]
-
-
-def _release(items, now):
-    """Claimed rows not asked about after all: due again at the next poll."""
-    Delivery.objects.filter(pk__in=[item.pk for item in items], status=Delivery.Status.SENT).update(next_check_at=now)
 
 
 def _apply(item, now, redox_status, run):

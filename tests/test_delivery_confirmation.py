@@ -257,7 +257,7 @@ def test_an_error_is_logged_with_ids_only_and_the_check_backs_off(partner, uploa
     assert "Samplepatient" not in record.getMessage()
 
 
-def test_an_authentication_failure_stops_the_batch_and_releases_the_rest(partner, uploader):
+def test_an_authentication_failure_stops_the_batch_and_backs_off_the_rest(partner, uploader):
     for number in range(3):
         accepted_delivery(partner, uploader, ehr_order_id=f"ORD{number}", log_id=f"log-{number}")
     refused = RedoxError("Redox token request: HTTP 401", retryable=True, status=401)
@@ -267,8 +267,22 @@ def test_an_authentication_failure_stops_the_batch_and_releases_the_rest(partner
 
     assert len(fake.asked) == 1
     assert run.failed == 1
-    due = Delivery.objects.confirmable(FIRST_DUE, timedelta(seconds=60))
-    assert due.count() == 2, "the two not asked are due again at once"
+    first_wait = timedelta(seconds=60)
+    assert not Delivery.objects.confirmable(FIRST_DUE + timedelta(seconds=119), first_wait).exists()
+    assert Delivery.objects.confirmable(FIRST_DUE + timedelta(seconds=120), first_wait).count() == 2, (
+        "the two not asked are due again after CLAIM_SECONDS"
+    )
+    assert confirm_due(now=FIRST_DUE + timedelta(seconds=30), client=fake.client).asked == 0
+
+
+def test_polls_with_nothing_due_spend_no_budget(partner, uploader, settings):
+    settings.REDOX_CONFIRM_MAX_PER_MINUTE = 5
+    accepted_delivery(partner, uploader, next_check_at=FIRST_DUE + timedelta(seconds=50))
+    fake = FakePlatform(default="succeeded")
+    for second in range(0, 50, 5):
+        confirm_due(now=FIRST_DUE + timedelta(seconds=second), client=fake.client)
+
+    assert confirm_due(now=FIRST_DUE + timedelta(seconds=50), client=fake.client).asked == 1
 
 
 def test_many_accepted_deliveries_are_confirmed_within_the_requests_per_minute(partner, uploader, settings):
