@@ -9,6 +9,7 @@ from unittest import mock
 import pytest
 
 from orders.confirm import confirm_due, confirm_one, wait_after
+from orders.delivery import delivery_abandon
 from orders.models import Delivery, Order
 from redox.client import LogStatus, PlatformClient
 from redox.errors import RedoxError
@@ -321,3 +322,21 @@ def test_confirm_one_asks_at_once_whatever_the_schedule(partner, uploader):
 
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.FILTERED
+
+
+def test_abandoning_a_resend_returns_the_order_to_what_redox_said_of_the_earlier_note(partner, uploader):
+    first = accepted_delivery(partner, uploader, status=Delivery.Status.FILED)
+    resend = make_delivery(
+        first.order,
+        uploader,
+        enqueue=False,
+        status=Delivery.Status.FAILED,
+        is_correction=True,
+        created_at=T0 + timedelta(hours=1),
+    )
+    Order.objects.filter(pk=first.order_id).update(state=Order.State.FAILED)
+
+    delivery_abandon(delivery=resend, user=uploader, reason="Sent the wrong file")
+
+    first.order.refresh_from_db()
+    assert first.order.state == Order.State.FILED
