@@ -50,7 +50,8 @@ def test_each_open_order_is_in_one_group_and_done_ones_in_none(orders):
     }
 
 
-def test_the_page_groups_orders_oldest_first_with_the_next_action(client, uploader, orders):
+def test_the_page_groups_orders_oldest_first_with_the_next_action(client, uploader, orders, monkeypatch):
+    monkeypatch.setattr("orders.views.confirmer_configured", lambda: True)
     client.force_login(uploader)
     response = client.get(reverse("reconcile"))
     assert response.status_code == 200
@@ -90,3 +91,11 @@ def test_viewers_see_neither_counts_nor_the_link(client, viewer, orders):
     html = client.get(reverse("order_list")).content.decode()
     assert reverse("reconcile") not in html
     assert "nav-count" not in html
+
+
+def test_without_confirmation_accepted_orders_point_to_redox_s_dashboard(client, uploader, orders):
+    client.force_login(uploader)
+    html = client.get(reverse("reconcile")).content.decode()
+    assert "Confirmation is not configured" in html
+    assert "Check Redox's dashboard" in html
+    assert "Wait for confirmation" not in html
