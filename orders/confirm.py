@@ -101,8 +101,9 @@ def confirm_due(*, now=None, client=None, limit=BATCH):
     run = ConfirmRun()
     if client is None:
         return run
-    now = now or timezone.now()
-    claimed = _claim(now, limit)
+    # Each answer is recorded at the time it came (a batch can take a while), unless `now` fixes the clock.
+    clock = (lambda: now) if now is not None else timezone.now
+    claimed = _claim(clock(), limit)
     for item in claimed:
         run.asked += 1
         try:
@@ -110,13 +111,13 @@ def confirm_due(*, now=None, client=None, limit=BATCH):
         except RedoxError as exc:
             run.failed += 1
             _log_failure(item, exc)
-            _apply(item, now, None, run)
-            if exc.status in (None, 401, 403) or exc.status >= 500:
-                # Redox or our credentials are down: the rest of this batch would fail the same
-                # way. They stay claimed, so they are due again after CLAIM_SECONDS (a back-off).
+            _apply(item, clock(), None, run)
+            if exc.status in (None, 401, 403, 429) or exc.status >= 500:
+                # Redox, our credentials or our rate are the problem: the rest of this batch would
+                # fail the same way. They stay claimed, so they are due again after CLAIM_SECONDS.
                 break
             continue
-        _apply(item, now, status, run)
+        _apply(item, clock(), status, run)
     return run
 
 
