@@ -10,13 +10,26 @@ INSTALLED := $(VENV)/.installed
 # MFA is off so the printed demo login signs in in one step (allowed only with DEBUG on;
 # the pages say so). `make run MFA_REQUIRED=true` tries the real sign-in.
 MFA_REQUIRED ?= false
+
+# The confirmer asks the sandbox's Platform API with a throwaway key (DEV_PLATFORM_KEY, made
+# on first `make run`; the sandbox checks the JWT's shape, not its signature) every few
+# seconds, so "Accepted by Redox" turns "Filed" soon after the sandbox page says so.
+DEV_PLATFORM_KEY := .dev-platform-key.pem
 DEV_ENV := DEBUG=true \
 	MFA_REQUIRED=$(MFA_REQUIRED) \
 	REDOX_API_BASE_URL=http://127.0.0.1:8001 \
 	REDOX_UPLOAD_URL=http://127.0.0.1:8001/upload \
 	REDOX_API_KEY=sandbox-api-key \
 	REDOX_API_SECRET=sandbox-api-secret \
-	DELIVERY_RETRY_BASE_SECONDS=5
+	DELIVERY_RETRY_BASE_SECONDS=5 \
+	REDOX_PLATFORM_BASE_URL=http://127.0.0.1:8001/platform \
+	REDOX_PLATFORM_CLIENT_ID=sandbox-platform-client \
+	REDOX_PLATFORM_KEY_ID=sandbox-platform-key \
+	REDOX_PLATFORM_PRIVATE_KEY_FILE=$(DEV_PLATFORM_KEY) \
+	REDOX_ORGANIZATION_ID=sandbox-organization \
+	REDOX_CONFIRM_FIRST_CHECK_SECONDS=5 \
+	REDOX_CONFIRM_MAX_WAIT_SECONDS=10 \
+	REDOX_CONFIRM_POLL_SECONDS=2
 
 # `check --deploy` sees what Aptible gives the app and nothing from this shell:
 # DEBUG off, a fresh strong key, real host names, PostgreSQL over TLS.
@@ -40,8 +53,15 @@ $(INSTALLED): requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
+# A throwaway RSA key for the sandbox's Platform API (development only; gitignored).
+$(DEV_PLATFORM_KEY): | $(INSTALLED)
+	$(BIN)/python -c "import sys; from cryptography.hazmat.primitives import serialization as s; \
+	from cryptography.hazmat.primitives.asymmetric import rsa; \
+	k = rsa.generate_private_key(public_exponent=65537, key_size=2048); \
+	sys.stdout.buffer.write(k.private_bytes(s.Encoding.PEM, s.PrivateFormat.PKCS8, s.NoEncryption()))" > $@
+
 # Web server, delivery worker and Redox sandbox together (Procfile.dev); Ctrl-C stops all three.
-run: $(INSTALLED)
+run: $(INSTALLED) $(DEV_PLATFORM_KEY)
 	$(DEV_ENV) $(BIN)/python manage.py migrate --no-input
 	$(DEV_ENV) $(BIN)/python manage.py demo_setup
 	$(DEV_ENV) PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f Procfile.dev start

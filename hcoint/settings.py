@@ -89,6 +89,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "hcoint.admin.admin_link",
                 "hcoint.signin.signin_context",
+                "orders.context_processors.reconcile_nav",
             ],
         },
     },
@@ -254,6 +255,26 @@ REDOX_SOURCE_ID = env_str("REDOX_SOURCE_ID")
 REDOX_INLINE_MAX_BYTES = env_int("REDOX_INLINE_MAX_BYTES", 200_000)
 REDOX_CONNECT_TIMEOUT = env_int("REDOX_CONNECT_TIMEOUT_SECONDS", 5)
 REDOX_READ_TIMEOUT = env_int("REDOX_READ_TIMEOUT_SECONDS", 60)
+
+# --- Redox Platform API: confirming that accepted notes were filed (orders/confirm.py) ---
+# Optional. A user-level API key (signed-JWT flow, token from REDOX_API_BASE_URL/v2/auth/token);
+# without it the confirmer is off and accepted deliveries stay "Accepted by Redox".
+REDOX_PLATFORM_BASE_URL = env_str("REDOX_PLATFORM_BASE_URL", "https://api.redoxengine.com/platform").rstrip("/")
+REDOX_PLATFORM_CLIENT_ID = env_str("REDOX_PLATFORM_CLIENT_ID")
+REDOX_PLATFORM_KEY_ID = env_str("REDOX_PLATFORM_KEY_ID")
+REDOX_PLATFORM_PRIVATE_KEY = env_str("REDOX_PLATFORM_PRIVATE_KEY")
+REDOX_PLATFORM_PRIVATE_KEY_FILE = env_str("REDOX_PLATFORM_PRIVATE_KEY_FILE")
+REDOX_ORGANIZATION_ID = env_str("REDOX_ORGANIZATION_ID")
+# The schedule of checks: first this long after Redox accepted, then 5 min, 15 min, then every
+# REDOX_CONFIRM_MAX_WAIT_SECONDS, until a final status or REDOX_CONFIRM_WINDOW_DAYS (then Unconfirmed).
+REDOX_CONFIRM_FIRST_CHECK_SECONDS = env_int("REDOX_CONFIRM_FIRST_CHECK_SECONDS", 60)
+REDOX_CONFIRM_MAX_WAIT_SECONDS = env_int("REDOX_CONFIRM_MAX_WAIT_SECONDS", 3600)
+REDOX_CONFIRM_WINDOW_DAYS = env_int("REDOX_CONFIRM_WINDOW_DAYS", 7)
+# Log look-ups per minute across every worker (counted in the database), so a backlog never
+# breaks Redox's rate limits.
+REDOX_CONFIRM_MAX_PER_MINUTE = env_int("REDOX_CONFIRM_MAX_PER_MINUTE", 60)
+# How often a worker looks for deliveries due a check.
+REDOX_CONFIRM_POLL_SECONDS = env_int("REDOX_CONFIRM_POLL_SECONDS", 10)
 
 # --- Deliveries -------------------------------------------------------------
 DELIVERY_MAX_AGE_HOURS = env_int("DELIVERY_MAX_AGE_HOURS", 24)

@@ -347,13 +347,42 @@ def _set_order_state(order_id, state, now):
     Order.objects.filter(pk=order_id).exclude(state=Order.State.CANCELLED).update(state=state, updated_at=now)
 
 
+def order_follows_delivery(delivery, now):
+    """After Redox's log settled an accepted delivery: its order takes the matching state.
+
+    Only when it is the order's latest accepted delivery and nothing is on its way, so a
+    corrected resend sent meanwhile keeps the order's state its own. Callers hold the row lock.
+    """
+    deliveries = Delivery.objects.filter(order_id=delivery.order_id).exclude(pk=delivery.pk)
+    if deliveries.in_flight().exists():
+        return
+    if deliveries.accepted().filter(created_at__gt=delivery.created_at).exists():
+        return
+    _set_order_state(delivery.order_id, order_state_for(delivery.status), now)
+
+
 def _order_state_after_abandon(delivery):
     others = Delivery.objects.filter(order_id=delivery.order_id).exclude(pk=delivery.pk)
     if others.in_flight().exists():
         return Order.State.SENDING
-    if others.filter(status=Delivery.Status.SENT).exists():
-        return Order.State.SENT
+    latest_accepted = others.accepted().order_by("-created_at", "-id").first()
+    if latest_accepted is not None:
+        return order_state_for(latest_accepted.status)
     return Order.State.AWAITING_NOTE
+
+
+# An accepted delivery's status -> its order's state (the order follows its latest accepted note).
+ORDER_STATE_FOR_ACCEPTED = {
+    Delivery.Status.SENT: Order.State.SENT,
+    Delivery.Status.FILED: Order.State.FILED,
+    Delivery.Status.FAILED_DOWNSTREAM: Order.State.FAILED_DOWNSTREAM,
+    Delivery.Status.FILTERED: Order.State.FILTERED,
+    Delivery.Status.UNCONFIRMED: Order.State.UNCONFIRMED,
+}
+
+
+def order_state_for(delivery_status):
+    return ORDER_STATE_FOR_ACCEPTED[delivery_status]
 
 
 def _redox_error_text(error):

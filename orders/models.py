@@ -162,9 +162,16 @@ class Order(models.Model):
     class State(models.TextChoices):
         AWAITING_NOTE = "awaiting_note", "Awaiting note"
         SENDING = "sending", "Note sending"
-        SENT = "sent", "Sent"
+        # Stored as "sent" (old containers still write it during a deploy): Redox answered
+        # 200, which only means it queued the message. Filed is the done state.
+        SENT = "sent", "Accepted by Redox"
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
+        # What Redox's log said became of the accepted note (orders/confirm.py).
+        FILED = "filed", "Filed"
+        FAILED_DOWNSTREAM = "failed_downstream", "Failed downstream"
+        FILTERED = "filtered", "Filtered"
+        UNCONFIRMED = "unconfirmed", "Unconfirmed"
         # An imported order whose note went out through the old system: not backlog.
         CLOSED = "closed", "Closed before HCOINT"
 
@@ -337,6 +344,24 @@ class DeliveryQuerySet(models.QuerySet):
     def in_flight(self):
         return self.filter(status__in=Delivery.IN_FLIGHT_STATUSES)
 
+    def accepted(self):
+        """Deliveries Redox accepted, whatever it later said of them."""
+        return self.filter(status__in=Delivery.ACCEPTED_STATUSES)
+
+    def confirmable(self, now, first_wait):
+        """Accepted deliveries with a Redox log id whose next check is due, longest waiting first.
+
+        A row the previous release marked sent has no next_check_at: it is due
+        `first_wait` after it was sent.
+        """
+        due = Q(next_check_at__lte=now) | Q(next_check_at__isnull=True, sent_at__lte=now - first_wait)
+        return (
+            self.filter(status=Delivery.Status.SENT)
+            .exclude(redox_log_id="")
+            .filter(due)
+            .order_by(Coalesce("next_check_at", "sent_at"), "id")
+        )
+
     def claimable(self, now):
         """What a worker may take now, most urgent first: the Delivery table is the queue.
 
@@ -362,11 +387,21 @@ class Delivery(models.Model):
         PENDING = "pending", "Pending"
         SENDING = "sending", "Sending"
         RETRY_SCHEDULED = "retry_scheduled", "Retry scheduled"
-        SENT = "sent", "Sent"
+        # Stored as "sent" so containers of the previous release, which write "sent", keep
+        # working during a deploy: it always meant Redox's 200, "accepted", never "filed".
+        SENT = "sent", "Accepted by Redox"
         FAILED = "failed", "Failed"
         ABANDONED = "abandoned", "Abandoned"
+        # Learned from Redox's log of the accepted message (orders/confirm.py), at confirmed_at.
+        FILED = "filed", "Filed"
+        FAILED_DOWNSTREAM = "failed_downstream", "Failed downstream"
+        FILTERED = "filtered", "Filtered"
+        # Still not final when REDOX_CONFIRM_WINDOW_DAYS ran out: someone must ask Redox.
+        UNCONFIRMED = "unconfirmed", "Unconfirmed"
 
     IN_FLIGHT_STATUSES = (Status.PENDING, Status.SENDING, Status.RETRY_SCHEDULED)
+    # Every status Redox's 200 leads to: the note left us (usage counts these as sent).
+    ACCEPTED_STATUSES = (Status.SENT, Status.FILED, Status.FAILED_DOWNSTREAM, Status.FILTERED, Status.UNCONFIRMED)
 
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="deliveries")
     note = models.OneToOneField(ClinicalNote, on_delete=models.PROTECT, related_name="delivery")
@@ -383,6 +418,13 @@ class Delivery(models.Model):
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     redox_log_id = models.CharField("Redox log id", max_length=100, blank=True)
+    # Confirmation (orders/confirm.py): when Redox's log gave a final status, when it was last
+    # asked, when to ask next (empty: at sent_at + REDOX_CONFIRM_FIRST_CHECK_SECONDS) and how
+    # often it was asked. db_default, so the previous release's containers can still insert.
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    confirmation_checked_at = models.DateTimeField(null=True, blank=True)
+    next_check_at = models.DateTimeField(null=True, blank=True)
+    confirm_checks = models.PositiveIntegerField(default=0, db_default=0)
     last_error = models.TextField(blank=True)
     abandoned_reason = models.TextField(blank=True)
     abandoned_by = models.ForeignKey(
@@ -409,6 +451,8 @@ class Delivery(models.Model):
             models.Index(fields=["created_at"], name="delivery_created"),
             # The claim query's second half: sending rows whose lease ran out.
             models.Index(fields=["lease_expires_at"], name="delivery_lease", condition=Q(status="sending")),
+            # The confirmer's claim: accepted deliveries by when they are next due.
+            models.Index(fields=["next_check_at", "sent_at"], name="delivery_confirm_due", condition=Q(status="sent")),
         ]
 
     def __str__(self):
@@ -449,6 +493,22 @@ class Delivery(models.Model):
         self.redox_log_id = log_id or ""
         self.last_error = ""
         self._save("status", "sent_at", "redox_log_id", "last_error")
+
+    def record_confirmation(self, status, now):
+        """accepted -> filed / failed downstream / filtered / unconfirmed, learned at `now`."""
+        self.status = status
+        self.confirmed_at = now
+        self.confirmation_checked_at = now
+        self.next_check_at = None
+        self.confirm_checks += 1
+        self._save("status", "confirmed_at", "confirmation_checked_at", "next_check_at", "confirm_checks")
+
+    def schedule_check(self, now, next_at):
+        """Still accepted (Redox says pending, or could not be asked): ask again at `next_at`."""
+        self.confirmation_checked_at = now
+        self.next_check_at = next_at
+        self.confirm_checks += 1
+        self._save("confirmation_checked_at", "next_check_at", "confirm_checks")
 
     def schedule_retry(self, next_at, error_text):
         self.status = self.Status.RETRY_SCHEDULED

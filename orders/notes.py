@@ -137,7 +137,7 @@ def note_send_blocker(*, note):
     deliveries = Delivery.objects.filter(order=order)
     if deliveries.in_flight().exists():
         return IN_FLIGHT_REFUSAL, "in_flight"
-    if deliveries.filter(status=Delivery.Status.SENT).exists():
+    if deliveries.accepted().exists():
         return ALREADY_SENT, "already_sent"
     return None
 

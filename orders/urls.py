@@ -15,4 +15,5 @@ urlpatterns = [
     path("deliveries/<int:pk>/retry/", views.retry_delivery, name="retry_delivery"),
     path("deliveries/<int:pk>/abandon/", views.abandon_delivery, name="abandon_delivery"),
     path("usage/", views_usage.usage, name="usage"),
+    path("reconcile/", views.reconcile, name="reconcile"),
 ]

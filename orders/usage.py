@@ -172,7 +172,7 @@ def usage_figures(*, weeks=DEFAULT_WEEKS, include_test=False, now=None):
         figures_row.orders_received = item["received"]
         figures_row.still_awaiting = item["awaiting"]
 
-    sent = deliveries.filter(status=Delivery.Status.SENT, sent_at__gte=since)
+    sent = deliveries.filter(status__in=Delivery.ACCEPTED_STATUSES, sent_at__gte=since)
     for week, partner_id, count in _count_by_week(sent, "sent_at"):
         row(week, partner_id).notes_sent = count
 
@@ -224,7 +224,9 @@ def _count_by_week(deliveries, date_field):
 
 def _times_to_accept(deliveries, since):
     """{(monday, partner_id): (median, p90)} and {monday: (median, p90)} for all partners."""
-    first_notes = deliveries.filter(status=Delivery.Status.SENT, sent_at__gte=since, is_correction=False).annotate(
+    first_notes = deliveries.filter(
+        status__in=Delivery.ACCEPTED_STATUSES, sent_at__gte=since, is_correction=False
+    ).annotate(
         week=TruncWeek("sent_at"),
         to_accept=ExpressionWrapper(F("sent_at") - F("order__first_received_at"), output_field=DurationField()),
     )

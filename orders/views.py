@@ -23,9 +23,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from hcoint.admin import can_open_admin
 from orders import notes
 from orders.audit import audit_record
+from orders.confirm import confirmer_configured
 from orders.delivery import STAFF_ACTION_STATUSES, DeliveryError, delivery_abandon, delivery_retry_now
 from orders.forms import NoteUploadForm, OrderFilterForm, ReasonForm
 from orders.models import AuditEvent, ClinicalNote, Delivery, DeliveryAttempt, Order
+from orders.reconcile import GROUPS, group_counts, reconciliation
 
 ORDERS_PER_PAGE = 50
 
@@ -59,7 +61,32 @@ def order_list(request):
     return render(
         request,
         "orders/order_list.html",
-        {"form": form, "page": page, "query": query.urlencode(), "searching": bool(query)},
+        {
+            "form": form,
+            "page": page,
+            "query": query.urlencode(),
+            "searching": bool(query),
+            "reconcile_counts": _reconcile_counts(request.user),
+        },
+    )
+
+
+def _reconcile_counts(user):
+    """What needs doing, per group, for those who can act on it (uploaders and admins)."""
+    if not user.has_perm("orders.upload_note"):
+        return None
+    counts = group_counts()
+    return [{"group": group, "count": counts[group.key]} for group in GROUPS]
+
+
+@require_GET
+@permission_required("orders.upload_note", raise_exception=True)
+def reconcile(request):
+    """Orders not yet Filed, grouped by why, oldest first, each with the next action."""
+    return render(
+        request,
+        "orders/reconcile.html",
+        {"groups": reconciliation(), "confirmation_configured": confirmer_configured()},
     )
 
 
@@ -79,6 +106,8 @@ def order_detail(request, pk):
             "can_manage": request.user.has_perm("orders.manage_delivery"),
             # The statuses in which staff may retry or abandon a delivery.
             "staff_action_statuses": STAFF_ACTION_STATUSES,
+            # Without Platform API credentials nobody asks Redox whether a note was filed.
+            "confirmation_configured": confirmer_configured(),
             "unsent_notes": [entry["obj"] for entry in timeline if entry["kind"] == "note" and not entry["delivery"]],
         },
     )

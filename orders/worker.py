@@ -17,8 +17,9 @@ What it survives:
   that is one extra copy, which `hcoint-delivery-<id>` lets the partner recognise.
 - SIGTERM or SIGINT (a deploy, Ctrl-C): the current send finishes and is recorded, then it exits 0.
 
-The hourly usage report (what `manage.py report_usage` emits) runs between turns, so it
-needs no process or thread of its own.
+The hourly usage report (what `manage.py report_usage` emits) and the confirmer (every
+REDOX_CONFIRM_POLL_SECONDS it asks Redox what became of accepted notes; orders/confirm.py)
+run between turns, so they need no process or thread of their own.
 """
 
 import logging
@@ -35,6 +36,7 @@ from django.db import close_old_connections as _close_old_connections
 from django.utils import timezone
 
 from hcoint.events import log_event
+from orders.confirm import confirm_due
 from orders.delivery import NOTIFY_CHANNEL, delivery_send_once
 from orders.usage import usage_report
 
@@ -57,6 +59,18 @@ def report_usage_once():
         return False
     finally:
         close_old_connections()
+    return True
+
+
+def confirm_once():
+    """One confirmer pass (orders/confirm.py). Never raises: the next pass comes at the next poll."""
+    try:
+        confirm_due()
+    except Exception as exc:
+        # Its message could carry anything; the class name is enough to find it.
+        log_event(logger, "delivery.confirm_failed", level=logging.ERROR, error_class=type(exc).__name__)
+        _close_quietly(connection)
+        return False
     return True
 
 
@@ -173,6 +187,8 @@ class Worker:
         self.stopping = threading.Event()
         self.listener = Listener()
         self.next_report = 0.0  # monotonic time of the next usage report: the first turn reports
+        self.confirm_seconds = settings.REDOX_CONFIRM_POLL_SECONDS
+        self.next_confirm = 0.0  # monotonic time of the next confirmer pass
         self.down_since = None
         self.delays = backoff_delays()
         # While running, a stop writes to this pipe, so it interrupts an idle wait at once.
@@ -218,7 +234,7 @@ class Worker:
         return attempts
 
     def turn(self, *, report=True):
-        """One pass: the usage report if due, then one delivery attempt.
+        """One pass: the usage report and the confirmer if due, then one delivery attempt.
 
         True when an attempt was made, False when nothing was due, None when the database
         could not be reached (or the pass failed for another reason, logged by class name).
@@ -228,6 +244,9 @@ class Worker:
             if report and time.monotonic() >= self.next_report:
                 self.next_report = time.monotonic() + self.report_seconds
                 report_usage_once()
+            if report and time.monotonic() >= self.next_confirm:
+                self.next_confirm = time.monotonic() + self.confirm_seconds
+                confirm_once()
             delivery = delivery_send_once(lease_seconds=self.lease_seconds, while_sending=self._heartbeat)
         except DB_ERRORS as exc:
             self._database_lost(exc)

@@ -18,6 +18,7 @@ class RedoxConfig(AppConfig):
         # startup, naming what is missing. No Redox settings at all is allowed (development,
         # tests); `manage.py check --deploy` flags that case for production.
         auth.load_auth()
+        auth.load_platform_auth()
         setting_changed.connect(client.reset_client, dispatch_uid="redox.reset_client")
         checks.register(check_redox_credentials, checks.Tags.security, deploy=True)
 

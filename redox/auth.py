@@ -42,6 +42,13 @@ ASSERTION_LIFETIME = 300
 FALLBACK_TOKEN_LIFETIME = 300
 
 JWT_SETTINGS = ("REDOX_CLIENT_ID", "REDOX_KEY_ID", "REDOX_PRIVATE_KEY", "REDOX_PRIVATE_KEY_FILE")
+# The Platform API's user-level key: the same signed-JWT flow with a key of its own.
+PLATFORM_JWT_SETTINGS = (
+    "REDOX_PLATFORM_CLIENT_ID",
+    "REDOX_PLATFORM_KEY_ID",
+    "REDOX_PLATFORM_PRIVATE_KEY",
+    "REDOX_PLATFORM_PRIVATE_KEY_FILE",
+)
 API_KEY_SETTINGS = ("REDOX_API_KEY", "REDOX_API_SECRET")
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
@@ -107,38 +114,59 @@ def load_auth(conf: object = None) -> Auth | None:
             raise ImproperlyConfigured(f"Redox API key auth is half configured: set {', '.join(missing)}.")
         return ApiKeyAuth(api_key=_setting(conf, "REDOX_API_KEY"), secret=_setting(conf, "REDOX_API_SECRET"))
     if jwt_given:
-        missing = [name for name in ("REDOX_CLIENT_ID", "REDOX_KEY_ID") if name not in jwt_given]
-        has_key = bool(_setting(conf, "REDOX_PRIVATE_KEY"))
-        has_key_file = bool(_setting(conf, "REDOX_PRIVATE_KEY_FILE"))
-        if has_key and has_key_file:
-            raise ImproperlyConfigured("Redox JWT auth: set REDOX_PRIVATE_KEY or REDOX_PRIVATE_KEY_FILE, not both.")
-        if not (has_key or has_key_file):
-            missing.append("REDOX_PRIVATE_KEY or REDOX_PRIVATE_KEY_FILE")
-        if missing:
-            raise ImproperlyConfigured(f"Redox JWT auth is half configured: set {', '.join(missing)}.")
-        private_key = _load_private_key(conf)
-        algorithm = "ES384" if isinstance(private_key, ec.EllipticCurvePrivateKey) else "RS384"
-        return JwtAuth(
-            client_id=_setting(conf, "REDOX_CLIENT_ID"),
-            key_id=_setting(conf, "REDOX_KEY_ID"),
-            private_key=private_key,
-            algorithm=algorithm,
-        )
+        return _jwt_auth(conf, JWT_SETTINGS, "Redox JWT auth")
     return None
 
 
-def _load_private_key(conf: object) -> PrivateKey:
-    if _setting(conf, "REDOX_PRIVATE_KEY"):
-        text = _setting(conf, "REDOX_PRIVATE_KEY")
-        source = "REDOX_PRIVATE_KEY"
+def load_platform_auth(conf: object = None) -> JwtAuth | None:
+    """The Platform API's user-level key (REDOX_PLATFORM_*, REDOX_ORGANIZATION_ID), or None when unset.
+
+    Optional: without it nothing asks Redox what became of a sent message. Half a
+    configuration raises ImproperlyConfigured, like `load_auth`.
+    """
+    conf = conf or settings
+    given = [name for name in (*PLATFORM_JWT_SETTINGS, "REDOX_ORGANIZATION_ID") if _setting(conf, name)]
+    if not given:
+        return None
+    if not _setting(conf, "REDOX_ORGANIZATION_ID"):
+        raise ImproperlyConfigured("Redox Platform API auth is half configured: set REDOX_ORGANIZATION_ID.")
+    return _jwt_auth(conf, PLATFORM_JWT_SETTINGS, "Redox Platform API auth")
+
+
+def _jwt_auth(conf: object, names: tuple[str, str, str, str], what: str) -> JwtAuth:
+    """The signed-JWT configuration from the settings `names` (client id, key id, key, key file)."""
+    client_id, key_id, key, key_file = names
+    missing = [name for name in (client_id, key_id) if not _setting(conf, name)]
+    has_key = bool(_setting(conf, key))
+    has_key_file = bool(_setting(conf, key_file))
+    if has_key and has_key_file:
+        raise ImproperlyConfigured(f"{what}: set {key} or {key_file}, not both.")
+    if not (has_key or has_key_file):
+        missing.append(f"{key} or {key_file}")
+    if missing:
+        raise ImproperlyConfigured(f"{what} is half configured: set {', '.join(missing)}.")
+    private_key = _load_private_key(conf, key, key_file)
+    algorithm = "ES384" if isinstance(private_key, ec.EllipticCurvePrivateKey) else "RS384"
+    return JwtAuth(
+        client_id=_setting(conf, client_id),
+        key_id=_setting(conf, key_id),
+        private_key=private_key,
+        algorithm=algorithm,
+    )
+
+
+def _load_private_key(conf: object, key_setting: str, file_setting: str) -> PrivateKey:
+    if _setting(conf, key_setting):
+        text = _setting(conf, key_setting)
+        source = key_setting
         # A PEM pasted into a single-line environment variable usually arrives with literal "\n".
         if "\n" not in text and "\\n" in text:
             text = text.replace("\\n", "\n")
         pem = text.encode()
     else:
-        source = "REDOX_PRIVATE_KEY_FILE"
+        source = file_setting
         try:
-            pem = Path(_setting(conf, "REDOX_PRIVATE_KEY_FILE")).read_bytes()
+            pem = Path(_setting(conf, file_setting)).read_bytes()
         except OSError as exc:
             raise ImproperlyConfigured(f"{source}: cannot read the file ({exc.strerror}).") from None
     try:

@@ -16,11 +16,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import requests
 from django.conf import settings
 
-from redox.auth import Auth, TokenCache, load_auth
+from redox.auth import Auth, TokenCache, load_auth, load_platform_auth
 from redox.errors import Outcome, RedoxError, classify, error_from_response, json_object, network_error
 from redox.messages import Base64File, Document, JsonObject, encode_message
 
@@ -135,6 +136,88 @@ class RedoxClient:
             raise network_error(what, exc) from exc
 
 
+# What Redox's log says of a message's latest delivery attempt to the destination.
+LOG_STATUSES = ("succeeded", "failed", "filtered", "pending")
+FINAL_LOG_STATUSES = ("succeeded", "failed", "filtered")
+
+
+@dataclass(frozen=True)
+class LogStatus:
+    """`payload.result.attempts` of a Redox log: the latest attempt's status and how many attempts."""
+
+    status: str  # one of LOG_STATUSES
+    attempts: int = 0
+    attempt_at: str = ""
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_LOG_STATUSES
+
+
+class PlatformClient(RedoxClient):
+    """The Redox Platform API, with a user-level API key: what became of a message Redox accepted.
+
+    A RedoxClient of its own (its own key, so its own token), sharing the plumbing: the token
+    comes from `/v2/auth/token` under REDOX_API_BASE_URL through the same signed-JWT flow.
+    Use `get_platform_client()`, which is None when the Platform API is not configured.
+    """
+
+    def __init__(self, *, platform_base_url: str, organization_id: str, **kwargs: Any) -> None:
+        super().__init__(upload_url="", **kwargs)
+        self.platform_base_url = platform_base_url.rstrip("/")
+        self.organization_id = organization_id
+
+    @classmethod
+    def from_platform_settings(cls, conf: Any = None) -> "PlatformClient | None":
+        conf = conf or settings
+        auth = load_platform_auth(conf)
+        if auth is None:
+            return None
+        return cls(
+            auth=auth,
+            api_base_url=conf.REDOX_API_BASE_URL,
+            platform_base_url=conf.REDOX_PLATFORM_BASE_URL,
+            organization_id=conf.REDOX_ORGANIZATION_ID,
+            connect_timeout=conf.REDOX_CONNECT_TIMEOUT,
+            read_timeout=conf.REDOX_READ_TIMEOUT,
+        )
+
+    def log_status(self, log_id: str) -> LogStatus:
+        """GET one log; its latest attempt's status. Raises RedoxError (a 404 is retryable: not indexed yet)."""
+        # https://docs.redoxengine.com/api-reference/platform-api/platform-api-reference/logs/get-log-by-id
+        # payload.result.attempts.latest.status: succeeded | failed | filtered | pending.
+        what = "Redox Platform log"
+        organization, log = quote(self.organization_id, safe=""), quote(log_id, safe="")
+        url = f"{self.platform_base_url}/v1/organizations/{organization}/logs/{log}"
+        try:
+            response = self._authorized(what, "GET", url, headers={"Accept": "application/json"})
+        except RedoxError as exc:
+            if exc.status == 404:
+                # A log Redox has not indexed yet, or one of another organization: ask again later.
+                raise RedoxError(str(exc), retryable=True, status=404) from None
+            raise
+        body = json_object(response) or {}
+        attempts = _path(body, "payload", "result", "attempts")
+        latest = attempts.get("latest") if isinstance(attempts, dict) else None
+        status = latest.get("status") if isinstance(latest, dict) else None
+        if status not in LOG_STATUSES:
+            raise RedoxError(f"{what}: answer without a known attempts.latest.status", retryable=True, status=200)
+        total = attempts.get("total") if isinstance(attempts, dict) else 0
+        attempt_at = latest.get("attemptAt") if isinstance(latest, dict) else ""
+        return LogStatus(
+            status=str(status),
+            attempts=total if isinstance(total, int) else 0,
+            attempt_at=attempt_at if isinstance(attempt_at, str) else "",
+        )
+
+
+def _path(body: dict[str, Any], *keys: str) -> Any:
+    value: Any = body
+    for key in keys:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
 def _log_ids(response: requests.Response) -> list[str]:
     """Redox's `Meta.Logs[].ID` (older responses: `MessageID`) from a successful send."""
     body = json_object(response) or {}
@@ -192,11 +275,26 @@ def get_client() -> RedoxClient:
         return _client
 
 
+_platform_client: PlatformClient | None = None
+_platform_pid: int | None = None
+
+
+def get_platform_client() -> PlatformClient | None:
+    """The process-wide Platform API client (one token, shared by every thread), or None when not configured."""
+    global _platform_client, _platform_pid
+    with _client_lock:
+        if _platform_pid != os.getpid():
+            _platform_client = PlatformClient.from_platform_settings()
+            _platform_pid = os.getpid()
+        return _platform_client
+
+
 def reset_client(**kwargs: Any) -> None:
-    """Forget the process-wide client; connected to Django's setting_changed signal."""
-    global _client
+    """Forget the process-wide clients; connected to Django's setting_changed signal."""
+    global _client, _platform_pid
     setting = kwargs.get("setting", "")
     if setting and not str(setting).startswith("REDOX_"):
         return
     with _client_lock:
         _client = None
+        _platform_pid = None

@@ -123,6 +123,10 @@ def test_there_is_a_monitor_for_each_alert_ops_needs(definitions):
         "@event:auth.throttled",  # (h) sign-in spraying
         "@event:webhook.throttled",  # (i) wrong-token webhook floods
         "@event:message.environment_mismatch",  # (j) Meta.Test contradicts the partner's is_production
+        "@event:delivery.failed_downstream",  # (k) Redox's log says failed
+        "@event:delivery.filtered",  # (l) Redox's log says filtered
+        "@event:delivery.unconfirmed",  # (m) no final status within the window
+        "@event:delivery.confirm_failed",  # (n) the confirmer cannot ask Redox
     ):
         assert needed in queries
 

@@ -41,7 +41,7 @@ def test_state_shown_with_word_and_colour_class(client, viewer, partner):
     OrderFactory(partner=partner, state=Order.State.SENT)
     client.force_login(viewer)
     html = client.get(reverse("order_list")).content.decode()
-    assert '<span class="state state-sent">Sent</span>' in html
+    assert '<span class="state state-sent">Accepted by Redox</span>' in html
 
 
 def test_filters_by_state(client, viewer, partner):

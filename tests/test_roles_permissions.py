@@ -72,6 +72,7 @@ RULES = {
     "retry_delivery": [("delivery", "post", "orders.manage_delivery")],
     "abandon_delivery": [("delivery", "get", "orders.manage_delivery"), ("delivery", "post", "orders.manage_delivery")],
     "usage": [(None, "get", "orders.view_usage")],
+    "reconcile": [(None, "get", "orders.upload_note")],
 }
 ROLE_PERMISSIONS = {
     "viewer": {"orders.view_order"},

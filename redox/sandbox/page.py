@@ -9,7 +9,7 @@ from pathlib import Path
 
 from django.template import Context, Engine
 
-from redox.sandbox.state import FAIL_STATUSES, SandboxState
+from redox.sandbox.state import FAIL_STATUSES, LOG_STATUSES, SandboxState
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 _engine = Engine(dirs=[str(TEMPLATE_DIR)], autoescape=True)
@@ -51,5 +51,8 @@ def render_page(state: SandboxState) -> str:
         "reject_text": str(snapshot["reject_text"]),
         "count": str(snapshot["received"]),
         "rows": rows,
+        "log_statuses": list(LOG_STATUSES),
+        "log_default": str(snapshot["log_default"]),
+        "logs": [{"id": log_id, "status": status} for log_id, status in reversed(state.log_list())],
     }
     return _engine.get_template("sandbox.html").render(Context(context))

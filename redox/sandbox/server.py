@@ -136,6 +136,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.OK, self.state.snapshot())
         elif path == "/_sandbox/messages":
             self._send(HTTPStatus.OK, [r.summary() for r in self.state.messages()])
+        elif path.startswith("/platform/"):
+            self.platform_log(path)
         elif path.startswith("/_sandbox/messages/") and path.rsplit("/", 1)[1].isdigit():
             received = self.state.find(int(path.rsplit("/", 1)[1]))
             if received is None:
@@ -158,6 +160,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
             "/_sandbox/clear": self.control_clear,
             "/_sandbox/forget": self.control_forget,
             "/_sandbox/expire-tokens": self.control_expire_tokens,
+            "/_sandbox/log": self.control_log,
+            "/_sandbox/log-default": self.control_log_default,
         }
         handler = routes.get(path)
         limit = settings.REDOX_FILE_LIMIT_BYTES + 1024 * 1024 if path == "/upload" else MAX_REQUEST_BYTES
@@ -249,6 +253,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.BAD_REQUEST, _redox_errors(errors, data_model, event_type))
             return
         logs = [{"ID": str(uuid.uuid4()), "AttemptID": str(uuid.uuid4())} for _ in meta["Destinations"]]
+        self.state.add_logs([log["ID"] for log in logs])
         received = self.state.record(
             path="/endpoint",
             http_status=200,
@@ -262,6 +267,43 @@ class SandboxHandler(BaseHTTPRequestHandler):
         self._send(
             HTTPStatus.OK,
             {"Meta": {"DataModel": data_model, "EventType": event_type, "Message": {"ID": received.seq}, "Logs": logs}},
+        )
+
+    # Platform API, Get log by id (the same token flow as the data API):
+    # docs.redoxengine.com/api-reference/platform-api/platform-api-reference/logs/get-log-by-id
+    def platform_log(self, path: str) -> None:
+        parts = path.strip("/").split("/")
+        # platform / v1 / organizations / {organizationId} / logs / {logId}
+        if len(parts) != 6 or parts[1:3] != ["v1", "organizations"] or parts[4] != "logs" or not parts[3]:
+            self._send(HTTPStatus.NOT_FOUND, {"error": "not found"})
+            return
+        if not self._bearer():
+            self._send(HTTPStatus.UNAUTHORIZED, {"error": "Invalid or expired access token"})
+            return
+        log_id = parts[5]
+        status = self.state.log_status(log_id)
+        if status is None:
+            self._send(HTTPStatus.NOT_FOUND, {"error": "log not found"})
+            return
+        attempt_at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        self._send(
+            HTTPStatus.OK,
+            {
+                "meta": {"version": "1.0.0"},
+                "payload": {
+                    "result": {
+                        "id": log_id,
+                        "attempts": {
+                            "total": 1,
+                            "latest": {
+                                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, log_id)),
+                                "attemptAt": attempt_at,
+                                "status": status,
+                            },
+                        },
+                    }
+                },
+            },
         )
 
     # Blob upload: developer.redoxengine.com/data-exchange/sending-files-through-redox/
@@ -337,6 +379,26 @@ class SandboxHandler(BaseHTTPRequestHandler):
     def control_expire_tokens(self, body: bytes) -> None:
         is_form, _ = self._control_input(body)
         self.state.expire_tokens()
+        self._done(is_form)
+
+    def control_log(self, body: bytes) -> None:
+        """Set a log's status (`log_id`), or every pending log's when `log_id` is empty."""
+        is_form, data = self._control_input(body)
+        log_id = str(data.get("log_id") or "").strip() or None
+        try:
+            self.state.set_log_status(log_id, str(data.get("status", "")))
+        except ValueError as exc:
+            self._send(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
+            return
+        self._done(is_form)
+
+    def control_log_default(self, body: bytes) -> None:
+        is_form, data = self._control_input(body)
+        try:
+            self.state.set_log_default(str(data.get("status", "")))
+        except ValueError as exc:
+            self._send(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
+            return
         self._done(is_form)
 
     def _control_input(self, body: bytes) -> tuple[bool, dict[str, Any]]:

@@ -12,6 +12,8 @@ from typing import Any
 FAIL_STATUSES = (429, 500, 502, 503, 504)
 DEFAULT_REJECT_TEXT = "Sandbox rejected the message (told to reject)."
 KEEP_RECEIVED = 500
+# What the Platform API's log says of a message's latest attempt (payload.result.attempts.latest.status).
+LOG_STATUSES = ("pending", "succeeded", "failed", "filtered")
 
 
 @dataclass
@@ -50,7 +52,9 @@ class Received:
 class SandboxState:
     """Everything the sandbox remembers; every method is safe to call from any thread."""
 
-    def __init__(self, *, keep: int = KEEP_RECEIVED, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, *, keep: int = KEEP_RECEIVED, clock: Callable[[], float] = time.time, log_status: str = "pending"
+    ) -> None:
         self.lock = threading.Lock()
         self.clock = clock
         self.tokens: dict[str, float] = {}  # access token -> expiry (epoch seconds)
@@ -63,6 +67,49 @@ class SandboxState:
         self.retry_after = 2
         self.reject_remaining = 0  # -1: every message until cleared
         self.reject_text = DEFAULT_REJECT_TEXT
+        # Platform API logs: id -> status. A new log starts at log_default ("pending" until told,
+        # so a demo can watch "Accepted by Redox" become "Filed" when the page says so).
+        self.logs: dict[str, str] = {}
+        self.log_default = self._log_status(log_status)
+
+    # Platform API logs
+    @staticmethod
+    def _log_status(status: str) -> str:
+        if status not in LOG_STATUSES:
+            raise ValueError(f"status must be one of {LOG_STATUSES}")
+        return status
+
+    def add_logs(self, log_ids: list[str]) -> None:
+        with self.lock:
+            for log_id in log_ids:
+                self.logs[log_id] = self.log_default
+            while len(self.logs) > KEEP_RECEIVED:
+                del self.logs[next(iter(self.logs))]
+
+    def set_log_status(self, log_id: str | None, status: str) -> int:
+        """Set one log's status, or every pending log's when `log_id` is None; how many changed."""
+        status = self._log_status(status)
+        with self.lock:
+            if log_id is None:
+                pending = [key for key, value in self.logs.items() if value == "pending"]
+            else:
+                pending = [log_id] if log_id in self.logs else []
+            for key in pending:
+                self.logs[key] = status
+            return len(pending)
+
+    def set_log_default(self, status: str) -> None:
+        status = self._log_status(status)
+        with self.lock:
+            self.log_default = status
+
+    def log_status(self, log_id: str) -> str | None:
+        with self.lock:
+            return self.logs.get(log_id)
+
+    def log_list(self) -> list[tuple[str, str]]:
+        with self.lock:
+            return list(self.logs.items())
 
     # Failure modes
     def fail_next(self, count: int, status: int = 500, retry_after: int = 2) -> None:
@@ -89,6 +136,7 @@ class SandboxState:
         with self.lock:
             self.received.clear()
             self.blobs.clear()
+            self.logs.clear()
 
     def expire_tokens(self) -> None:
         with self.lock:
@@ -161,4 +209,6 @@ class SandboxState:
                 "reject_text": self.reject_text,
                 "received": len(self.received),
                 "blobs": len(self.blobs),
+                "logs": dict(self.logs),
+                "log_default": self.log_default,
             }

@@ -5,7 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from redox.sandbox.server import make_server
-from redox.sandbox.state import FAIL_STATUSES, SandboxState
+from redox.sandbox.state import FAIL_STATUSES, LOG_STATUSES, SandboxState
 
 
 class Command(BaseCommand):
@@ -24,6 +24,12 @@ class Command(BaseCommand):
         parser.add_argument("--retry-after", type=int, default=2, help="Retry-After seconds sent with 429 and 503.")
         parser.add_argument("--reject", action="store_true", help="Reject every message with 400 until cleared.")
         parser.add_argument("--reject-text", default=None, help="The error text a rejection carries.")
+        parser.add_argument(
+            "--log-status",
+            default="pending",
+            choices=LOG_STATUSES,
+            help="What the Platform API says of a new log until told otherwise on the page (default pending).",
+        )
 
     def handle(
         self,
@@ -35,9 +41,10 @@ class Command(BaseCommand):
         retry_after: int,
         reject: bool,
         reject_text: str | None,
+        log_status: str,
         **options: Any,
     ) -> None:
-        state = SandboxState()
+        state = SandboxState(log_status=log_status)
         if fail_next:
             state.fail_next(fail_next, status=fail_status, retry_after=retry_after)
         if reject:
@@ -49,7 +56,8 @@ class Command(BaseCommand):
         url = f"http://{host}:{server.server_address[1]}"
         self.stdout.write(f"Redox sandbox on {url}/ (control page); point the app at it with")
         self.stdout.write(f"  REDOX_API_BASE_URL={url} REDOX_UPLOAD_URL={url}/upload")
-        self.stdout.write("  and REDOX_API_KEY/REDOX_API_SECRET (or the JWT settings) set to anything well formed.")
+        self.stdout.write("  and REDOX_API_KEY/REDOX_API_SECRET (or the JWT settings) set to anything well formed;")
+        self.stdout.write(f"  the Platform API (confirmation): REDOX_PLATFORM_BASE_URL={url}/platform.")
         # Shown at once even when stdout is a pipe (e.g. under honcho in `make run`).
         self.stdout.flush()
         try:

@@ -1,0 +1,118 @@
+"""Orders that are not yet Filed, grouped by why, with the next action: the reconciliation page,
+the counts on the orders page and in the nav, and `manage.py reconcile`.
+
+An order is done when its note is Filed in the partner's chart (orders/confirm.py), when the
+partner cancelled it, or when it was closed before HCOINT. Every other order is in exactly
+one group below; the order's state says which (its delivery keeps it in step).
+"""
+
+from dataclasses import dataclass
+
+from django.db.models import Count, Exists, OuterRef, Q
+from django.utils import timezone
+
+from orders.models import Delivery, Order
+
+DONE_STATES = (Order.State.FILED, Order.State.CANCELLED, Order.State.CLOSED)
+ROWS_PER_GROUP = 100
+
+
+@dataclass(frozen=True)
+class Group:
+    key: str
+    title: str
+    action: str  # the next action, in words, for staff
+    why: str
+
+
+GROUPS = (
+    Group("awaiting_note", "Awaiting a note", "Upload the note", "No note has been sent for these orders yet."),
+    Group(
+        "delivery_problem",
+        "Delivery retrying or failed",
+        "Retry now (or abandon, saying why)",
+        "Redox has not accepted the note: it is being retried or the delivery failed.",
+    ),
+    Group(
+        "unconfirmed",
+        "Accepted by Redox, not confirmed",
+        "Wait for Redox's confirmation; if it gave up, contact Redox with the log id",
+        "Redox queued the note but has not (yet) said it reached the partner's chart.",
+    ),
+    Group(
+        "failed_downstream",
+        "Failed downstream",
+        "Resend a corrected note (contact Redox if the cause is theirs)",
+        "Redox accepted the note but could not deliver it to the partner.",
+    ),
+    Group(
+        "filtered",
+        "Filtered by Redox",
+        "Contact Redox (their configuration filtered it), then resend",
+        "Redox's configuration stopped the note before the partner.",
+    ),
+)
+GROUP_BY_KEY = {group.key: group for group in GROUPS}
+
+
+def _retrying():
+    return Exists(Delivery.objects.filter(order=OuterRef("pk"), status=Delivery.Status.RETRY_SCHEDULED))
+
+
+def group_filter(key):
+    """The Q selecting the (retrying-annotated) orders in group `key`."""
+    return {
+        "awaiting_note": Q(state=Order.State.AWAITING_NOTE),
+        "delivery_problem": Q(state=Order.State.FAILED) | Q(state=Order.State.SENDING, retrying=True),
+        "unconfirmed": Q(state__in=[Order.State.SENT, Order.State.UNCONFIRMED]),
+        "failed_downstream": Q(state=Order.State.FAILED_DOWNSTREAM),
+        "filtered": Q(state=Order.State.FILTERED),
+    }[key]
+
+
+def open_orders():
+    return Order.objects.exclude(state__in=DONE_STATES).annotate(retrying=_retrying())
+
+
+def group_counts():
+    """{group key: number of orders}, every group present, in one query."""
+    counts = dict.fromkeys(GROUP_BY_KEY, 0)
+    rows = open_orders().values("state", "retrying").annotate(n=Count("id")).order_by()
+    for row in rows:
+        state, retrying = row["state"], row["retrying"]
+        if state == Order.State.AWAITING_NOTE:
+            counts["awaiting_note"] += row["n"]
+        elif state == Order.State.FAILED or (state == Order.State.SENDING and retrying):
+            counts["delivery_problem"] += row["n"]
+        elif state in (Order.State.SENT, Order.State.UNCONFIRMED):
+            counts["unconfirmed"] += row["n"]
+        elif state in counts:
+            counts[state] += row["n"]
+    return counts
+
+
+def reconciliation(now=None, limit=ROWS_PER_GROUP):
+    """Each group with its count and its oldest `limit` orders (age and latest delivery attached)."""
+    now = now or timezone.now()
+    counts = group_counts()
+    groups = []
+    for group in GROUPS:
+        orders = list(
+            open_orders()
+            .filter(group_filter(group.key))
+            .select_related("partner")
+            .order_by("first_received_at", "id")[:limit]
+        )
+        latest = _latest_deliveries([order.pk for order in orders])
+        for order in orders:
+            order.age_days = (now - order.first_received_at).days
+            order.latest_delivery = latest.get(order.pk)
+        groups.append({"group": group, "count": counts[group.key], "orders": orders})
+    return groups
+
+
+def _latest_deliveries(order_ids):
+    latest = {}
+    for delivery in Delivery.objects.filter(order_id__in=order_ids).order_by("order_id", "created_at", "id"):
+        latest[delivery.order_id] = delivery
+    return latest
