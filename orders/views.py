@@ -11,7 +11,6 @@ import unicodedata
 
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
-from django.core.paginator import Paginator
 from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -26,6 +25,7 @@ from orders.audit import audit_record
 from orders.delivery import STAFF_ACTIONABLE, DeliveryError, delivery_abandon, delivery_retry_now
 from orders.forms import NoteUploadForm, OrderFilterForm, ReasonForm
 from orders.models import AuditEvent, ClinicalNote, Delivery, DeliveryAttempt, Order
+from orders.search import BoundedPaginator
 
 ORDERS_PER_PAGE = 50
 
@@ -52,7 +52,7 @@ def order_list(request):
         # An unknown value in one filter (a stale bookmark) drops that filter, not the others.
         form.is_valid()
         orders = form.filter(orders)
-    page = Paginator(orders, ORDERS_PER_PAGE).get_page(request.GET.get("page"))
+    page = BoundedPaginator(orders, ORDERS_PER_PAGE).get_page(request.GET.get("page"))
     # The filters, without the page number, for the pagination links.
     query = request.GET.copy()
     query.pop("page", None)
