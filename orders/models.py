@@ -15,6 +15,7 @@ from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
+from orders.search import SEARCH_FIELDS, order_search_text
 from redox.inbound import ORDER_ID_MAX_CHARS
 from redox.verification import tokens_equal
 
@@ -189,18 +190,16 @@ class Order(models.Model):
         # Opaque on purpose: __str__ reaches admin messages and logs.
         return f"Order {self.pk}"
 
-    def get_absolute_url(self):
-        return reverse("order_detail", args=[self.pk])
-
     def save(self, *args, **kwargs):
         # Every save keeps search_text in step with the fields it folds (ingest, admin, notes).
-        from orders.search import SEARCH_FIELDS, order_search_text
-
         self.search_text = order_search_text(self)
         update_fields = kwargs.get("update_fields")
         if update_fields is not None and not set(update_fields).isdisjoint(SEARCH_FIELDS):
             kwargs["update_fields"] = {*update_fields, "search_text"}
         super().save(*args, **kwargs)
+
+    def get_absolute_url(self):
+        return reverse("order_detail", args=[self.pk])
 
     @property
     def patient_name(self):
