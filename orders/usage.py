@@ -26,10 +26,11 @@ aggregate, so there the durations come back from one query, ordered, and
 
 import logging
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Aggregate, Count, DurationField, ExpressionWrapper, F, Min, Q
 from django.db.models.functions import TruncWeek
 from django.utils import timezone
@@ -172,15 +173,20 @@ def usage_figures(*, weeks=DEFAULT_WEEKS, include_test=False, now=None):
         figures_row.orders_received = item["received"]
         figures_row.still_awaiting = item["awaiting"]
 
-    sent = deliveries.filter(status=Delivery.Status.SENT, sent_at__gte=since)
-    for week, partner_id, count in _count_by_week(sent, "sent_at"):
+    with _driven_by_the_window():
+        if connection.vendor != "postgresql":
+            # (PostgreSQL counts them with the times to accept, in one query.)
+            sent = deliveries.filter(status=Delivery.Status.SENT, sent_at__gte=since)
+            for week, partner_id, count in _count_by_week(sent, "sent_at"):
+                row(week, partner_id).notes_sent = count
+
+        failed = deliveries.filter(status__in=FAILED_STATUSES, created_at__gte=since)
+        for week, partner_id, count in _count_by_week(failed, "created_at"):
+            row(week, partner_id).deliveries_failed = count
+
+        per_partner, overall, sent_counts = _times_to_accept(deliveries, since)
+    for (week, partner_id), count in sent_counts.items():
         row(week, partner_id).notes_sent = count
-
-    failed = deliveries.filter(status__in=FAILED_STATUSES, created_at__gte=since)
-    for week, partner_id, count in _count_by_week(failed, "created_at"):
-        row(week, partner_id).deliveries_failed = count
-
-    per_partner, overall = _times_to_accept(deliveries, since)
     for (week, partner_id), (median, p90) in per_partner.items():
         figures_row = row(week, partner_id)
         figures_row.median_to_accept, figures_row.p90_to_accept = median, p90
@@ -212,6 +218,43 @@ def usage_figures(*, weeks=DEFAULT_WEEKS, include_test=False, now=None):
     )
 
 
+@contextmanager
+def _driven_by_the_window():
+    """On PostgreSQL, join the window's deliveries to their orders one primary-key probe each.
+
+    The delivery aggregates join the deliveries of the window (found through
+    delivery_status_sent / delivery_created) to their orders for the partner, the test flag
+    and the time received. Left to its costs (random_page_cost 4), the planner hashes every
+    non-test order ever received to serve a few thousand deliveries: a sequential scan of
+    the whole order table, the cost growing with history (docs/performance.md has the
+    EXPLAIN ANALYZE). With hash and merge joins off for these queries only, it probes
+    orders_order_pkey per delivery: the cost follows the window. The settings are
+    transaction-local and restored afterwards, even inside an outer transaction.
+    """
+    if connection.vendor != "postgresql":
+        yield
+        return
+    if not connection.in_atomic_block:
+        # Our own transaction: its end discards the settings.
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
+            yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT current_setting('enable_hashjoin'), current_setting('enable_mergejoin'),"
+            " set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)"
+        )
+        hashjoin, mergejoin, _, _ = cursor.fetchone()
+        try:
+            yield
+        finally:
+            cursor.execute(
+                "SELECT set_config('enable_hashjoin', %s, true), set_config('enable_mergejoin', %s, true)",
+                [hashjoin, mergejoin],
+            )
+
+
 def _count_by_week(deliveries, date_field):
     """(week, partner id, how many) of `deliveries`, grouped by the week of `date_field`."""
     return (
@@ -223,20 +266,32 @@ def _count_by_week(deliveries, date_field):
 
 
 def _times_to_accept(deliveries, since):
-    """{(monday, partner_id): (median, p90)} and {monday: (median, p90)} for all partners."""
-    first_notes = deliveries.filter(status=Delivery.Status.SENT, sent_at__gte=since, is_correction=False).annotate(
+    """{(monday, partner_id): (median, p90)} and {monday: (median, p90)} for all partners,
+    and on PostgreSQL {(monday, partner_id): notes sent} from the same query (else {})."""
+    sent = deliveries.filter(status=Delivery.Status.SENT, sent_at__gte=since).annotate(
         week=TruncWeek("sent_at"),
         to_accept=ExpressionWrapper(F("sent_at") - F("order__first_received_at"), output_field=DurationField()),
     )
+    first_notes = sent.filter(is_correction=False)
     per_partner = {}
     overall = {}
     if connection.vendor == "postgresql":
+        first = Q(is_correction=False)
+        grouped = sent.values("week", "order__partner_id").annotate(
+            sent=Count("id"),
+            median=PercentileCont("to_accept", 0.5, filter=first),
+            p90=PercentileCont("to_accept", 0.9, filter=first),
+        )
+        counts = {}
+        for item in grouped.order_by():
+            key = (_week_date(item["week"]), item["order__partner_id"])
+            counts[key] = item["sent"]
+            if item["median"] is not None:
+                per_partner[key] = (item["median"], item["p90"])
         percentiles = {"median": PercentileCont("to_accept", 0.5), "p90": PercentileCont("to_accept", 0.9)}
-        for item in first_notes.values("week", "order__partner_id").annotate(**percentiles).order_by():
-            per_partner[(_week_date(item["week"]), item["order__partner_id"])] = (item["median"], item["p90"])
         for item in first_notes.values("week").annotate(**percentiles).order_by():
             overall[_week_date(item["week"])] = (item["median"], item["p90"])
-        return per_partner, overall
+        return per_partner, overall, counts
 
     grouped = {}
     everyone = {}
@@ -250,7 +305,7 @@ def _times_to_accept(deliveries, since):
         per_partner[key] = (percentile_cont(durations, 0.5), percentile_cont(durations, 0.9))
     for monday, durations in everyone.items():
         overall[monday] = (percentile_cont(durations, 0.5), percentile_cont(durations, 0.9))
-    return per_partner, overall
+    return per_partner, overall, {}
 
 
 def awaiting_backlog(*, include_test=False, names=None, now=None):
