@@ -194,6 +194,7 @@ class Session:
     def __init__(self, port):
         self.port = port
         self.cookies = {}
+        self.last_location = ""
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
 
     def request(self, method, path, body=None, headers=None):
@@ -211,6 +212,7 @@ class Session:
                 self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
                 if attempt:
                     raise
+        self.last_location = response.getheader("Location") or ""
         for header, value in response.getheaders():
             if header.lower() == "set-cookie":
                 name, _, rest = value.partition("=")
