@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import Aggregate, Count, DurationField, ExpressionWrapper, F, Min, Q
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Min, Q
 from django.db.models.functions import TruncWeek
 from django.utils import timezone
 
@@ -44,24 +44,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_WEEKS = 12
 MAX_WEEKS = 260
 FAILED_STATUSES = (Delivery.Status.FAILED, Delivery.Status.ABANDONED)
-
-
-class PercentileCont(Aggregate):
-    """PostgreSQL's `percentile_cont(fraction) WITHIN GROUP (ORDER BY expression)` over intervals.
-
-    https://www.postgresql.org/docs/current/functions-aggregate.html#FUNCTIONS-ORDEREDSET-TABLE
-    """
-
-    function = "percentile_cont"
-    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-    output_field = DurationField()
-
-    def __init__(self, expression, fraction, **extra):
-        fraction = float(fraction)
-        if not 0.0 <= fraction <= 1.0:
-            raise ValueError("A percentile fraction lies between 0 and 1.")
-        # A float from our own code, formatted by Python: nothing user-supplied reaches the SQL.
-        super().__init__(expression, fraction=repr(fraction), **extra)
 
 
 def percentile_cont(sorted_values, fraction):
@@ -276,22 +258,7 @@ def _times_to_accept(deliveries, since):
     per_partner = {}
     overall = {}
     if connection.vendor == "postgresql":
-        first = Q(is_correction=False)
-        grouped = sent.values("week", "order__partner_id").annotate(
-            sent=Count("id"),
-            median=PercentileCont("to_accept", 0.5, filter=first),
-            p90=PercentileCont("to_accept", 0.9, filter=first),
-        )
-        counts = {}
-        for item in grouped.order_by():
-            key = (_week_date(item["week"]), item["order__partner_id"])
-            counts[key] = item["sent"]
-            if item["median"] is not None:
-                per_partner[key] = (item["median"], item["p90"])
-        percentiles = {"median": PercentileCont("to_accept", 0.5), "p90": PercentileCont("to_accept", 0.9)}
-        for item in first_notes.values("week").annotate(**percentiles).order_by():
-            overall[_week_date(item["week"])] = (item["median"], item["p90"])
-        return per_partner, overall, counts
+        return _times_to_accept_postgresql(sent)
 
     grouped = {}
     everyone = {}
@@ -306,6 +273,33 @@ def _times_to_accept(deliveries, since):
     for monday, durations in everyone.items():
         overall[monday] = (percentile_cont(durations, 0.5), percentile_cont(durations, 0.9))
     return per_partner, overall, {}
+
+
+def _times_to_accept_postgresql(sent):
+    """_times_to_accept in one pass over the window's sent deliveries: GROUPING SETS gives
+    the per-partner rows and the all-partners row (partner NULL) from the same join."""
+    columns = sent.values("week", "order__partner_id", "to_accept", "is_correction").order_by()
+    inner, params = columns.query.sql_with_params()
+    # `inner` is the ORM's own SQL for the queryset, its values still in `params`.
+    query = (
+        "SELECT week, order__partner_id, count(*),"  # noqa: S608
+        " percentile_cont(0.5) WITHIN GROUP (ORDER BY to_accept) FILTER (WHERE NOT is_correction),"
+        " percentile_cont(0.9) WITHIN GROUP (ORDER BY to_accept) FILTER (WHERE NOT is_correction)"
+        f" FROM ({inner}) AS sent GROUP BY GROUPING SETS ((week, order__partner_id), (week))"
+    )
+    per_partner, overall, counts = {}, {}, {}
+    with connection.cursor() as cursor:
+        cursor.execute(query, params)
+        for week, partner_id, count, median, p90 in cursor.fetchall():
+            monday = _week_date(week)
+            if partner_id is None:
+                if median is not None:
+                    overall[monday] = (median, p90)
+                continue
+            counts[(monday, partner_id)] = count
+            if median is not None:
+                per_partner[(monday, partner_id)] = (median, p90)
+    return per_partner, overall, counts
 
 
 def awaiting_backlog(*, include_test=False, names=None, now=None):
