@@ -13,9 +13,9 @@ import sys
 import time
 
 import psycopg2
-from harness import PYTHON, ROOT, Postgres, Session, app_env, free_port, gunicorn, manage, timed_get
+from harness import PYTHON, ROOT, Postgres, Session, app_env, free_port, gunicorn, manage, percentile
 
-RUNS = int(os.environ.get("BENCH_PAGE_RUNS", "40"))
+RUNS = int(os.environ.get("BENCH_PAGE_RUNS", "60"))
 PASSWORD = "bench-password-not-a-secret"  # noqa: S105 (seed.py's)
 
 
@@ -46,26 +46,73 @@ def sample(url):
         return cursor.fetchone()
 
 
-def measure(url, runs=RUNS):
+KINDS = (
+    "list",
+    "search: MRN",
+    "search: order id",
+    "search: name fragment",
+    "search: no match",
+    "state filter",
+    "order page",
+    "usage page",
+)
+
+
+def _requests(url):
+    """Each page kind's (path, query) on the database at `url`."""
     pk, ehr_order_id, mrn = sample(url)
-    port = free_port()
-    server = gunicorn(app_env(url), port)
+    return dict(
+        zip(
+            KINDS,
+            (
+                ("/", None),
+                ("/", {"q": mrn}),
+                ("/", {"q": ehr_order_id}),
+                ("/", {"q": "ngu"}),
+                ("/", {"q": "zzqxj"}),
+                ("/", {"state": "awaiting_note"}),
+                (f"/orders/{pk}/", None),
+                ("/usage/", None),
+            ),
+            strict=True,
+        )
+    )
+
+
+def measure(urls, runs=RUNS, warm=3):
+    """{url: {kind: figures}}, the databases measured side by side: one gunicorn each, and
+    for every page kind the requests alternate between them, so a moment when the machine
+    is busy slows both columns alike rather than one."""
+    servers, sessions, requests = {}, {}, {}
     try:
-        session = Session(port)
-        session.sign_in("bench-admin", PASSWORD)
-        kinds = {
-            "list": ("/", None),
-            "search: MRN": ("/", {"q": mrn}),
-            "search: order id": ("/", {"q": ehr_order_id}),
-            "search: name fragment": ("/", {"q": "ngu"}),
-            "search: no match": ("/", {"q": "zzqxj"}),
-            "state filter": ("/", {"state": "awaiting_note"}),
-            "order page": (f"/orders/{pk}/", None),
-            "usage page": ("/usage/", None),
+        for url in urls:
+            port = free_port()
+            servers[url] = gunicorn(app_env(url), port)
+            sessions[url] = Session(port)
+            sessions[url].sign_in("bench-admin", PASSWORD)
+            requests[url] = _requests(url)
+        times = {url: {kind: [] for kind in KINDS} for url in urls}
+        for kind in KINDS:
+            for url in urls:
+                for _ in range(warm):
+                    sessions[url].get(*requests[url][kind])
+            for _ in range(runs):
+                for url in urls:
+                    started = time.perf_counter()
+                    status, _ = sessions[url].get(*requests[url][kind])
+                    times[url][kind].append((time.perf_counter() - started) * 1000)
+                    if status != 200:
+                        raise SystemExit(f"{kind} answered {status}")
+        return {
+            url: {
+                kind: {"p50": percentile(values, 0.5), "p95": percentile(values, 0.95), "n": runs}
+                for kind, values in by_kind.items()
+            }
+            for url, by_kind in times.items()
         }
-        return {label: timed_get(session, path, params, runs=runs) for label, (path, params) in kinds.items()}
     finally:
-        server.stop()
+        for server in servers.values():
+            server.stop()
 
 
 def main():
@@ -75,7 +122,7 @@ def main():
         url, seeded = prepare(pg, orders, seed=os.environ.get("BENCH_SEED", "1") == "1")
         if seeded:
             print(f"seeded {orders} orders in {seeded:.1f} s")
-        for label, figures in measure(url).items():
+        for label, figures in measure([url])[url].items():
             print(f"  {label:<24} p50 {figures['p50']:7.1f} ms   p95 {figures['p95']:7.1f} ms")
     finally:
         pg.stop()

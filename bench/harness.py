@@ -250,19 +250,6 @@ def percentile(values, fraction):
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-def timed_get(session, path, params=None, runs=40, warm=3):
-    for _ in range(warm):
-        session.get(path, params)
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        status, _ = session.get(path, params)
-        times.append((time.perf_counter() - started) * 1000)
-        if status != 200:
-            raise SystemExit(f"GET {path} answered {status}")
-    return {"p50": percentile(times, 0.5), "p95": percentile(times, 0.95), "n": runs}
-
-
 def rss_kib(pid):
     """(current RSS, peak RSS) of a process in KiB, from /proc."""
     status = Path(f"/proc/{pid}/status").read_text()
