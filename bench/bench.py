@@ -317,7 +317,12 @@ def table(results):
         )
     info = results["machine"]
     lines.append("")
-    lines.append(f"Machine: {info['cpu']}, {info['cores']} cores, load {info['load_average']}, {info['psql']}")
+    load = "/".join(f"{value:.1f}" for value in info["load_average"])
+    load_end = "/".join(f"{value:.1f}" for value in info.get("load_average_end", ()))
+    lines.append(
+        f"Machine: {info['cpu']}, {info['cores']} cores, load average {load} at the start and {load_end} at the end,"
+        f" {info['psql']}"
+    )
     return "\n".join(lines)
 
 
@@ -350,6 +355,7 @@ def main():
                 pg.drop(name)
         pg.stop()
     results["total_s"] = time.perf_counter() - started
+    results["machine"]["load_average_end"] = os.getloadavg()
     RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(table(results))
     print(f"\n{RESULTS.name} written; the whole run took {results['total_s']:.0f} s.")

@@ -6,6 +6,7 @@
   database owner can create it without being a superuser (docs/runbook.md).
 - The column is filled in batches, each its own transaction (the migration is not atomic).
 - The index is built CONCURRENTLY: writes go on while it builds.
+- Reversing drops the index (concurrently) and the column, and keeps the extension.
 
 Only the column exists on SQLite, where the search keeps its original query: the other
 steps do nothing there. The index stays out of the model state for the same reason (a
@@ -16,6 +17,15 @@ from django.contrib.postgres.operations import TrigramExtension
 from django.db import migrations, models
 
 INDEX = "order_search_trgm"
+
+
+class KeepOnReverse(TrigramExtension):
+    """TrigramExtension whose reverse does nothing: the extension may serve other indexes,
+    dropping it needs more rights than creating it, and Django's reverse would query
+    pg_extension on SQLite too."""
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state):
+        return
 
 
 def fill(apps, schema_editor):
@@ -53,7 +63,7 @@ class Migration(migrations.Migration):
             name="search_text",
             field=models.TextField(blank=True, db_default="", default="", editable=False),
         ),
-        TrigramExtension(),
+        KeepOnReverse(),
         migrations.RunPython(fill, migrations.RunPython.noop, elidable=True),
         migrations.RunPython(create_index, drop_index),
     ]
