@@ -62,7 +62,7 @@ drills: $(INSTALLED)
 # Benchmarks, not tests (docs/performance.md): ingest against a bare-Django anchor, pages at
 # 1,000 and 100,000 orders, and large notes, over HTTP against gunicorn as the Procfile runs
 # it, on PostgreSQL (DATABASE_URL's server, else 127.0.0.1:5432, else a private throwaway
-# one). One table on stdout, the same figures in bench-results.json; about 5-10 minutes.
+# one). One table on stdout, the same figures in bench/results/latest.json; about 5-10 minutes.
 bench: $(INSTALLED)
 	cd bench && ../$(BIN)/python bench.py
 

@@ -9,7 +9,7 @@
 3. Large notes: a 10 MB and a 25 MB PDF uploaded, sent, and delivered by the worker to
    the Redox sandbox; time, and peak memory growth of the web and worker processes.
 
-Prints one table and writes the same figures to bench-results.json. docs/performance.md
+Prints one table and writes the same figures to bench/results/latest.json. docs/performance.md
 explains each figure. Every server listens on 127.0.0.1 only; every database is dropped
 at the end (BENCH_KEEP=1 keeps them).
 """
@@ -53,7 +53,7 @@ CONNECTIONS = 32
 NOTE_SIZES_MB = [int(n) for n in os.environ.get("BENCH_NOTE_MB", "10,25").split(",")]
 TOKEN = "bench-verification-token-0123456789"  # noqa: S105 (seed.py's first partner)
 SAMPLE = json.loads((ROOT / "redox" / "samples" / "order-new.json").read_bytes())
-RESULTS = ROOT / "bench-results.json"
+RESULTS = ROOT / "bench" / "results" / "latest.json"  # ignored by git
 
 
 def fresh_order():
@@ -356,9 +356,10 @@ def main():
         pg.stop()
     results["total_s"] = time.perf_counter() - started
     results["machine"]["load_average_end"] = os.getloadavg()
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(table(results))
-    print(f"\n{RESULTS.name} written; the whole run took {results['total_s']:.0f} s.")
+    print(f"\n{RESULTS.relative_to(ROOT)} written; the whole run took {results['total_s']:.0f} s.")
 
 
 if __name__ == "__main__":
