@@ -102,13 +102,12 @@ drills: $(INSTALLED)
 	@case "$$DATABASE_URL" in postgres*) ;; *) echo "make drills needs DATABASE_URL=postgres://..."; exit 2;; esac
 	$(BIN)/pytest -m drill --no-cov
 
-# Benchmarks, not tests: webhook queries and latency, memory to build a message around
-# a large PDF, and the usage figures over 100,000 orders, each in a scratch copy of
-# DATABASE_URL's database (in-memory SQLite by default).
+# Benchmarks, not tests (docs/performance.md): ingest against a bare-Django anchor, pages at
+# 1,000 and 100,000 orders, and large notes, over HTTP against gunicorn as the Procfile runs
+# it, on PostgreSQL (DATABASE_URL's server, else 127.0.0.1:5432, else a private throwaway
+# one). One table on stdout, the same figures in bench/results/latest.json; about 5-10 minutes.
 bench: $(INSTALLED)
-	$(BIN)/python bench/bench_webhook.py
-	$(BIN)/python bench/bench_encode.py
-	$(BIN)/python bench/bench_usage.py
+	cd bench && ../$(BIN)/python bench.py
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles .coverage coverage.xml test-results

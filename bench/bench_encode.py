@@ -1,4 +1,6 @@
-"""Benchmark: peak memory and time to build a Results.New body around a PDF (`make bench`).
+"""Benchmark: peak memory and time to build a Results.New body around a PDF.
+
+Run alone, in process; `make bench` runs bench/bench.py (over HTTP) instead.
 
 Compares `redox.messages.encode_message` (one exact-size buffer, base64 written in
 place) with the obvious `json.dumps` of a base64 string, for PDFs of 200 KB, 5 MB and

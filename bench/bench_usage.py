@@ -1,13 +1,15 @@
-"""Benchmark: the Usage page's figures over 100,000 orders (`make bench`). Not a test.
+"""Benchmark: the Usage page's figures over 100,000 orders. Not a test.
+
+Run alone, in process; `make bench` runs bench/bench.py (over HTTP) instead.
 
 Seeds a scratch database (Django's test database for DATABASE_URL: in-memory SQLite by
 default, `test_<name>` on PostgreSQL, dropped afterwards) with three years of orders,
 notes and deliveries through bulk_create, then times `usage_figures` for 12, 52 and 260
 weeks and the backlog query, best and median of several runs.
 
-    make bench
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/hcoint_bench make bench
-    BENCH_ORDERS=20000 make bench
+    .venv/bin/python bench/bench_usage.py
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/hcoint_bench .venv/bin/python bench/bench_usage.py
+    BENCH_ORDERS=20000 .venv/bin/python bench/bench_usage.py
 """
 
 import os

@@ -1,12 +1,14 @@
-"""Benchmark: answering Redox's webhook (`make bench`). Not a test.
+"""Benchmark: answering Redox's webhook. Not a test.
+
+Run alone, in process; `make bench` runs bench/bench.py (over HTTP) instead.
 
 Posts sample orders through the real view (Django's test client, full middleware
 stack) into a scratch database (Django's test database for DATABASE_URL, dropped
 afterwards) and reports, for a new order, a redelivered duplicate and a grouped
 message: the queries each answer takes and its best and median time.
 
-    make bench
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/hcoint_bench make bench
+    .venv/bin/python bench/bench_webhook.py
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/hcoint_bench .venv/bin/python bench/bench_webhook.py
 """
 
 import copy

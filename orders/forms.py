@@ -2,11 +2,11 @@
 
 from django import forms
 from django.conf import settings
-from django.db.models import Q
 from django.template.defaultfilters import filesizeformat
 
 from orders.models import Order, Partner
 from orders.pdf import PdfRejected, pdf_check, pdf_check_size
+from orders.search import search_orders
 
 
 class OrderFilterForm(forms.Form):
@@ -32,16 +32,7 @@ class OrderFilterForm(forms.Form):
             orders = orders.filter(is_test=True)
         elif data.get("kind") == "production":
             orders = orders.filter(is_test=False)
-        for word in (data.get("q") or "").split():
-            orders = orders.filter(
-                Q(patient_last_name__icontains=word)
-                | Q(patient_first_name__icontains=word)
-                | Q(patient_middle_name__icontains=word)
-                | Q(identifiers_text__icontains=word)
-                | Q(patient_mrn__icontains=word)
-                | Q(ehr_order_id__icontains=word)
-                | Q(visit_number__icontains=word)
-            )
+        orders = search_orders(orders, data.get("q"))
         return orders
 
 

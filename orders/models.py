@@ -15,6 +15,7 @@ from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
+from orders.search import SEARCH_FIELDS, order_search_text
 from redox.inbound import ORDER_ID_MAX_CHARS
 from redox.verification import token_problem, tokens_equal
 
@@ -194,6 +195,10 @@ class Order(models.Model):
     patient_dob = models.DateField("date of birth", null=True, blank=True)
     patient_sex = models.CharField(max_length=50, blank=True)
     visit_number = models.CharField(max_length=100, blank=True)
+    # The seven searchable fields folded for the search (orders/search.py), kept by save().
+    # db_default: the previous release inserts orders without it while a release migrates;
+    # `manage.py fill_search_text` fills those afterwards.
+    search_text = models.TextField(blank=True, default="", db_default="", editable=False)
 
     # The order itself.
     procedure_code = models.CharField(max_length=100, blank=True)
@@ -221,6 +226,8 @@ class Order(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["partner", "ehr_order_id"], name="order_unique_per_partner"),
         ]
+        # Plus, on PostgreSQL only, `order_search_trgm`: a GIN trigram index on search_text
+        # (migration 0013; outside the model state so SQLite never tries to build it).
         indexes = [
             models.Index(fields=["-first_received_at", "-id"], name="order_newest_first"),
             models.Index(fields=["state", "-first_received_at"], name="order_state_newest"),
@@ -234,6 +241,14 @@ class Order(models.Model):
     def __str__(self):
         # Opaque on purpose: __str__ reaches admin messages and logs.
         return f"Order {self.pk}"
+
+    def save(self, *args, **kwargs):
+        # Every save keeps search_text in step with the fields it folds (ingest, admin, notes).
+        self.search_text = order_search_text(self)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and not set(update_fields).isdisjoint(SEARCH_FIELDS):
+            kwargs["update_fields"] = {*update_fields, "search_text"}
+        super().save(*args, **kwargs)
 
     def get_absolute_url(self):
         return reverse("order_detail", args=[self.pk])

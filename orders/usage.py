@@ -26,11 +26,12 @@ aggregate, so there the durations come back from one query, ordered, and
 
 import logging
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from django.db import connection
-from django.db.models import Aggregate, Count, DurationField, ExpressionWrapper, F, Min, Q
+from django.db import connection, transaction
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Min, Q
 from django.db.models.functions import TruncWeek
 from django.utils import timezone
 
@@ -43,24 +44,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_WEEKS = 12
 MAX_WEEKS = 260
 FAILED_STATUSES = (Delivery.Status.FAILED, Delivery.Status.ABANDONED)
-
-
-class PercentileCont(Aggregate):
-    """PostgreSQL's `percentile_cont(fraction) WITHIN GROUP (ORDER BY expression)` over intervals.
-
-    https://www.postgresql.org/docs/current/functions-aggregate.html#FUNCTIONS-ORDEREDSET-TABLE
-    """
-
-    function = "percentile_cont"
-    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-    output_field = DurationField()
-
-    def __init__(self, expression, fraction, **extra):
-        fraction = float(fraction)
-        if not 0.0 <= fraction <= 1.0:
-            raise ValueError("A percentile fraction lies between 0 and 1.")
-        # A float from our own code, formatted by Python: nothing user-supplied reaches the SQL.
-        super().__init__(expression, fraction=repr(fraction), **extra)
 
 
 def percentile_cont(sorted_values, fraction):
@@ -172,15 +155,20 @@ def usage_figures(*, weeks=DEFAULT_WEEKS, include_test=False, now=None):
         figures_row.orders_received = item["received"]
         figures_row.still_awaiting = item["awaiting"]
 
-    sent = deliveries.filter(status__in=Delivery.ACCEPTED_STATUSES, sent_at__gte=since)
-    for week, partner_id, count in _count_by_week(sent, "sent_at"):
+    with _driven_by_the_window():
+        if connection.vendor != "postgresql":
+            # (PostgreSQL counts them with the times to accept, in one query.)
+            sent = deliveries.filter(status__in=Delivery.ACCEPTED_STATUSES, sent_at__gte=since)
+            for week, partner_id, count in _count_by_week(sent, "sent_at"):
+                row(week, partner_id).notes_sent = count
+
+        failed = deliveries.filter(status__in=FAILED_STATUSES, created_at__gte=since)
+        for week, partner_id, count in _count_by_week(failed, "created_at"):
+            row(week, partner_id).deliveries_failed = count
+
+        per_partner, overall, sent_counts = _times_to_accept(deliveries, since)
+    for (week, partner_id), count in sent_counts.items():
         row(week, partner_id).notes_sent = count
-
-    failed = deliveries.filter(status__in=FAILED_STATUSES, created_at__gte=since)
-    for week, partner_id, count in _count_by_week(failed, "created_at"):
-        row(week, partner_id).deliveries_failed = count
-
-    per_partner, overall = _times_to_accept(deliveries, since)
     for (week, partner_id), (median, p90) in per_partner.items():
         figures_row = row(week, partner_id)
         figures_row.median_to_accept, figures_row.p90_to_accept = median, p90
@@ -212,6 +200,43 @@ def usage_figures(*, weeks=DEFAULT_WEEKS, include_test=False, now=None):
     )
 
 
+@contextmanager
+def _driven_by_the_window():
+    """On PostgreSQL, join the window's deliveries to their orders one primary-key probe each.
+
+    The delivery aggregates join the deliveries of the window (found through
+    delivery_status_sent / delivery_created) to their orders for the partner, the test flag
+    and the time received. Left to its costs (random_page_cost 4), the planner hashes every
+    non-test order ever received to serve a few thousand deliveries: a sequential scan of
+    the whole order table, the cost growing with history (docs/performance.md has the
+    EXPLAIN ANALYZE). With hash and merge joins off for these queries only, it probes
+    orders_order_pkey per delivery: the cost follows the window. The settings are
+    transaction-local and restored afterwards, even inside an outer transaction.
+    """
+    if connection.vendor != "postgresql":
+        yield
+        return
+    if not connection.in_atomic_block:
+        # Our own transaction: its end discards the settings.
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
+            yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT current_setting('enable_hashjoin'), current_setting('enable_mergejoin'),"
+            " set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)"
+        )
+        hashjoin, mergejoin, _, _ = cursor.fetchone()
+        try:
+            yield
+        finally:
+            cursor.execute(
+                "SELECT set_config('enable_hashjoin', %s, true), set_config('enable_mergejoin', %s, true)",
+                [hashjoin, mergejoin],
+            )
+
+
 def _count_by_week(deliveries, date_field):
     """(week, partner id, how many) of `deliveries`, grouped by the week of `date_field`."""
     return (
@@ -223,22 +248,17 @@ def _count_by_week(deliveries, date_field):
 
 
 def _times_to_accept(deliveries, since):
-    """{(monday, partner_id): (median, p90)} and {monday: (median, p90)} for all partners."""
-    first_notes = deliveries.filter(
-        status__in=Delivery.ACCEPTED_STATUSES, sent_at__gte=since, is_correction=False
-    ).annotate(
+    """{(monday, partner_id): (median, p90)} and {monday: (median, p90)} for all partners,
+    and on PostgreSQL {(monday, partner_id): notes sent} from the same query (else {})."""
+    sent = deliveries.filter(status__in=Delivery.ACCEPTED_STATUSES, sent_at__gte=since).annotate(
         week=TruncWeek("sent_at"),
         to_accept=ExpressionWrapper(F("sent_at") - F("order__first_received_at"), output_field=DurationField()),
     )
+    first_notes = sent.filter(is_correction=False)
     per_partner = {}
     overall = {}
     if connection.vendor == "postgresql":
-        percentiles = {"median": PercentileCont("to_accept", 0.5), "p90": PercentileCont("to_accept", 0.9)}
-        for item in first_notes.values("week", "order__partner_id").annotate(**percentiles).order_by():
-            per_partner[(_week_date(item["week"]), item["order__partner_id"])] = (item["median"], item["p90"])
-        for item in first_notes.values("week").annotate(**percentiles).order_by():
-            overall[_week_date(item["week"])] = (item["median"], item["p90"])
-        return per_partner, overall
+        return _times_to_accept_postgresql(sent)
 
     grouped = {}
     everyone = {}
@@ -252,7 +272,34 @@ def _times_to_accept(deliveries, since):
         per_partner[key] = (percentile_cont(durations, 0.5), percentile_cont(durations, 0.9))
     for monday, durations in everyone.items():
         overall[monday] = (percentile_cont(durations, 0.5), percentile_cont(durations, 0.9))
-    return per_partner, overall
+    return per_partner, overall, {}
+
+
+def _times_to_accept_postgresql(sent):
+    """_times_to_accept in one pass over the window's sent deliveries: GROUPING SETS gives
+    the per-partner rows and the all-partners row (partner NULL) from the same join."""
+    columns = sent.values("week", "order__partner_id", "to_accept", "is_correction").order_by()
+    inner, params = columns.query.sql_with_params()
+    # `inner` is the ORM's own SQL for the queryset, its values still in `params`.
+    query = (
+        "SELECT week, order__partner_id, count(*),"  # noqa: S608
+        " percentile_cont(0.5) WITHIN GROUP (ORDER BY to_accept) FILTER (WHERE NOT is_correction),"
+        " percentile_cont(0.9) WITHIN GROUP (ORDER BY to_accept) FILTER (WHERE NOT is_correction)"
+        f" FROM ({inner}) AS sent GROUP BY GROUPING SETS ((week, order__partner_id), (week))"
+    )
+    per_partner, overall, counts = {}, {}, {}
+    with connection.cursor() as cursor:
+        cursor.execute(query, params)
+        for week, partner_id, count, median, p90 in cursor.fetchall():
+            monday = _week_date(week)
+            if partner_id is None:
+                if median is not None:
+                    overall[monday] = (median, p90)
+                continue
+            counts[(monday, partner_id)] = count
+            if median is not None:
+                per_partner[(monday, partner_id)] = (median, p90)
+    return per_partner, overall, counts
 
 
 def awaiting_backlog(*, include_test=False, names=None, now=None):

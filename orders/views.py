@@ -11,7 +11,6 @@ import unicodedata
 
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
-from django.core.paginator import Paginator
 from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -28,6 +27,7 @@ from orders.delivery import STAFF_ACTION_STATUSES, DeliveryError, delivery_aband
 from orders.forms import NoteUploadForm, OrderFilterForm, ReasonForm
 from orders.models import AuditEvent, ClinicalNote, Delivery, DeliveryAttempt, Order
 from orders.reconcile import GROUPS, group_counts, reconciliation
+from orders.search import BoundedPaginator
 
 ORDERS_PER_PAGE = 50
 
@@ -54,7 +54,7 @@ def order_list(request):
         # An unknown value in one filter (a stale bookmark) drops that filter, not the others.
         form.is_valid()
         orders = form.filter(orders)
-    page = Paginator(orders, ORDERS_PER_PAGE).get_page(request.GET.get("page"))
+    page = BoundedPaginator(orders, ORDERS_PER_PAGE).get_page(request.GET.get("page"))
     # The filters, without the page number, for the pagination links.
     query = request.GET.copy()
     query.pop("page", None)

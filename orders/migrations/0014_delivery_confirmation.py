@@ -18,7 +18,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orders', '0014_access'),
+        ('orders', '0013_access'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
