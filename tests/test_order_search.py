@@ -15,7 +15,7 @@ from django.urls import reverse
 from orders import search
 from orders.models import Order
 from orders.search import SEARCH_FIELDS, BoundedPaginator, search_fold, search_orders
-from tests.pages_fixtures import make_order
+from tests.factories import OrderFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -48,8 +48,8 @@ def original_search(orders, query):
 @pytest.fixture
 def patients(partner):
     return [
-        make_order(
-            partner,
+        OrderFactory(
+            partner=partner,
             patient_last_name=last,
             patient_first_name=first,
             patient_middle_name=middle,
@@ -131,7 +131,7 @@ def test_fold_strips_accents_and_case():
 
 
 def test_save_keeps_the_search_text_in_step(partner):
-    order = make_order(partner, patient_last_name="Nguyễn", ehr_order_id="A1")
+    order = OrderFactory(partner=partner, patient_last_name="Nguyễn", ehr_order_id="A1")
     assert "nguyen" in order.search_text.split("\n")
     order.patient_last_name = "Trần"
     order.save(update_fields=["patient_last_name"])
@@ -147,8 +147,8 @@ def test_save_keeps_the_search_text_in_step(partner):
 
 
 def test_fill_search_text_fills_orders_saved_without_it(partner):
-    order = make_order(partner, patient_last_name="Đặng", ehr_order_id="A2")
-    already = make_order(partner, patient_last_name="Lê", ehr_order_id="A3")
+    order = OrderFactory(partner=partner, patient_last_name="Đặng", ehr_order_id="A2")
+    already = OrderFactory(partner=partner, patient_last_name="Lê", ehr_order_id="A3")
     # As the previous release inserts it: the column's database default.
     Order.objects.filter(pk=order.pk).update(search_text="")
     call_command("fill_search_text", "--batch", "1", stdout=(out := __import__("io").StringIO()))
@@ -174,13 +174,13 @@ def test_the_trigram_index_serves_the_search():
 class TestBoundedCount:
     @pytest.fixture
     def seven(self, partner):
-        return [make_order(partner) for _ in range(7)][::-1]  # newest first
+        return [OrderFactory(partner=partner) for _ in range(7)][::-1]  # newest first
 
     def paginator(self):
         return BoundedPaginator(Order.objects.order_by("-first_received_at", "-id"), 2, limit=3)
 
     def test_under_the_limit_it_is_django_s_paginator(self, partner):
-        made = [make_order(partner) for _ in range(3)]
+        made = [OrderFactory(partner=partner) for _ in range(3)]
         paginator = self.paginator()
         assert (paginator.count, paginator.capped, paginator.count_text, paginator.num_pages) == (3, False, "3", 2)
         assert list(paginator.get_page(9).object_list) == [made[0]]
