@@ -189,7 +189,8 @@ def large_notes(pg, url):
         "REDOX_UPLOAD_URL": f"http://127.0.0.1:{sandbox_port}/upload",
         "REDOX_API_KEY": "sandbox-api-key",
         "REDOX_API_SECRET": "sandbox-api-secret",
-        "NOTE_MAX_BYTES": str(30 * 1024 * 1024),
+        # Room for the largest note; the app still caps it at Redox's file limit.
+        "NOTE_MAX_BYTES": str(max(NOTE_SIZES_MB) * 1024 * 1024 + 1024 * 1024),
         "DELIVERY_IDLE_POLL_SECONDS": "1",
     }
     env = app_env(url, **redox)
