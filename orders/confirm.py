@@ -34,8 +34,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from hcoint.events import log_event
-from orders.delivery import order_follows_delivery
 from orders.models import Delivery, Order, ThrottleCount
+from orders.order_state import order_follows_delivery
 from redox.client import get_platform_client
 from redox.errors import RedoxError
 

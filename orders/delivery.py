@@ -43,6 +43,7 @@ from hcoint.events import log_event
 from hcoint.tracing import span
 from orders.delivery_message import send_delivery
 from orders.models import Delivery, DeliveryAttempt, Order
+from orders.order_state import order_state_after_abandon, set_order_state
 from redox.errors import RedoxError
 
 logger = logging.getLogger(__name__)
@@ -163,7 +164,7 @@ def delivery_retry_now(*, delivery, user, now=None):
                 locked.queue_now(now)
         except IntegrityError:
             raise DeliveryError("Another note for this order is already being delivered.") from None
-        _set_order_state(locked.order_id, Order.State.SENDING, now)
+        set_order_state(locked.order_id, Order.State.SENDING, now)
         delivery_enqueue(delivery=locked)
     delivery.refresh_from_db()
     return delivery
@@ -179,7 +180,7 @@ def delivery_abandon(*, delivery, user, reason, now=None):
     with transaction.atomic():
         locked = _lock_for_staff(delivery, "abandoned")
         locked.abandon(reason, by=user)
-        _set_order_state(locked.order_id, _order_state_after_abandon(locked), now)
+        set_order_state(locked.order_id, order_state_after_abandon(locked), now)
         _log(locked, "delivery.abandoned")
     delivery.refresh_from_db()
     return delivery
@@ -231,7 +232,7 @@ def _take(delivery, now, lease_seconds):
         _log(delivery, "delivery.abandoned", reason="order_cancelled")
         return False
     delivery.claim(now, lease_seconds)
-    _set_order_state(delivery.order_id, Order.State.SENDING, now)
+    set_order_state(delivery.order_id, Order.State.SENDING, now)
     return True
 
 
@@ -326,63 +327,17 @@ def _after_transient(delivery, now, *, delay, error_text, retry_after=None):
 
 def _sent(delivery, now, log_id):
     delivery.mark_sent(now, log_id)
-    _set_order_state(delivery.order_id, Order.State.SENT, now)
+    set_order_state(delivery.order_id, Order.State.SENT, now)
     _log(delivery, "delivery.sent", attempt=delivery.attempt_count)
 
 
 def _fail(delivery, now, error_text, *, reason):
     delivery.mark_failed(error_text)
-    _set_order_state(delivery.order_id, Order.State.FAILED, now)
+    set_order_state(delivery.order_id, Order.State.FAILED, now)
     _log(delivery, "delivery.failed", level=logging.ERROR, attempt=delivery.attempt_count, reason=reason)
 
 
 # --- Small helpers ----------------------------------------------------------------------
-
-
-def _set_order_state(order_id, state, now):
-    """Keep Order.state in step with its delivery. A cancelled order stays cancelled.
-
-    A single-column UPDATE, so it cannot overwrite what the webhook changed meanwhile.
-    """
-    Order.objects.filter(pk=order_id).exclude(state=Order.State.CANCELLED).update(state=state, updated_at=now)
-
-
-def order_follows_delivery(delivery, now):
-    """After Redox's log settled an accepted delivery: its order takes the matching state.
-
-    Only when it is the order's latest accepted delivery and nothing is on its way, so a
-    corrected resend sent meanwhile keeps the order's state its own. Callers hold the row lock.
-    """
-    deliveries = Delivery.objects.filter(order_id=delivery.order_id).exclude(pk=delivery.pk)
-    if deliveries.in_flight().exists():
-        return
-    if deliveries.accepted().filter(created_at__gt=delivery.created_at).exists():
-        return
-    _set_order_state(delivery.order_id, order_state_for(delivery.status), now)
-
-
-def _order_state_after_abandon(delivery):
-    others = Delivery.objects.filter(order_id=delivery.order_id).exclude(pk=delivery.pk)
-    if others.in_flight().exists():
-        return Order.State.SENDING
-    latest_accepted = others.accepted().order_by("-created_at", "-id").first()
-    if latest_accepted is not None:
-        return order_state_for(latest_accepted.status)
-    return Order.State.AWAITING_NOTE
-
-
-# An accepted delivery's status -> its order's state (the order follows its latest accepted note).
-ORDER_STATE_FOR_ACCEPTED = {
-    Delivery.Status.SENT: Order.State.SENT,
-    Delivery.Status.FILED: Order.State.FILED,
-    Delivery.Status.FAILED_DOWNSTREAM: Order.State.FAILED_DOWNSTREAM,
-    Delivery.Status.FILTERED: Order.State.FILTERED,
-    Delivery.Status.UNCONFIRMED: Order.State.UNCONFIRMED,
-}
-
-
-def order_state_for(delivery_status):
-    return ORDER_STATE_FOR_ACCEPTED[delivery_status]
 
 
 def _redox_error_text(error):

@@ -1,18 +1,24 @@
 """The sandbox's HTTP server: routing and one handler per Redox endpoint or control action."""
 
-import email.parser
-import email.policy
 import json
 import uuid
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, TypeGuard
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from django.conf import settings
 
 from redox.sandbox.page import render_page
+from redox.sandbox.payloads import (
+    json_object,
+    message_ids,
+    multipart_file,
+    nonempty_str,
+    platform_log_body,
+    redox_errors,
+)
 from redox.sandbox.state import SandboxState
 from redox.sandbox.validation import jwt_errors, message_errors
 
@@ -21,20 +27,6 @@ from redox.sandbox.validation import jwt_errors, message_errors
 MAX_REQUEST_BYTES = 40 * 1024 * 1024
 JWT_TOKEN_TTL = 300  # Redox's OAuth tokens live five minutes
 LEGACY_TOKEN_TTL = 24 * 3600  # legacy tokens live a day
-
-
-def _redox_errors(texts: list[str], data_model: object = None, event_type: object = None) -> dict[str, Any]:
-    """An error body shaped like Redox's: Meta.Errors[{ID, Text, Type, Module}]."""
-    return {
-        "Meta": {
-            "DataModel": data_model,
-            "EventType": event_type,
-            "Errors": [
-                {"ID": index, "Text": text, "Type": "message", "Module": "Sandbox"}
-                for index, text in enumerate(texts, start=1)
-            ],
-        }
-    }
 
 
 class SandboxServer(ThreadingHTTPServer):
@@ -167,7 +159,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         limit = settings.REDOX_FILE_LIMIT_BYTES + 1024 * 1024 if path == "/upload" else MAX_REQUEST_BYTES
         body = self._read_body(limit)
         if body is None:
-            self._send(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, _redox_errors(["Request body is too large"]))
+            self._send(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, redox_errors(["Request body is too large"]))
         elif handler is None:
             self._send(HTTPStatus.NOT_FOUND, {"error": "not found"})
         else:
@@ -175,17 +167,17 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
     # Legacy API key auth: developer.redoxengine.com/getting-started/authenticating-a-source/
     def auth_authenticate(self, body: bytes) -> None:
-        data = _json_object(body)
-        if not (_nonempty_str(data.get("apiKey")) and _nonempty_str(data.get("secret"))):
-            self._send(HTTPStatus.UNAUTHORIZED, _redox_errors(["Invalid request: apiKey and secret are required"]))
+        data = json_object(body)
+        if not (nonempty_str(data.get("apiKey")) and nonempty_str(data.get("secret"))):
+            self._send(HTTPStatus.UNAUTHORIZED, redox_errors(["Invalid request: apiKey and secret are required"]))
             return
         self._legacy_tokens(data["apiKey"])
 
     def auth_refresh(self, body: bytes) -> None:
-        data = _json_object(body)
+        data = json_object(body)
         api_key, refresh = data.get("apiKey"), data.get("refreshToken")
-        if not (_nonempty_str(api_key) and _nonempty_str(refresh) and self.state.use_refresh_token(refresh, api_key)):
-            self._send(HTTPStatus.UNAUTHORIZED, _redox_errors(["Invalid refresh token"]))
+        if not (nonempty_str(api_key) and nonempty_str(refresh) and self.state.use_refresh_token(refresh, api_key)):
+            self._send(HTTPStatus.UNAUTHORIZED, redox_errors(["Invalid refresh token"]))
             return
         self._legacy_tokens(api_key)
 
@@ -221,7 +213,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
     def endpoint(self, body: bytes) -> None:
         if not self._bearer():
             self.state.record(path="/endpoint", http_status=401, outcome="unauthorized", size=len(body))
-            self._send(HTTPStatus.UNAUTHORIZED, _redox_errors(["Invalid or expired access token"]))
+            self._send(HTTPStatus.UNAUTHORIZED, redox_errors(["Invalid or expired access token"]))
             return
         if self._simulated_failure("/endpoint", body):
             return
@@ -233,7 +225,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         if not isinstance(meta, dict):
             meta = {}
         data_model, event_type = meta.get("DataModel"), meta.get("EventType")
-        ids = _message_ids(message)
+        ids = message_ids(message)
         if message is None:
             errors = ["Request body is not valid JSON"]
         else:
@@ -250,7 +242,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 body=message,
                 **ids,
             )
-            self._send(HTTPStatus.BAD_REQUEST, _redox_errors(errors, data_model, event_type))
+            self._send(HTTPStatus.BAD_REQUEST, redox_errors(errors, data_model, event_type))
             return
         logs = [{"ID": str(uuid.uuid4()), "AttemptID": str(uuid.uuid4())} for _ in meta["Destinations"]]
         self.state.add_logs([log["ID"] for log in logs])
@@ -285,45 +277,26 @@ class SandboxHandler(BaseHTTPRequestHandler):
         if status is None:
             self._send(HTTPStatus.NOT_FOUND, {"error": "log not found"})
             return
-        attempt_at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-        self._send(
-            HTTPStatus.OK,
-            {
-                "meta": {"version": "1.0.0"},
-                "payload": {
-                    "result": {
-                        "id": log_id,
-                        "attempts": {
-                            "total": 1,
-                            "latest": {
-                                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, log_id)),
-                                "attemptAt": attempt_at,
-                                "status": status,
-                            },
-                        },
-                    }
-                },
-            },
-        )
+        self._send(HTTPStatus.OK, platform_log_body(log_id, status))
 
     # Blob upload: developer.redoxengine.com/data-exchange/sending-files-through-redox/
     def upload(self, body: bytes) -> None:
         if not self._bearer():
             self.state.record(path="/upload", http_status=401, outcome="unauthorized", size=len(body))
-            self._send(HTTPStatus.UNAUTHORIZED, _redox_errors(["Invalid or expired access token"]))
+            self._send(HTTPStatus.UNAUTHORIZED, redox_errors(["Invalid or expired access token"]))
             return
         if self._simulated_failure("/upload", body):
             return
-        content = _multipart_file(self.headers.get("Content-Type", ""), body)
+        content = multipart_file(self.headers.get("Content-Type", ""), body)
         if content is None:
             self.state.record(path="/upload", http_status=400, outcome="rejected", errors=["No file field"])
-            self._send(HTTPStatus.BAD_REQUEST, _redox_errors(["multipart/form-data with a file field is required"]))
+            self._send(HTTPStatus.BAD_REQUEST, redox_errors(["multipart/form-data with a file field is required"]))
             return
         if len(content) > settings.REDOX_FILE_LIMIT_BYTES:
             self.state.record(path="/upload", http_status=413, outcome="rejected", errors=["File too large"])
             self._send(
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                _redox_errors([f"File is larger than {settings.REDOX_FILE_LIMIT_BYTES // (1024 * 1024)} MB"]),
+                redox_errors([f"File is larger than {settings.REDOX_FILE_LIMIT_BYTES // (1024 * 1024)} MB"]),
             )
             return
         uri = f"{self._origin()}/blob/{uuid.uuid4()}"
@@ -338,7 +311,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         status, retry_after = failure
         self.state.record(path=path, http_status=status, outcome="failed", size=len(body))
         headers = {"Retry-After": str(retry_after)} if status in (429, 503) else {}
-        self._send(status, _redox_errors([f"Sandbox: simulated HTTP {status}"]), headers=headers)
+        self._send(status, redox_errors([f"Sandbox: simulated HTTP {status}"]), headers=headers)
         return True
 
     # Control surface
@@ -407,48 +380,6 @@ class SandboxHandler(BaseHTTPRequestHandler):
             return is_form, self._form_or_json(body)
         except ValueError:
             return is_form, {}
-
-
-def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _nonempty_str(value: object) -> TypeGuard[str]:
-    return isinstance(value, str) and bool(value.strip())
-
-
-def _message_ids(message: object) -> dict[str, str]:
-    """Order id and our delivery reference, to list without showing the body."""
-    if not isinstance(message, dict):
-        return {}
-    orders = message.get("Orders")
-    first = orders[0] if isinstance(orders, list) and orders and isinstance(orders[0], dict) else {}
-    note = message.get("Note")
-    if not isinstance(note, dict):
-        note = {}
-    return {
-        "order_id": str(first.get("ID") or ""),
-        "delivery_ref": str(first.get("ApplicationOrderID") or note.get("DocumentID") or ""),
-    }
-
-
-def _multipart_file(content_type: str, body: bytes) -> bytes | None:
-    """The bytes of the `file` field of a multipart/form-data body, or None."""
-    if not content_type.startswith("multipart/form-data"):
-        return None
-    parser = email.parser.BytesParser(policy=email.policy.HTTP)
-    message = parser.parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
-    if not message.is_multipart():
-        return None
-    for part in message.iter_parts():
-        if part.get_param("name", header="content-disposition") == "file":
-            payload = part.get_payload(decode=True)
-            return payload if isinstance(payload, bytes) else None
-    return None
 
 
 def make_server(
