@@ -15,7 +15,9 @@ What Aptible does, minus Docker (no engine on the development and CI machines):
    start to exit, is a JSON log object: Aptible drains both streams to Datadog, and a
    plain line there is unparsed text that no monitor or PHI filter was written for.
 
-Ports come from 8200-8299; every process started here is stopped by its own id.
+Ports are ones the kernel hands out as free (never a fixed range, so tests running side by
+side under pytest-xdist cannot pick the same one); every process started here is stopped by
+its own id.
 """
 
 import fnmatch
@@ -46,7 +48,6 @@ pytestmark = pytest.mark.skipif(
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
-PORTS = range(8200, 8300)
 TOKEN = "smoke-verification-token-" + "0" * 16
 HOST = "hcoint.example.org"
 WAIT_SECONDS = 90
@@ -179,17 +180,19 @@ def before_deploy_commands():
 
 
 def free_ports(count):
-    found = []
-    for port in PORTS:
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        found.append(port)
-        if len(found) == count:
-            return found
-    pytest.fail(f"fewer than {count} free ports in 8200-8299")
+    """`count` distinct ports that were free a moment ago, chosen by the kernel.
+
+    All the probes stay bound until all are chosen, so the ports differ from each other;
+    the kernel hands out ephemeral ports in turn, so another test's probe gets others.
+    """
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
 
 
 class Processes:
