@@ -67,7 +67,7 @@ def message_ingest(*, partner, body, headers, received_at=None):
     key = inbound.dedupe_key(body, meta)
     stored = dict(partner=partner, body=body, body_sha256=body_sha256, headers=kept_headers, received_at=arrived)
     try:
-        message, logged = _store_and_apply(meta=meta, key=key, read=read, **stored)
+        message, logged = _store_and_apply(meta=meta, key=key, read=read, settled=True, **stored)
     except IntegrityError as exc:
         return _duplicate(exc, key=key, **stored)
     except (DatabaseError, ValueError, OverflowError) as exc:
@@ -84,7 +84,7 @@ def message_ingest(*, partner, body, headers, received_at=None):
         )
         key = inbound.dedupe_key(body)
         try:
-            message, logged = _store_and_apply(meta=inbound.Meta(), key=key, read=read, **stored)
+            message, logged = _store_and_apply(meta=inbound.Meta(), key=key, read=read, settled=False, **stored)
         except IntegrityError as exc:
             return _duplicate(exc, key=key, **stored)
 
@@ -106,15 +106,33 @@ def message_ingest(*, partner, body, headers, received_at=None):
     return Ingested(message=message, duplicate=False)
 
 
-def _store_and_apply(*, meta, key, read, **stored):
+def _store_and_apply(*, meta, key, read, settled, **stored):
     """Insert the message and apply `read` to it, in one transaction. Returns (message, logged).
 
     The insert is the transaction's first statement, so a duplicate key or a refused value
     (raised from here) leaves nothing behind to roll back.
+
+    `settled`: `meta` is what `read` says, so the row is inserted already marked as applying
+    will leave it (processed, ignored, or failed with the reading's reason) and a successful
+    apply writes nothing more to it; an apply that fails marks it failed, before the commit.
+    Otherwise (the metadata was refused) it is inserted as received, and applying writes
+    the metadata and the status, as reprocessing does.
     """
     with transaction.atomic():
-        message = _insert(meta=meta, key=key, **stored)
-        return message, _apply_fresh(message, read)
+        marked = _marked(read) if settled else {}
+        message = _insert(meta=meta, key=key, **marked, **stored)
+        return message, _apply_fresh(message, read, settled=settled)
+
+
+def _marked(read):
+    """The status columns of a message whose reading is `read`, as applying it will leave them."""
+    now = timezone.now()
+    if isinstance(read, Exception):
+        return {"status": InboundMessage.Status.FAILED, "error": _crash_reason(read), "processed_at": now}
+    if read.error is not None:
+        return {"status": InboundMessage.Status.FAILED, "error": read.error, "processed_at": now}
+    status = InboundMessage.Status.IGNORED if read.ignored else InboundMessage.Status.PROCESSED
+    return {"status": status, "processed_at": now}
 
 
 def _read(body):
@@ -127,7 +145,7 @@ def _read(body):
         return exc
 
 
-def _insert(*, partner, meta, key, body, body_sha256, headers, received_at):
+def _insert(*, partner, meta, key, body, body_sha256, headers, received_at, **marked):
     return InboundMessage.objects.create(
         partner=partner,
         dedupe_key=key,
@@ -140,6 +158,7 @@ def _insert(*, partner, meta, key, body, body_sha256, headers, received_at):
         headers=headers,
         received_at=received_at,
         last_seen_at=received_at,
+        **marked,
     )
 
 
@@ -225,27 +244,32 @@ def _stored_sha256(message):
     return message.body_sha256
 
 
-def _apply_fresh(message, read):
+def _apply_fresh(message, read, *, settled):
     """Apply `read` to `message`, which this transaction has just inserted; returns the events to log.
 
     In a savepoint: if applying fails, only its effect rolls back and the message is kept,
     failed, in the same transaction. No row lock and no re-read: no other transaction can
-    see the row yet.
+    see the row yet. `settled`: the row was inserted already marked (`_store_and_apply`).
     """
-    if isinstance(read, Exception):
-        return _mark_failed(message, _crash_reason(read), crash=read)
-    if read.error is not None:
-        return _mark_failed(message, read.error)
+    if isinstance(read, Exception) or read.error is not None:
+        crash = read if isinstance(read, Exception) else None
+        reason = _crash_reason(read) if crash else read.error
+        if settled:
+            return [_failed_event(message, reason, crash)]
+        return _mark_failed(message, reason, crash=crash)
+    if settled and read.ignored:
+        return [("message.ignored", {"message_id": message.pk, "partner_id": message.partner_id})]
     try:
         try:
             with transaction.atomic():
-                return _apply_message(message, read, fresh=True)
+                return _apply_message(message, read, fresh=True, settled=settled)
         except _OrderExists:
             # The savepoint undid the attempt (the order insert was its first statement).
             with transaction.atomic():
-                return _apply_message(message, read)
+                return _apply_message(message, read, settled=settled)
     except Exception as exc:
-        return _mark_failed(message, _crash_reason(exc), crash=exc)
+        # Unconditionally: a settled row already says processed, and only its effect was undone.
+        return _mark_failed(message, _crash_reason(exc), crash=exc, fresh=True)
 
 
 class _OrderExists(Exception):
@@ -286,16 +310,21 @@ def _fail(message, reason, crash=None):
     return message
 
 
-def _mark_failed(message, reason, crash=None):
-    """Mark `message` failed (one UPDATE); returns the event to log once committed."""
+def _mark_failed(message, reason, crash=None, *, fresh=False):
+    """Mark `message` failed (one UPDATE) unless finished meanwhile, or in any case when
+    `fresh` (this transaction inserted it); returns the event to log once committed."""
     now = timezone.now()
-    InboundMessage.objects.filter(pk=message.pk).exclude(status__in=FINISHED).update(
-        status=InboundMessage.Status.FAILED, error=reason, processed_at=now
-    )
+    rows = InboundMessage.objects.filter(pk=message.pk)
+    if not fresh:
+        rows = rows.exclude(status__in=FINISHED)
+    rows.update(status=InboundMessage.Status.FAILED, error=reason, processed_at=now)
     message.status, message.error, message.processed_at = InboundMessage.Status.FAILED, reason, now
+    return [_failed_event(message, reason, crash)]
+
+
+def _failed_event(message, reason, crash=None):
     extra = {"error_kind": type(crash).__name__} if crash is not None else {}
-    fields = {"message_id": message.pk, "partner_id": message.partner_id, "reason": reason, **extra}
-    return [("message.failed", fields)]
+    return ("message.failed", {"message_id": message.pk, "partner_id": message.partner_id, "reason": reason, **extra})
 
 
 def _log_outcome(message, logged):
@@ -304,31 +333,35 @@ def _log_outcome(message, logged):
         log_event(logger, event, level=level, **fields)
 
 
-def _apply_message(message, read, *, fresh=False):
+def _apply_message(message, read, *, fresh=False, settled=False):
     """Apply what the body said to orders and mark the message. Returns the events to log after commit.
 
     `fresh`: the message arrived just now, in this transaction (see `_apply_orders`).
+    `settled`: its row already holds the metadata and status this sets (`_store_and_apply`).
     """
-    meta = read.meta
-    message.data_model = _fit(InboundMessage, "data_model", meta.data_model)
-    message.event_type = _fit(InboundMessage, "event_type", meta.event_type)
-    message.event_at = meta.event_at
-    message.error = ""
-    message.processed_at = timezone.now()
+    if not settled:
+        meta = read.meta
+        message.data_model = _fit(InboundMessage, "data_model", meta.data_model)
+        message.event_type = _fit(InboundMessage, "event_type", meta.event_type)
+        message.event_at = meta.event_at
+        message.error = ""
+        message.processed_at = timezone.now()
     fields = ["data_model", "event_type", "event_at", "error", "processed_at", "status"]
     ids = {"message_id": message.pk, "partner_id": message.partner_id}
 
     if read.ignored:
-        message.status = InboundMessage.Status.IGNORED
-        message.save(update_fields=fields)
+        if not settled:
+            message.status = InboundMessage.Status.IGNORED
+            message.save(update_fields=fields)
         return [("message.ignored", ids)]
 
     orders, logged = _apply_orders(message, read.order_message, fresh=fresh)
     # One INSERT for every link (Django's add() would first read the links that exist).
     links = [message.orders.through(inboundmessage_id=message.pk, order_id=order.pk) for order in orders]
     message.orders.through.objects.bulk_create(links, ignore_conflicts=True)
-    message.status = InboundMessage.Status.PROCESSED
-    message.save(update_fields=fields)
+    if not settled:
+        message.status = InboundMessage.Status.PROCESSED
+        message.save(update_fields=fields)
     return logged
 
 
