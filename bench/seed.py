@@ -91,7 +91,6 @@ def seed(total, *, rng=None):
     for number in range(3):
         partner = Partner(
             name=f"Bench Health {number}",
-            source_id=f"bench-source-{number}",
             destination_id=f"bench-dest-{number}",
             destination_name=f"Bench EHR {number}",
         )

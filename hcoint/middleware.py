@@ -7,6 +7,7 @@ import uuid
 
 from django.db import connection
 from django.http import HttpResponse
+from django.urls import resolve
 from django.utils.cache import patch_cache_control
 
 _request_id = contextvars.ContextVar("request_id", default="")
@@ -92,3 +93,32 @@ class NoStoreMiddleware:
         response = self.get_response(request)
         patch_cache_control(response, no_store=True, private=True)
         return response
+
+
+class WebhookMiddleware:
+    """Answer Redox's webhook straight after the request id and no-store, skipping the rest.
+
+    The webhook authenticates the partner by its verification token and never uses a
+    session, a user, CSRF, messages, sign-in or MFA redirects, axes' lockout or a page's
+    headers (orders/webhook.py); those middleware only cost time on every delivery
+    (docs/performance.md). Only the exact path is short-circuited, through the view the
+    URLconf maps it to (so a tracer's wrapping of it stays), with the resolver's match
+    set as Django would; everything else, including a path without its slash, goes
+    through the normal stack. Middleware above this one (health check, security headers,
+    WhiteNoise, request id, no-store) still applies, and an exception from the view
+    becomes Django's 500 response as before.
+    """
+
+    PATH = "/redox/webhook/"
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self._match = None
+
+    def __call__(self, request):
+        if request.path_info != self.PATH:
+            return self.get_response(request)
+        if self._match is None:
+            self._match = resolve(self.PATH)
+        request.resolver_match = self._match
+        return self._match.func(request, *self._match.args, **self._match.kwargs)

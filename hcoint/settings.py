@@ -57,6 +57,8 @@ MIDDLEWARE = [
     # Below WhiteNoise (static files stay cacheable), above everything that may answer
     # on its own (sign-in redirects, CSRF failures, axes' lockout page, error pages).
     "hcoint.middleware.NoStoreMiddleware",
+    # Redox's webhook needs nothing below: it is answered here (hcoint/middleware.py).
+    "hcoint.middleware.WebhookMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

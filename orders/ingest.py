@@ -1,18 +1,23 @@
 """Ingesting a Redox message: keep it verbatim, then apply it to orders.
 
 Redox delivers at least once, in order, and pauses the partner's whole feed while we
-answer >= 400 (docs/redox.md, Part 1). So the two steps are separate transactions:
-the raw message is committed first, and nothing that goes wrong while applying it
-can lose it or turn the answer into an error. A message we cannot apply is marked
-failed, with a reason that carries no patient data, for `reprocess_messages --failed`.
+answer >= 400 (docs/redox.md, Part 1). The raw message and its effect are one
+transaction (one commit, the cheapest answer), and applying runs in a savepoint inside
+it: nothing that goes wrong while applying can lose the message or turn the answer into
+an error, because the savepoint rolls back only the effect and the message is kept,
+marked failed with a reason that carries no patient data, for
+`reprocess_messages --failed`. If the transaction itself cannot commit, nothing was
+stored and we did not answer 200, so Redox delivers the message again.
 
 Deduplication rests on the unique (partner, dedupe_key) constraint, not on a prior
 read, so two simultaneous deliveries of one message cannot both insert; the loser
 only counts the sighting. A duplicate whose bytes differ from every copy we hold (a
 Redox retry carries a new `Meta.Logs[0].AttemptID`; a resend may change content) is
 kept as a Redelivery in the same transaction as the count, before we answer, and
-still changes no order. Applying takes a row lock on the message and skips one
-already processed, so a retried or concurrent run has exactly one effect.
+still changes no order. Applying a message again (reprocessing, or a row an older
+release stored but never applied) takes a row lock on it and skips one already
+processed, so a retried or concurrent run has exactly one effect; the first apply
+needs no lock, as no other transaction can see the row it just inserted.
 """
 
 import hashlib
@@ -35,6 +40,8 @@ logger = logging.getLogger(__name__)
 KEPT_HEADERS = ("content-type", "content-length", "user-agent", "application-name", "x-request-id")
 HEADER_MAX_CHARS = 500
 FINISHED = (InboundMessage.Status.PROCESSED, InboundMessage.Status.IGNORED)
+# Events that, as a rule, bring orders we do not hold yet (see _apply_orders).
+NEW_ORDER_EVENTS = ("New", inbound.GROUPED_EVENT)
 
 
 @dataclass(frozen=True)
@@ -60,14 +67,14 @@ def message_ingest(*, partner, body, headers, received_at=None):
     key = inbound.dedupe_key(body, meta)
     stored = dict(partner=partner, body=body, body_sha256=body_sha256, headers=kept_headers, received_at=arrived)
     try:
-        message = _store(meta=meta, key=key, **stored)
+        message, logged = _store_and_apply(meta=meta, key=key, read=read, settled=True, **stored)
     except IntegrityError as exc:
         return _duplicate(exc, key=key, **stored)
     except (DatabaseError, ValueError, OverflowError) as exc:
         # A value read from the body that the database still refused, despite the cleaning
         # in redox/values.py. The bytes matter more than the metadata: store them bare,
-        # keyed by their hash, and let processing mark the message (applying the same
-        # metadata is likely refused again, and then the message is failed, not lost).
+        # keyed by their hash, and apply the same reading (applying the same metadata is
+        # likely refused again, and then the message is failed, not lost).
         log_event(
             logger,
             "message.metadata_refused",
@@ -77,10 +84,11 @@ def message_ingest(*, partner, body, headers, received_at=None):
         )
         key = inbound.dedupe_key(body)
         try:
-            message = _store(meta=inbound.Meta(), key=key, **stored)
+            message, logged = _store_and_apply(meta=inbound.Meta(), key=key, read=read, settled=False, **stored)
         except IntegrityError as exc:
             return _duplicate(exc, key=key, **stored)
 
+    # Logged once committed, in the order things happened.
     log_event(logger, "message.received", message_id=message.pk, partner_id=partner.pk)
     if partner.environment_mismatch(meta.is_test):
         # Meta.Test disagrees with the partner's is_production: Redox or the partner is
@@ -94,7 +102,37 @@ def message_ingest(*, partner, body, headers, received_at=None):
             message_is_test=meta.is_test,
             partner_is_production=partner.is_production,
         )
-    return Ingested(message=_process(message, read), duplicate=False)
+    _log_outcome(message, logged)
+    return Ingested(message=message, duplicate=False)
+
+
+def _store_and_apply(*, meta, key, read, settled, **stored):
+    """Insert the message and apply `read` to it, in one transaction. Returns (message, logged).
+
+    The insert is the transaction's first statement, so a duplicate key or a refused value
+    (raised from here) leaves nothing behind to roll back.
+
+    `settled`: `meta` is what `read` says, so the row is inserted already marked as applying
+    will leave it (processed, ignored, or failed with the reading's reason) and a successful
+    apply writes nothing more to it; an apply that fails marks it failed, before the commit.
+    Otherwise (the metadata was refused) it is inserted as received, and applying writes
+    the metadata and the status, as reprocessing does.
+    """
+    with transaction.atomic():
+        marked = _marked(read) if settled else {}
+        message = _insert(meta=meta, key=key, **marked, **stored)
+        return message, _apply_fresh(message, read, settled=settled)
+
+
+def _marked(read):
+    """The status columns of a message whose reading is `read`, as applying it will leave them."""
+    now = timezone.now()
+    if isinstance(read, Exception):
+        return {"status": InboundMessage.Status.FAILED, "error": _crash_reason(read), "processed_at": now}
+    if read.error is not None:
+        return {"status": InboundMessage.Status.FAILED, "error": read.error, "processed_at": now}
+    status = InboundMessage.Status.IGNORED if read.ignored else InboundMessage.Status.PROCESSED
+    return {"status": status, "processed_at": now}
 
 
 def _read(body):
@@ -107,21 +145,21 @@ def _read(body):
         return exc
 
 
-def _store(*, partner, meta, key, body, body_sha256, headers, received_at):
-    with transaction.atomic():
-        return InboundMessage.objects.create(
-            partner=partner,
-            dedupe_key=key,
-            redox_log_id=_fit(InboundMessage, "redox_log_id", meta.log_id),
-            data_model=_fit(InboundMessage, "data_model", meta.data_model),
-            event_type=_fit(InboundMessage, "event_type", meta.event_type),
-            event_at=meta.event_at,
-            body=body,
-            body_sha256=body_sha256,
-            headers=headers,
-            received_at=received_at,
-            last_seen_at=received_at,
-        )
+def _insert(*, partner, meta, key, body, body_sha256, headers, received_at, **marked):
+    return InboundMessage.objects.create(
+        partner=partner,
+        dedupe_key=key,
+        redox_log_id=_fit(InboundMessage, "redox_log_id", meta.log_id),
+        data_model=_fit(InboundMessage, "data_model", meta.data_model),
+        event_type=_fit(InboundMessage, "event_type", meta.event_type),
+        event_at=meta.event_at,
+        body=body,
+        body_sha256=body_sha256,
+        headers=headers,
+        received_at=received_at,
+        last_seen_at=received_at,
+        **marked,
+    )
 
 
 def _duplicate(integrity_error, *, partner, key, body, body_sha256, headers, received_at):
@@ -206,83 +244,142 @@ def _stored_sha256(message):
     return message.body_sha256
 
 
-def _process(message, read=None):
-    """Apply `message` under a row lock.
+def _apply_fresh(message, read, *, settled):
+    """Apply `read` to `message`, which this transaction has just inserted; returns the events to log.
 
-    `read` is what ingest already read from the body (an `inbound.Inbound`, or the exception
-    reading raised); without it (reprocessing, a stalled message) the stored body is read
-    here, with the same one call.
+    In a savepoint: if applying fails, only its effect rolls back and the message is kept,
+    failed, in the same transaction. No row lock and no re-read: no other transaction can
+    see the row yet. `settled`: the row was inserted already marked (`_store_and_apply`).
     """
+    if isinstance(read, Exception) or read.error is not None:
+        crash = read if isinstance(read, Exception) else None
+        reason = _crash_reason(read) if crash else read.error
+        if settled:
+            return [_failed_event(message, reason, crash)]
+        return _mark_failed(message, reason, crash=crash)
+    if settled and read.ignored:
+        return [("message.ignored", {"message_id": message.pk, "partner_id": message.partner_id})]
+    try:
+        try:
+            with transaction.atomic():
+                return _apply_message(message, read, fresh=True, settled=settled)
+        except _OrderExists:
+            # The savepoint undid the attempt (the order insert was its first statement).
+            with transaction.atomic():
+                return _apply_message(message, read, settled=settled)
+    except Exception as exc:
+        # Unconditionally: a settled row already says processed, and only its effect was undone.
+        return _mark_failed(message, _crash_reason(exc), crash=exc, fresh=True)
+
+
+class _OrderExists(Exception):
+    """A New event's order is one we already hold: apply the message the general way."""
+
+
+def _process(message):
+    """Apply a stored `message` (again) under a row lock, reading its stored body."""
     logged = []
     try:
         with transaction.atomic():
-            rows = InboundMessage.objects.select_for_update()
-            if read is not None:
-                rows = rows.defer("body")
-            locked = rows.get(pk=message.pk)
+            locked = InboundMessage.objects.select_for_update().get(pk=message.pk)
             if locked.status in FINISHED:
                 return locked
-            if read is None:
-                read = inbound.read(locked.body)
-            if isinstance(read, Exception):
-                raise read
+            read = inbound.read(locked.body)
             if read.error is None:
                 logged = _apply_message(locked, read)
     except Exception as exc:
-        # Our problem, not the partner's: keep the message for reprocessing and answer
-        # 200. The exception text is not kept or logged, because database errors quote
-        # the values they choked on.
-        return _fail(message, f"HCOINT could not apply this message ({type(exc).__name__}).", crash=exc)
+        return _fail(message, _crash_reason(exc), crash=exc)
     if read.error is not None:
         return _fail(message, read.error)
-    for event, ids in logged:
-        log_event(logger, event, **ids)
+    _log_outcome(locked, logged)
     return locked
 
 
+def _crash_reason(exc):
+    # Our problem, not the partner's: keep the message for reprocessing and answer 200.
+    # The exception text is not kept or logged, because database errors quote the
+    # values they choked on.
+    return f"HCOINT could not apply this message ({type(exc).__name__})."
+
+
 def _fail(message, reason, crash=None):
-    now = timezone.now()
-    InboundMessage.objects.filter(pk=message.pk).exclude(status__in=FINISHED).update(
-        status=InboundMessage.Status.FAILED, error=reason, processed_at=now
-    )
-    message.status, message.error, message.processed_at = InboundMessage.Status.FAILED, reason, now
-    extra = {"error_kind": type(crash).__name__} if crash is not None else {}
-    log_event(
-        logger,
-        "message.failed",
-        level=logging.ERROR,
-        message_id=message.pk,
-        partner_id=message.partner_id,
-        reason=reason,
-        **extra,
-    )
+    """Mark a stored message failed, unless it was finished meanwhile, and log it."""
+    with transaction.atomic():
+        logged = _mark_failed(message, reason, crash=crash)
+    _log_outcome(message, logged)
     return message
 
 
-def _apply_message(message, read):
-    """Apply what the body said to orders and mark the message. Returns the events to log after commit."""
-    meta = read.meta
-    message.data_model = _fit(InboundMessage, "data_model", meta.data_model)
-    message.event_type = _fit(InboundMessage, "event_type", meta.event_type)
-    message.event_at = meta.event_at
-    message.error = ""
-    message.processed_at = timezone.now()
+def _mark_failed(message, reason, crash=None, *, fresh=False):
+    """Mark `message` failed (one UPDATE) unless finished meanwhile, or in any case when
+    `fresh` (this transaction inserted it); returns the event to log once committed."""
+    now = timezone.now()
+    rows = InboundMessage.objects.filter(pk=message.pk)
+    if not fresh:
+        rows = rows.exclude(status__in=FINISHED)
+    rows.update(status=InboundMessage.Status.FAILED, error=reason, processed_at=now)
+    message.status, message.error, message.processed_at = InboundMessage.Status.FAILED, reason, now
+    return [_failed_event(message, reason, crash)]
+
+
+def _failed_event(message, reason, crash=None):
+    extra = {"error_kind": type(crash).__name__} if crash is not None else {}
+    return ("message.failed", {"message_id": message.pk, "partner_id": message.partner_id, "reason": reason, **extra})
+
+
+def _log_outcome(message, logged):
+    for event, fields in logged:
+        level = logging.ERROR if event == "message.failed" else logging.INFO
+        log_event(logger, event, level=level, **fields)
+
+
+def _apply_message(message, read, *, fresh=False, settled=False):
+    """Apply what the body said to orders and mark the message. Returns the events to log after commit.
+
+    `fresh`: the message arrived just now, in this transaction (see `_apply_orders`).
+    `settled`: its row already holds the metadata and status this sets (`_store_and_apply`).
+    """
+    if not settled:
+        meta = read.meta
+        message.data_model = _fit(InboundMessage, "data_model", meta.data_model)
+        message.event_type = _fit(InboundMessage, "event_type", meta.event_type)
+        message.event_at = meta.event_at
+        message.error = ""
+        message.processed_at = timezone.now()
     fields = ["data_model", "event_type", "event_at", "error", "processed_at", "status"]
     ids = {"message_id": message.pk, "partner_id": message.partner_id}
 
     if read.ignored:
-        message.status = InboundMessage.Status.IGNORED
-        message.save(update_fields=fields)
+        if not settled:
+            message.status = InboundMessage.Status.IGNORED
+            message.save(update_fields=fields)
         return [("message.ignored", ids)]
 
-    orders, logged = _apply_orders(message, read.order_message)
-    message.orders.add(*orders)
-    message.status = InboundMessage.Status.PROCESSED
-    message.save(update_fields=fields)
+    orders, logged = _apply_orders(message, read.order_message, fresh=fresh)
+    # One INSERT for every link (Django's add() would first read the links that exist).
+    links = [message.orders.through(inboundmessage_id=message.pk, order_id=order.pk) for order in orders]
+    message.orders.through.objects.bulk_create(links, ignore_conflicts=True)
+    if not settled:
+        message.status = InboundMessage.Status.PROCESSED
+        message.save(update_fields=fields)
     return logged
 
 
-def _apply_orders(message, parsed):
+def _apply_orders(message, parsed, *, fresh=False):
+    """Apply `parsed` to its orders; returns (orders, events to log).
+
+    A New or GroupedOrders event that just arrived is for orders we do not hold yet, as a
+    rule: they are inserted straight away (no read first, no savepoint of their own), and
+    the unique (partner, ehr_order_id) constraint decides. If one exists after all (a
+    resend, another message first), `_OrderExists` rolls the caller's savepoint back,
+    which undoes only that attempt, and the caller applies the message again the general
+    way: read and lock the orders we hold, insert the others.
+    """
+    if fresh and parsed.meta.event_type in NEW_ORDER_EVENTS:
+        try:
+            return _create_orders(message, parsed)
+        except IntegrityError as exc:
+            raise _OrderExists from exc
     wanted = [info.ehr_order_id for info in parsed.orders]
     existing = {
         order.ehr_order_id: order
@@ -297,19 +394,33 @@ def _apply_orders(message, parsed):
     return orders, logged
 
 
+def _create_orders(message, parsed):
+    orders, logged = [], []
+    for info in parsed.orders:
+        order = _new_order(message, parsed, info)
+        order.save()
+        orders.append(order)
+        ids = {"order_id": order.pk, "partner_id": message.partner_id, "message_id": message.pk}
+        logged.extend((event, ids) for event in _created_events(order))
+    return orders, logged
+
+
+def _created_events(order):
+    return ["order.created", "order.cancelled"] if order.is_cancelled else ["order.created"]
+
+
 def _apply_order(message, parsed, info, order):
     """Create the order, or update `order` when we already hold it; returns (order, events)."""
     if order is None:
         order = _create_order(message, parsed, info)
         if order is not None:
-            return order, ["order.created", "order.cancelled"] if order.is_cancelled else ["order.created"]
+            return order, _created_events(order)
         # Another message created it between our read and our insert.
         order = Order.objects.select_for_update().get(partner_id=message.partner_id, ehr_order_id=info.ehr_order_id)
     return order, _update_order(order, message, parsed, info)
 
 
-def _create_order(message, parsed, info):
-    """Insert a new order, or return None when another transaction inserted it first."""
+def _new_order(message, parsed, info):
     order = Order(
         partner_id=message.partner_id,
         ehr_order_id=info.ehr_order_id,
@@ -320,6 +431,12 @@ def _create_order(message, parsed, info):
     _fill(order, parsed, info, replace_blanks=True)
     if parsed.is_cancel:
         order.cancel(when=parsed.meta.event_at)
+    return order
+
+
+def _create_order(message, parsed, info):
+    """Insert a new order, or return None when another transaction inserted it first."""
+    order = _new_order(message, parsed, info)
     try:
         with transaction.atomic():
             order.save()

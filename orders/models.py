@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from orders.search import SEARCH_FIELDS, order_search_text
 from redox.inbound import ORDER_ID_MAX_CHARS
-from redox.verification import token_problem, tokens_equal
+from redox.verification import token_problem
 
 
 def hash_token(token):
@@ -34,18 +34,16 @@ class PartnerQuerySet(models.QuerySet):
     def for_token(self, token):
         """The active partner whose current or second token is `token`, or None.
 
-        Every active partner's hashes are compared in constant time, with no early
-        exit, so the time taken does not reveal which prefix matched.
+        One indexed lookup by the token's SHA-256, not a scan of every partner: the
+        webhook asks this on every delivery. What the index lookup's timing could reveal
+        is a prefix of the hash, which says nothing usable about the token itself.
         """
         if not token:
             return None
         presented = hash_token(token)
-        found = None
-        for partner in self.filter(is_active=True):
-            for stored in (partner.token_hash, partner.second_token_hash):
-                if tokens_equal(presented, stored) and found is None:
-                    found = partner
-        return found
+        return (
+            self.filter(Q(token_hash=presented) | Q(second_token_hash=presented), is_active=True).order_by("pk").first()
+        )
 
 
 class Partner(models.Model):
@@ -73,8 +71,9 @@ class Partner(models.Model):
     outbound_model = models.CharField(
         "outbound data model", max_length=10, choices=Outbound.choices, default=Outbound.RESULTS
     )
-    token_hash = models.CharField(max_length=64, editable=False)
-    second_token_hash = models.CharField(max_length=64, blank=True, editable=False)
+    # Indexed: the webhook finds the partner by the hash of the token it presents.
+    token_hash = models.CharField(max_length=64, editable=False, db_index=True)
+    second_token_hash = models.CharField(max_length=64, blank=True, editable=False, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
