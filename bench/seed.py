@@ -188,34 +188,21 @@ def seed(total, *, rng=None):
                     200 if state == "sent" else 400, f"redox-{pk}" if state == "sent" else "", "",
                 )
             )  # fmt: skip
-            audits.append(
-                (
-                    len(audits) + 1,
-                    uploaded,
-                    uploader.username,
-                    "upload_note",
-                    "note",
-                    str(pk),
-                    pk,
-                    uploader.pk,
-                    "success",
-                    "",
+            for action in ("upload_note", "send_note"):
+                audits.append(
+                    (
+                        len(audits) + 1,
+                        uploaded,
+                        uploader.username,
+                        action,
+                        "note",
+                        str(pk),
+                        pk,
+                        uploader.pk,
+                        "success",
+                        "",
+                    )
                 )
-            )
-            audits.append(
-                (
-                    len(audits) + 1,
-                    uploaded,
-                    uploader.username,
-                    "send_note",
-                    "note",
-                    str(pk),
-                    pk,
-                    uploader.pk,
-                    "success",
-                    "",
-                )
-            )
         audits.append(
             (
                 len(audits) + 1,

@@ -61,14 +61,24 @@ def emitted():
             elif name == "span" and first_string(node.args, 0):
                 found["spans"].add(first_string(node.args, 0))
         if dynamic:
-            # A module that logs an event held in a variable (orders.ingest collects
-            # "order.created" etc. and logs them after commit) spells the names as constants.
-            found["events"].update(
-                node.value
-                for node in ast.walk(tree)
-                if isinstance(node, ast.Constant) and isinstance(node.value, str) and EVENT_NAME.match(node.value)
-            )
+            # A module that logs an event held in a variable (orders.ingest logs, after
+            # commit, the "order.created" etc. that orders.order_apply collects) spells the
+            # names as constants, in itself or in a project module it imports from.
+            for scanned in (tree, *imported_project_trees(tree)):
+                found["events"].update(
+                    node.value
+                    for node in ast.walk(scanned)
+                    if isinstance(node, ast.Constant) and isinstance(node.value, str) and EVENT_NAME.match(node.value)
+                )
     return found
+
+
+def imported_project_trees(tree):
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in SOURCE_DIRS:
+            path = ROOT / (node.module.replace(".", "/") + ".py")
+            if path.exists():
+                yield ast.parse(path.read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="module")

@@ -6,27 +6,16 @@ a role; an idle session warns on a page with a form, then ends."""
 import time
 
 import pytest
-from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
 from django.contrib.auth.models import Group, User
-from django.core.cache import cache
 from playwright.sync_api import expect
 
 from orders.models import AuditEvent
 from tests.browser.conftest import PASSWORD
 from tests.factories import OrderFactory, UserFactory
 from tests.fake_idp import FakeIdp
+from tests.test_sign_in_mfa import _mfa_required, code_for  # noqa: F401 - _mfa_required is an autouse fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
-
-
-@pytest.fixture(autouse=True)
-def _mfa_required(settings):
-    settings.MFA_REQUIRED = True
-    cache.clear()
-
-
-def code_for(secret, periods_ago=0):
-    return format_hotp_value(hotp_value(secret, int(time.time()) // 30 - periods_ago))
 
 
 def fresh_code(secret, used):
