@@ -143,7 +143,9 @@ def test_there_is_a_monitor_for_each_alert_ops_needs(definitions):
 
 def test_monitor_and_dashboard_queries_use_only_events_and_fields_the_code_emits(definitions, emitted):
     monitors, dashboards = definitions
-    for where, search, by in searches(monitors, dashboards):
+    found = list(searches(monitors, dashboards))
+    assert len(found) >= len(monitors), "every monitor's query is a log search this test reads"
+    for where, search, by in found:
         for event in re.findall(r"@event:([\w.]+)", search):
             assert event in emitted["events"], f"{where}: no log_event emits {event!r}"
         for field in re.findall(r"@([\w.]+):", search):
@@ -159,9 +161,12 @@ def test_monitor_and_dashboard_queries_use_only_events_and_fields_the_code_emits
 def test_dashboard_metrics_are_ones_the_code_sends(definitions, emitted):
     _, dashboards = definitions
     text = json.dumps(dashboards)
-    for gauge in set(re.findall(r"\b(hcoint\.[\w.]+)\{", text)):
+    gauges = set(re.findall(r"\b(hcoint\.[\w.]+)\{", text))
+    spans = set(re.findall(r"trace\.([\w.]+?)(?:\.hits|\.errors)?\{", text)) - {"django.request"}
+    assert gauges and spans, "the dashboard's metric queries are ones this test can read"
+    for gauge in gauges:
         assert gauge in emitted["gauges"], f"no metrics.gauge sends {gauge}"
-    for span_name in set(re.findall(r"trace\.([\w.]+?)(?:\.hits|\.errors)?\{", text)) - {"django.request"}:
+    for span_name in spans:
         assert span_name in emitted["spans"], f"no tracing.span is named {span_name}"
 
 

@@ -193,8 +193,7 @@ def test_a_delivery_changed_while_redox_was_asked_is_left_alone(partner, uploade
     assert run.changed == 0
     for field, value in change.items():
         assert getattr(delivery, field) == value
-    if delivery.status != Delivery.Status.FAILED_DOWNSTREAM:
-        assert delivery.order.state == Order.State.SENT
+    assert delivery.order.state == Order.State.SENT
 
 
 def test_a_corrected_resend_on_its_way_keeps_the_order_sending(partner, uploader):

@@ -55,7 +55,7 @@ def test_the_delivery_is_created_at_send_with_the_send_audit_record_not_with_the
 
     # The Send audit record failing takes the delivery (and the state change) with it.
     failing_audit = mock.patch("orders.notes.audit_record", side_effect=RuntimeError("audit store down"))
-    with failing_audit, pytest.raises(RuntimeError):
+    with failing_audit, pytest.raises(RuntimeError, match="audit store down"):
         notes.note_send(note=note, user=uploader)
     assert not Delivery.objects.exists()
     order.refresh_from_db()

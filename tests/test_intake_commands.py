@@ -189,7 +189,7 @@ def test_import_refuses_an_unknown_partner_a_missing_path_and_a_wrong_extension(
 
 
 def test_import_requires_a_partner(partner):
-    with pytest.raises(CommandError):
+    with pytest.raises(CommandError, match="--partner"):
         call_command("import_redox_messages", str(SAMPLES / "order-new.json"))
 
 

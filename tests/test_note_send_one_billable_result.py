@@ -119,7 +119,7 @@ def test_a_failure_to_queue_leaves_no_delivery_behind(uploader, partner):
     order = OrderFactory(partner=partner)
     note = ClinicalNoteFactory(order=order, uploaded_by=uploader)
     failing = mock.patch("orders.notes.delivery_enqueue", autospec=True, side_effect=RuntimeError("queue unavailable"))
-    with failing, pytest.raises(RuntimeError):
+    with failing, pytest.raises(RuntimeError, match="queue unavailable"):
         notes.note_send(note=note, user=uploader)
     assert not Delivery.objects.exists()
     order.refresh_from_db()

@@ -76,10 +76,19 @@ def test_the_runbook_names_only_variables_that_exist():
     assert not extra, f"docs/runbook.md lists variables that .env.example does not: {extra}"
 
 
+def anchor(heading):
+    """GitHub's anchor for a Markdown heading."""
+    return re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+
+
 def test_operating_headings_are_exactly_those_monitors_link_to():
     headings = re.findall(r"^### (.+)$", RUNBOOK, flags=re.MULTILINE)
     for heading in OPERATING_HEADINGS:
         assert heading in headings
+    monitors = " ".join(path.read_text() for path in (ROOT / "ops" / "datadog" / "monitors").glob("*.json"))
+    linked = set(re.findall(r"#([a-z0-9-]{6,})", monitors))
+    assert linked, "the monitors link to sections of the runbook"
+    assert linked <= {anchor(heading) for heading in headings}, "a monitor links to a heading the runbook lacks"
 
 
 def test_procfile_services_are_the_ones_the_runbook_scales():
