@@ -49,6 +49,11 @@ def restore_signal_handlers():
         signal.signal(sig, handler)
 
 
+def events(caplog, name):
+    """The log records of one business event (hcoint.events.log_event sets `event`)."""
+    return [record for record in caplog.records if getattr(record, "event", None) == name]
+
+
 def sample_bytes(name):
     return (SAMPLES / name).read_bytes()
 

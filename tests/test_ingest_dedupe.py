@@ -6,11 +6,7 @@ from django.utils import timezone
 
 from orders.ingest import message_ingest
 from orders.models import InboundMessage, Order
-from tests.conftest import sample_bytes, sample_json
-
-
-def events(caplog, name):
-    return [r for r in caplog.records if getattr(r, "event", None) == name]
+from tests.conftest import events, sample_bytes, sample_json
 
 
 def test_a_duplicate_is_counted_on_the_original(partner, caplog):

@@ -12,14 +12,10 @@ from django.db import connection
 from orders.ingest import message_ingest, message_process
 from orders.models import InboundMessage, Order
 from redox import inbound
-from tests.conftest import sample_bytes, sample_json
+from tests.conftest import events, sample_bytes, sample_json
 from tests.factories import InboundMessageFactory
 
 PATIENT_VALUES = ("Samplepatient", "Testy", "MRN0048213", "EPI77120", "1948-02-29", "Tacoma", "Heart failure")
-
-
-def events(caplog, name):
-    return [r for r in caplog.records if getattr(r, "event", None) == name]
 
 
 def assert_no_patient_data(*texts):

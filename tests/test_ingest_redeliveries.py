@@ -13,11 +13,7 @@ from django.urls import reverse
 from hcoint.phi import scrub_record
 from orders.ingest import message_ingest
 from orders.models import InboundMessage, Order, Redelivery
-from tests.conftest import PARTNER_TOKEN, sample_bytes, sample_json
-
-
-def events(caplog, name):
-    return [r for r in caplog.records if getattr(r, "event", None) == name]
+from tests.conftest import PARTNER_TOKEN, events, sample_bytes, sample_json
 
 
 def retried(attempt_id="another-attempt", **order_changes):

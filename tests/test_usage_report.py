@@ -7,6 +7,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from tests.conftest import events
 from tests.factories import OrderFactory
 
 
@@ -16,10 +17,6 @@ def waiting_orders(partner):
     OrderFactory(partner=partner, ehr_order_id="1", is_test=False, first_received_at=now - timedelta(days=3, hours=12))
     OrderFactory(partner=partner, ehr_order_id="2", is_test=False, first_received_at=now - timedelta(hours=1))
     return partner
-
-
-def events(caplog, name):
-    return [record for record in caplog.records if getattr(record, "event", None) == name]
 
 
 def test_backlog_event_says_how_long_the_oldest_order_has_waited(waiting_orders, caplog):

@@ -10,7 +10,7 @@ import pytest
 from django.db.models import F
 
 from orders.models import InboundMessage, Order, ThrottleCount
-from tests.conftest import PARTNER_TOKEN, sample_bytes
+from tests.conftest import PARTNER_TOKEN, events, sample_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -29,10 +29,6 @@ def post(client, token, address=FLOODER, body=None):
     headers = {"verification-token": token} if token is not None else {}
     body = sample_bytes("order-new.json") if body is None else body
     return client.post(URL, body, content_type="application/json", headers=headers, REMOTE_ADDR=address)
-
-
-def events(caplog, name):
-    return [record for record in caplog.records if getattr(record, "event", None) == name]
 
 
 def end_the_window():
