@@ -274,10 +274,9 @@ def _record_outcome(delivery, claim, now, duration_ms, *, result, error):
                 _sent(current, now, log_id)
             return current
 
-        earlier = current.attempts.filter(outcome=DeliveryAttempt.Outcome.SENT).order_by("-id").first()
         if outcome == DeliveryAttempt.Outcome.SENT:
             _sent(current, now, log_id)
-        elif earlier is not None:
+        elif earlier := current.attempts.filter(outcome=DeliveryAttempt.Outcome.SENT).order_by("-id").first():
             # An attempt that lost its lease was accepted after all: the note is delivered.
             _sent(current, now, earlier.redox_log_id)
         elif outcome == DeliveryAttempt.Outcome.PERMANENT:

@@ -9,7 +9,6 @@ https://docs.redoxengine.com/how-to-use-redox/manage-your-redox-configuration/cr
 Plain values in, plain values out: this module knows nothing of partners or requests.
 """
 
-import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,13 +20,6 @@ TOKEN_HEADER = "verification-token"  # noqa: S105 - a header name, not a secret
 CHALLENGE_BODY_MAX_BYTES = 4096
 # Redox's challenges are UUID-like; the cap keeps us from echoing arbitrary blobs.
 CHALLENGE_MAX_CHARS = 256
-
-
-def tokens_equal(presented: object, expected: object) -> bool:
-    """Compare two tokens (or two token hashes) in constant time. A missing value never matches."""
-    if not presented or not expected:
-        return False
-    return hmac.compare_digest(str(presented).encode(), str(expected).encode())
 
 
 @dataclass(frozen=True)
