@@ -17,9 +17,10 @@ What it survives:
   that is one extra copy, which `hcoint-delivery-<id>` lets the partner recognise.
 - SIGTERM or SIGINT (a deploy, Ctrl-C): the current send finishes and is recorded, then it exits 0.
 
-The hourly usage report (what `manage.py report_usage` emits) and the confirmer (every
-REDOX_CONFIRM_POLL_SECONDS it asks Redox what became of accepted notes; orders/confirm.py)
-run between turns, so they need no process or thread of their own.
+Periodic jobs run between turns (`Worker.periodic`), so they need no process or thread of
+their own: the hourly usage report (what `manage.py report_usage` emits) and the confirmer
+(every REDOX_CONFIRM_POLL_SECONDS it asks Redox what became of accepted notes;
+orders/confirm.py). A job that must run once across several workers claims a row for it.
 """
 
 import logging
@@ -178,6 +179,24 @@ class Listener:
             self.wrapper = None
 
 
+class Periodic:
+    """A job the worker runs between turns, at most once every `seconds` (monotonic clock).
+
+    The job itself must never raise for an ordinary failure (log it; the next interval tries
+    again). Database errors may propagate: the turn treats them as the database being away.
+    """
+
+    def __init__(self, job, seconds):
+        self.job = job
+        self.seconds = seconds
+        self.due_at = 0.0  # the first turn runs it
+
+    def run_if_due(self):
+        if time.monotonic() >= self.due_at:
+            self.due_at = time.monotonic() + self.seconds
+            self.job()
+
+
 class Worker:
     def __init__(self, *, lease_seconds=None, renew_seconds=None, idle_seconds=None, report_seconds=None):
         self.lease_seconds = lease_seconds or settings.DELIVERY_LEASE_SECONDS
@@ -186,9 +205,11 @@ class Worker:
         self.report_seconds = report_seconds or settings.USAGE_REPORT_INTERVAL_SECONDS
         self.stopping = threading.Event()
         self.listener = Listener()
-        self.next_report = 0.0  # monotonic time of the next usage report: the first turn reports
-        self.confirm_seconds = settings.REDOX_CONFIRM_POLL_SECONDS
-        self.next_confirm = 0.0  # monotonic time of the next confirmer pass
+        # The jobs run between turns, each at most once per its interval; the first turn runs them all.
+        self.periodic = [
+            Periodic(report_usage_once, self.report_seconds),
+            Periodic(confirm_once, settings.REDOX_CONFIRM_POLL_SECONDS),
+        ]
         self.down_since = None
         self.delays = backoff_delays()
         # While running, a stop writes to this pipe, so it interrupts an idle wait at once.
@@ -234,19 +255,16 @@ class Worker:
         return attempts
 
     def turn(self, *, report=True):
-        """One pass: the usage report and the confirmer if due, then one delivery attempt.
+        """One pass: the periodic jobs that are due, then one delivery attempt.
 
         True when an attempt was made, False when nothing was due, None when the database
         could not be reached (or the pass failed for another reason, logged by class name).
         """
         close_old_connections()
         try:
-            if report and time.monotonic() >= self.next_report:
-                self.next_report = time.monotonic() + self.report_seconds
-                report_usage_once()
-            if report and time.monotonic() >= self.next_confirm:
-                self.next_confirm = time.monotonic() + self.confirm_seconds
-                confirm_once()
+            if report:
+                for job in self.periodic:
+                    job.run_if_due()
             delivery = delivery_send_once(lease_seconds=self.lease_seconds, while_sending=self._heartbeat)
         except DB_ERRORS as exc:
             self._database_lost(exc)
