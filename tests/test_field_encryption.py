@@ -7,8 +7,10 @@ still read. Keys never appear in an error or a repr.
 """
 
 import hashlib
+import json
 
 import pytest
+from django.conf import settings
 from django.core.exceptions import FieldError
 from django.db import connection
 
@@ -25,6 +27,7 @@ from hcoint.encryption import (
 )
 from hcoint.fields import keyring
 from orders.models import ClinicalNote, InboundMessage, Redelivery
+from tests.conftest import PARTNER_TOKEN, sample_bytes, sample_json
 from tests.factories import SAMPLE_PDF, ClinicalNoteFactory, InboundMessageFactory
 
 pytestmark = pytest.mark.skipif(
@@ -45,6 +48,10 @@ def store_raw(model, column, pk, value):
     """Write bytes straight into the column, as a release without encryption did."""
     with connection.cursor() as cursor:
         cursor.execute(f"UPDATE {model._meta.db_table} SET {column} = %s WHERE id = %s", [value, pk])  # noqa: S608
+
+
+def keyring_texts():
+    return settings.FIELD_ENCRYPTION_KEYS
 
 
 def redelivery(message, body=BODY):
@@ -68,12 +75,6 @@ def test_each_column_is_ciphertext_in_the_database_and_plaintext_through_the_orm
     assert bytes(getattr(model.objects.get(pk=row.pk), name)) == plaintext
     assert bytes(model.objects.values_list(name, flat=True).get(pk=row.pk)) == plaintext
     assert bytes(model.objects.values(name).get(pk=row.pk)[name]) == plaintext
-
-
-def keyring_texts():
-    from django.conf import settings
-
-    return settings.FIELD_ENCRYPTION_KEYS
 
 
 def test_the_same_bytes_encrypt_differently_each_time(db):
@@ -168,3 +169,27 @@ def test_legacy_plaintext_can_never_look_like_an_envelope():
     for legacy in (SAMPLE_PDF, BODY, b" \n\t" + BODY, "ünïcode".encode() * 10, b"\x00" * 64):
         assert ring.decrypt(legacy) is legacy
         assert ring.needs_reencrypting(legacy)
+
+
+def test_the_webhook_stores_ciphertext_and_still_keeps_differing_redeliveries_once(client, partner):
+    # Duplicates are compared by body_sha256, never by the (randomised) stored bytes.
+    def post(body):
+        response = client.post(
+            "/redox/webhook/", body, content_type="application/json", HTTP_VERIFICATION_TOKEN=PARTNER_TOKEN
+        )
+        assert response.status_code == 200
+
+    original = sample_bytes("order-new.json")
+    retried = sample_json("order-new.json")
+    retried["Meta"]["Logs"][0]["AttemptID"] = "another-attempt"
+    retried = json.dumps(retried).encode()
+    for body in (original, original, retried, retried):
+        post(body)
+
+    message = InboundMessage.objects.get()
+    assert message.times_seen == 4 and bytes(message.body) == original
+    assert MAGIC in stored(InboundMessage, "body", message.pk)[:3]
+    (kept,) = Redelivery.objects.all()
+    assert bytes(kept.body) == retried
+    raw = stored(Redelivery, "body", kept.pk)
+    assert raw.startswith(MAGIC) and b"another-attempt" not in raw
