@@ -54,9 +54,13 @@ SETTING = "FIELD_ENCRYPTION_KEYS"
 class KeyConfigurationError(ValueError):
     """FIELD_ENCRYPTION_KEYS cannot be used; the message names the key by position, never its value."""
 
+    log_safe_message = True  # hcoint/phi.py shows it in logs: written here, no key, no patient data
+
 
 class DecryptionError(Exception):
     """A stored value cannot be decrypted with the configured keys; the message names key ids only."""
+
+    log_safe_message = True  # the key id it names is what the operator needs (docs/runbook.md)
 
 
 def generate_key():

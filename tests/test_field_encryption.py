@@ -26,6 +26,7 @@ from hcoint.encryption import (
     parse_key,
 )
 from hcoint.fields import keyring
+from hcoint.phi import safe_exception_message
 from orders.models import ClinicalNote, InboundMessage, Redelivery
 from tests.conftest import PARTNER_TOKEN, sample_bytes, sample_json
 from tests.factories import SAMPLE_PDF, ClinicalNoteFactory, InboundMessageFactory
@@ -114,6 +115,8 @@ def test_a_value_under_a_key_no_longer_configured_says_which_key_id_and_never_th
     text = str(raised.value)
     assert key_id(parse_key(old)).hex() in text and "FIELD_ENCRYPTION_KEYS" in text
     assert old not in text and other not in text and old.rstrip("=") not in text
+    # The log filter shows this message (it names a key id, which the operator needs).
+    assert safe_exception_message(raised.value) == text
 
 
 def test_an_altered_value_is_refused_not_returned(db):
