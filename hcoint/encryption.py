@@ -18,8 +18,9 @@ A stored value is one small binary envelope around the ciphertext:
 the first 4 bytes of the key's SHA-256, so a value names the key that reads it and
 rotation needs no trial decryption. The 8-byte header is the associated data, so the
 version and key id are authenticated too. The nonce is random: 96 bits is safe for far
-more values than HCOINT will ever write under one key (NIST SP 800-38D, 8.3, bounds
-random nonces at 2^32 encryptions per key).
+more values than HCOINT will ever write under one key (NIST SP 800-38D, section 8.3,
+bounds random nonces at 2^32 encryptions per key:
+https://nvlpubs.nist.gov/nistpubs/Legacy/SP/nistspecialpublication800-38d.pdf).
 
 Values stored before encryption existed are still read: a value that does not begin with
 MAGIC is legacy plaintext, returned as it is, until `manage.py reencrypt` rewrites it.
