@@ -36,10 +36,11 @@ RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
 
 # Static files are part of the image (WhiteNoise serves them with hashed names).
-# Settings refuse to load without a SECRET_KEY or a DATABASE_URL when DEBUG is off;
-# these throwaway values exist only for this RUN step and are never in the image's
-# environment. collectstatic opens no database: an in-memory SQLite one stands in.
+# Settings refuse to load without a SECRET_KEY, a DATABASE_URL or FIELD_ENCRYPTION_KEYS
+# when DEBUG is off; these throwaway values exist only for this RUN step and are never in
+# the image's environment. collectstatic opens no database: an in-memory SQLite one stands in.
 RUN SECRET_KEY=collectstatic-build-step-only-not-a-secret \
+    FIELD_ENCRYPTION_KEYS="$(python -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())')" \
     DATABASE_URL=sqlite://:memory: \
     python manage.py collectstatic --no-input
 

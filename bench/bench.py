@@ -8,6 +8,10 @@
 2. Pages: seed 1,000 and 100,000 orders (bench/seed.py), time each page kind.
 3. Large notes: a 10 MB and a 25 MB PDF uploaded, sent, and delivered by the worker to
    the Redox sandbox; time, and peak memory growth of the web and worker processes.
+4. Encryption at rest (bench/bench_encryption.py, in its own process): the cipher alone,
+   a note through the ORM and ingest in process, each with encryption on and off.
+
+Everything above runs with FIELD_ENCRYPTION_KEYS set (bench/harness.py), as production does.
 
 Prints one table and writes the same figures to bench/results/latest.json. docs/performance.md
 explains each figure. Every server listens on 127.0.0.1 only; every database is dropped
@@ -30,6 +34,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import psycopg2
+from bench_encryption import encryption_table
 from bench_pages import PASSWORD, measure, prepare
 from harness import (
     PYTHON,
@@ -276,6 +281,17 @@ def machine():
     }
 
 
+def encryption(pg):
+    """bench/bench_encryption.py's figures (it creates and drops its own test database)."""
+    env = app_env(pg.url("hcoint_bench_encryption"), LOG_LEVEL="WARNING", DD_TRACE_ENABLED="false")
+    result = subprocess.run(
+        [PYTHON, "bench_encryption.py", "--json"], cwd=ROOT / "bench", env=env, capture_output=True, text=True
+    )
+    if result.returncode:
+        raise SystemExit(f"bench_encryption.py failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.splitlines()[-1])
+
+
 def table(results):
     lines = []
     ingest_rows = results["ingest"]
@@ -316,6 +332,9 @@ def table(results):
             f"   {row['web_peak_growth_mb']:8.1f} ({row['web_peak_growth_mb'] / row['size_mb']:.1f}x)"
             f"       {row['worker_peak_growth_mb']:8.1f} ({row['worker_peak_growth_mb'] / row['size_mb']:.1f}x)"
         )
+    if results.get("encryption"):
+        lines.append("")
+        lines.append(encryption_table(results["encryption"]))
     info = results["machine"]
     lines.append("")
     load = "/".join(f"{value:.1f}" for value in info["load_average"])
@@ -350,6 +369,8 @@ def main():
             results["pages"][str(size)] = {"seed_s": seeded[size], "pages": pages[url]}
         print("Large notes ...", file=sys.stderr)
         results["notes"] = {str(k): v for k, v in large_notes(pg, urls[SIZES[0]]).items()}
+        print("Encryption at rest ...", file=sys.stderr)
+        results["encryption"] = encryption(pg)
     finally:
         if os.environ.get("BENCH_KEEP") != "1":
             for name in names:

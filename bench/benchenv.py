@@ -19,6 +19,7 @@ def setup_django():
     os.environ.setdefault("DEBUG", "false")
     os.environ.setdefault("SECRET_KEY", "bench-only-not-a-secret-0123456789abcdefghijklmnopqrstuvwxyz")
     os.environ.setdefault("DATABASE_URL", f"sqlite:///{ROOT / 'db.sqlite3'}")
+    os.environ.setdefault("FIELD_ENCRYPTION_KEYS", "W8g0Xh9pJzYbq3l1a6l8n8o2QmYz2c6tKx4rGv7dZ1E=")
     os.environ.setdefault("ALLOWED_HOSTS", "testserver")
     os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
     os.environ.setdefault("LOG_FORMAT", "plain")

@@ -25,6 +25,9 @@ from psycopg2 import sql
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 SECRET_KEY = "bench-secret-key-not-a-secret-0123456789abcdefghijklmnop"  # noqa: S105
+# A throwaway key: the benchmarks pay for encryption at rest as production does
+# (BENCH_FIELD_ENCRYPTION_KEYS overrides it, e.g. to compare two keys' runs).
+FIELD_ENCRYPTION_KEYS = os.environ.get("BENCH_FIELD_ENCRYPTION_KEYS", "W8g0Xh9pJzYbq3l1a6l8n8o2QmYz2c6tKx4rGv7dZ1E=")
 
 
 def free_port():
@@ -110,6 +113,7 @@ def app_env(database_url, **extra):
         "HOME": os.environ.get("HOME", "/tmp"),  # noqa: S108
         "DEBUG": "false",
         "SECRET_KEY": SECRET_KEY,
+        "FIELD_ENCRYPTION_KEYS": FIELD_ENCRYPTION_KEYS,
         "DATABASE_URL": database_url,
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "SECURE_SSL_REDIRECT": "false",

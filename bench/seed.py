@@ -28,6 +28,7 @@ from django.contrib.auth.models import Group, User  # noqa: E402
 from django.db import DatabaseError, connection, transaction  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
+from hcoint.fields import keyring  # noqa: E402
 from orders.models import Partner  # noqa: E402
 from orders.search import order_search_text  # noqa: E402
 
@@ -56,6 +57,11 @@ PDF = (
     b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
     b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
 )
+
+
+def sealed(value):
+    """`value` as EncryptedBinaryField stores it: COPY bypasses the field, so encrypt here."""
+    return bytes(keyring().encrypt(value))
 
 
 def copy_rows(table, columns, rows):
@@ -166,7 +172,7 @@ def seed(total, *, rng=None):
         ).encode()
         messages.append(
             (
-                pk, partner.pk, f"log-{pk}", f"log-{pk}", "Order", "New", received, body, {}, received, 1,
+                pk, partner.pk, f"log-{pk}", f"log-{pk}", "Order", "New", received, sealed(body), {}, received, 1,
                 received, "processed", "", received, "",
             )
         )  # fmt: skip
@@ -174,7 +180,7 @@ def seed(total, *, rng=None):
         if state in ("sent", "failed"):
             uploaded = received + timedelta(hours=rng.uniform(0.25, 60))
             sent = uploaded + timedelta(seconds=rng.uniform(2, 90))
-            notes.append((pk, pk, "note.pdf", PDF, len(PDF), "0" * 64, 1, uploaded, uploader.pk))
+            notes.append((pk, pk, "note.pdf", sealed(PDF), len(PDF), "0" * 64, 1, uploaded, uploader.pk))
             deliveries.append(
                 (
                     pk, pk, pk, state, False, "", uploaded, 1 if state == "sent" else 8, None, None,

@@ -10,6 +10,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from hcoint.encryption import KeyConfigurationError, parse_keys
 from hcoint.env import env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -236,6 +237,28 @@ NOTE_MAX_DEPTH = env_int("NOTE_MAX_DEPTH", 32)
 NOTE_CHECK_CPU_SECONDS = env_int("NOTE_CHECK_CPU_SECONDS", 20)
 NOTE_CHECK_MEMORY_MB = env_int("NOTE_CHECK_MEMORY_MB", 1024)
 DATA_UPLOAD_MAX_NUMBER_FILES = 1
+
+# --- Encryption at rest (hcoint/encryption.py, docs/security.md) ---------------
+# Note PDFs and Redox's raw bodies are encrypted in the database with these keys:
+# comma-separated, newest first; the first encrypts, any of them decrypts. Rotation:
+# put a new key first, deploy, run `manage.py reencrypt`, then remove the old key
+# (docs/runbook.md, "Rotating the field encryption key"). Refused when malformed, naming
+# the key's position and never its value. Development (DEBUG) without keys uses a public
+# development key, which is refused with DEBUG off, as the demo token is.
+DEV_FIELD_ENCRYPTION_KEY = "yotYSN2xzhgwPWePyHrmXkYhmSP1Vid3hVkwGjCJu8I="  # noqa: S105 - public, development only
+FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS")
+if not FIELD_ENCRYPTION_KEYS:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "FIELD_ENCRYPTION_KEYS must be set when DEBUG is off (make a key with manage.py generate_field_key)."
+        )
+    FIELD_ENCRYPTION_KEYS = [DEV_FIELD_ENCRYPTION_KEY]
+elif DEV_FIELD_ENCRYPTION_KEY in FIELD_ENCRYPTION_KEYS and not DEBUG:
+    raise ImproperlyConfigured("FIELD_ENCRYPTION_KEYS holds the public development key; production needs its own.")
+try:
+    parse_keys(FIELD_ENCRYPTION_KEYS)
+except KeyConfigurationError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
 
 # --- Development and demos --------------------------------------------------
 # The demo partner's verification token. Public on purpose (it is in this repository):

@@ -15,6 +15,7 @@ from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
+from hcoint.fields import EncryptedBinaryField
 from orders.search import SEARCH_FIELDS, order_search_text
 from redox.inbound import ORDER_ID_MAX_CHARS
 from redox.verification import token_problem
@@ -281,7 +282,8 @@ class InboundMessage(models.Model):
     data_model = models.CharField(max_length=50, blank=True)
     event_type = models.CharField(max_length=50, blank=True)
     event_at = models.DateTimeField("event time", null=True, blank=True)
-    body = models.BinaryField("raw body")
+    # Encrypted at rest (hcoint/fields.py): compare bodies by body_sha256, never by bytes.
+    body = EncryptedBinaryField("raw body")
     # Lets a redelivery be compared with the body without reading it back. db_default,
     # because containers still running the previous release insert rows without it;
     # "" means not yet known (ingest then hashes the body once).
@@ -315,7 +317,7 @@ class Redelivery(models.Model):
 
     message = models.ForeignKey(InboundMessage, on_delete=models.PROTECT, related_name="redeliveries")
     received_at = models.DateTimeField(default=timezone.now)
-    body = models.BinaryField("raw body")
+    body = EncryptedBinaryField("raw body")  # encrypted at rest, as InboundMessage.body
     body_sha256 = models.CharField("body SHA-256", max_length=64)
     headers = models.JSONField(default=dict, blank=True)
 
@@ -337,7 +339,7 @@ class ClinicalNote(models.Model):
 
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="notes")
     file_name = models.CharField(max_length=255)
-    content = models.BinaryField()
+    content = EncryptedBinaryField()  # encrypted at rest (hcoint/fields.py)
     size = models.PositiveIntegerField()
     sha256 = models.CharField("SHA-256", max_length=64)
     # Empty for notes stored before uploads were rebuilt (their content is the upload).

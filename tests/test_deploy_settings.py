@@ -13,6 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.conf import settings
+
+from hcoint.encryption import generate_key
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "hcoint.example.org"
@@ -27,6 +30,7 @@ def production_env(**overrides):
         "DJANGO_SETTINGS_MODULE": "hcoint.settings",
         "DEBUG": "false",
         "SECRET_KEY": secrets.token_urlsafe(50),
+        "FIELD_ENCRYPTION_KEYS": generate_key(),
         "ALLOWED_HOSTS": HOST,
         "CSRF_TRUSTED_ORIGINS": f"https://{HOST}",
         "DATABASE_URL": POSTGRES_URL,
@@ -130,6 +134,42 @@ def test_development_without_database_url_uses_sqlite():
     result = run(["-c", DATABASE_PROBE], env)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["engine"] == "django.db.backends.sqlite3"
+
+
+def test_production_refuses_to_start_without_field_encryption_keys():
+    env = production_env()
+    del env["FIELD_ENCRYPTION_KEYS"]
+    result = run(["manage.py", "check"], env)
+    assert result.returncode != 0
+    assert "FIELD_ENCRYPTION_KEYS must be set when DEBUG is off" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("keys", "says"),
+    [
+        # A typo or a truncated paste: named by position, never echoed.
+        ("{good},not-a-key-{secret}", "FIELD_ENCRYPTION_KEYS: key 2 is not 32 bytes"),
+        ("{good},{good}", "FIELD_ENCRYPTION_KEYS: key 2 repeats an earlier key"),
+        # The development key is in this repository: production needs its own.
+        ("{dev}", "holds the public development key"),
+    ],
+)
+def test_production_refuses_unusable_field_encryption_keys_without_showing_them(keys, says):
+    good, secret = generate_key(), secrets.token_hex(8)
+    value = keys.format(good=good, secret=secret, dev=settings.DEV_FIELD_ENCRYPTION_KEY)
+    result = run(["manage.py", "check"], production_env(FIELD_ENCRYPTION_KEYS=value))
+    assert result.returncode != 0
+    assert says in result.stderr
+    assert good not in result.stderr and secret not in result.stderr
+
+
+def test_development_without_field_encryption_keys_uses_the_development_key():
+    env = production_env(DEBUG="true")
+    del env["FIELD_ENCRYPTION_KEYS"]
+    probe = "import django; django.setup(); from django.conf import settings; print(settings.FIELD_ENCRYPTION_KEYS)"
+    result = run(["-c", probe], env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str([settings.DEV_FIELD_ENCRYPTION_KEY])
 
 
 # Requests through the whole middleware stack, as Aptible's proxy sends them. A

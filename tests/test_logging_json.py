@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from hcoint import middleware
+from hcoint.encryption import generate_key
 from hcoint.events import log_event
 from hcoint.logging import JsonFormatter, PhiFilter
 from tests.processes import run_python
@@ -136,6 +137,7 @@ def test_production_settings_print_only_json_lines_on_stdout(tmp_path):
         "HOME": os.environ.get("HOME", "/tmp"),
         "DJANGO_SETTINGS_MODULE": "hcoint.settings",
         "SECRET_KEY": secrets.token_urlsafe(50),
+        "FIELD_ENCRYPTION_KEYS": generate_key(),
         "ALLOWED_HOSTS": "hcoint.example.org",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'probe.sqlite3'}",
         "REDOX_API_KEY": "prod-like-api-key",

@@ -41,6 +41,8 @@ import pytest
 from django.db import connection
 from psycopg2 import sql
 
+from hcoint.encryption import generate_key
+
 pytestmark = pytest.mark.skipif(
     connection.vendor != "postgresql",
     reason="the Procfile smoke test runs the app on PostgreSQL, as on Aptible; set DATABASE_URL to run it",
@@ -152,6 +154,7 @@ def app_env(image_env, *, port, database_url):
         "PORT": str(port),
         "DEBUG": "false",
         "SECRET_KEY": secrets.token_urlsafe(50),
+        "FIELD_ENCRYPTION_KEYS": generate_key(),
         "ALLOWED_HOSTS": f"{HOST},127.0.0.1",
         "CSRF_TRUSTED_ORIGINS": f"https://{HOST}",
         "DATABASE_URL": database_url,
