@@ -28,18 +28,21 @@ REDOX_CONFIRM_POLL_SECONDS, which asks Redox's Platform API about each due log:
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
 from hcoint.events import log_event
-from orders.models import Delivery, Order, ThrottleCount
+from orders.delivery_log import delivery_log
+from orders.models import Delivery, ThrottleCount
 from orders.order_state import order_follows_delivery
 from redox.client import get_platform_client
 from redox.errors import RedoxError
 
 logger = logging.getLogger(__name__)
+_log = partial(delivery_log, logger=logger)
 
 # Redox's final statuses -> ours, with the event each logs and its level. The problems have
 # monitors of their own (ops/datadog/monitors/k-, l-), so they are WARNING, not ERROR: the
@@ -222,11 +225,4 @@ def _log_failure(item, exc):
         delivery_id=item.pk,
         http_status=exc.status,
         error_class=type(exc).__name__,
-    )
-
-
-def _log(delivery, event, *, level=logging.INFO, **fields):
-    partner_id = Order.objects.filter(pk=delivery.order_id).values_list("partner_id", flat=True).first()
-    log_event(
-        logger, event, level=level, delivery_id=delivery.pk, order_id=delivery.order_id, partner_id=partner_id, **fields
     )

@@ -2,7 +2,7 @@
 
 from django.utils.functional import SimpleLazyObject
 
-from orders.reconcile import group_counts
+from orders.reconcile import request_group_counts
 
 
 def reconcile_nav(request):
@@ -10,4 +10,4 @@ def reconcile_nav(request):
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated or not user.has_perm("orders.upload_note"):
         return {}
-    return {"reconcile_open": SimpleLazyObject(lambda: sum(group_counts().values()))}
+    return {"reconcile_open": SimpleLazyObject(lambda: sum(request_group_counts(request).values()))}

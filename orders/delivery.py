@@ -33,6 +33,7 @@ import random
 import time
 from contextlib import nullcontext
 from datetime import timedelta
+from functools import partial
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
@@ -41,12 +42,14 @@ from django.utils import timezone
 
 from hcoint.events import log_event
 from hcoint.tracing import span
+from orders.delivery_log import delivery_log
 from orders.delivery_message import send_delivery
 from orders.models import Delivery, DeliveryAttempt, Order
 from orders.order_state import order_state_after_abandon, set_order_state
 from redox.errors import RedoxError
 
 logger = logging.getLogger(__name__)
+_log = partial(delivery_log, logger=logger)
 
 # The statuses in which staff may retry a delivery now or abandon it. Neither action applies
 # while a send may be in the air (pending or sending): the worker owns the row then.
@@ -361,10 +364,3 @@ def _lock_for_staff(delivery, done, *, refuse_if_cancelled=False):
     if locked.status not in STAFF_ACTION_STATUSES:
         raise DeliveryError(f"A delivery that is {locked.get_status_display().lower()} cannot be {done}.")
     return locked
-
-
-def _log(delivery, event, *, level=logging.INFO, **fields):
-    partner_id = Order.objects.filter(pk=delivery.order_id).values_list("partner_id", flat=True).first()
-    log_event(
-        logger, event, level=level, delivery_id=delivery.pk, order_id=delivery.order_id, partner_id=partner_id, **fields
-    )

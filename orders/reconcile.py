@@ -91,10 +91,17 @@ def group_counts():
     return counts
 
 
-def reconciliation(now=None, limit=ROWS_PER_GROUP):
+def request_group_counts(request):
+    """group_counts(), counted once per request: the nav and the page body both show them."""
+    if not hasattr(request, "_hcoint_group_counts"):
+        request._hcoint_group_counts = group_counts()
+    return request._hcoint_group_counts
+
+
+def reconciliation(now=None, limit=ROWS_PER_GROUP, *, counts=None):
     """Each group with its count and its oldest `limit` orders (age and latest delivery attached)."""
     now = now or timezone.now()
-    counts = group_counts()
+    counts = group_counts() if counts is None else counts
     groups = []
     for group in GROUPS:
         orders = list(

@@ -26,7 +26,7 @@ from orders.confirm import confirmer_configured
 from orders.delivery import STAFF_ACTION_STATUSES, DeliveryError, delivery_abandon, delivery_retry_now
 from orders.forms import NoteUploadForm, OrderFilterForm, ReasonForm
 from orders.models import AuditEvent, ClinicalNote, Delivery, DeliveryAttempt, Order
-from orders.reconcile import GROUPS, group_counts, reconciliation
+from orders.reconcile import GROUPS, reconciliation, request_group_counts
 from orders.search import BoundedPaginator
 
 ORDERS_PER_PAGE = 50
@@ -66,16 +66,16 @@ def order_list(request):
             "page": page,
             "query": query.urlencode(),
             "searching": bool(query),
-            "reconcile_counts": _reconcile_counts(request.user),
+            "reconcile_counts": _reconcile_counts(request),
         },
     )
 
 
-def _reconcile_counts(user):
+def _reconcile_counts(request):
     """What needs doing, per group, for those who can act on it (uploaders and admins)."""
-    if not user.has_perm("orders.upload_note"):
+    if not request.user.has_perm("orders.upload_note"):
         return None
-    counts = group_counts()
+    counts = request_group_counts(request)
     return [{"group": group, "count": counts[group.key]} for group in GROUPS]
 
 
@@ -86,7 +86,10 @@ def reconcile(request):
     return render(
         request,
         "orders/reconcile.html",
-        {"groups": reconciliation(), "confirmation_configured": confirmer_configured()},
+        {
+            "groups": reconciliation(counts=request_group_counts(request)),
+            "confirmation_configured": confirmer_configured(),
+        },
     )
 
 

@@ -102,3 +102,17 @@ def test_without_confirmation_accepted_orders_point_to_redox_s_dashboard(client,
     assert "Confirmation is not configured" in html
     assert "Check Redox's dashboard" in html
     assert "Wait for confirmation" not in html
+
+
+@pytest.mark.parametrize("url_name", ["order_list", "reconcile"])
+def test_counts_are_counted_once_per_page(client, uploader, orders, url_name):
+    """The nav and the page body show the same counts; they cost one grouped query, not two."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.force_login(uploader)
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(reverse(url_name))
+    assert response.status_code == 200
+    grouped = [q["sql"] for q in queries.captured_queries if "GROUP BY" in q["sql"] and '"retrying"' in q["sql"]]
+    assert len(grouped) == 1, grouped
