@@ -82,8 +82,10 @@ def worklist_counts(now=None, *, partners=None):
     )
 
 
-def worklist(now=None, *, limit=WORKLIST_ROWS):
+def worklist(now=None, *, limit=None):
+    """The page's content: the counts, then at most `limit` (WORKLIST_ROWS) rows of each part."""
     now = now or timezone.now()
+    limit = WORKLIST_ROWS if limit is None else limit
     counts = worklist_counts(now)
     awaiting = list(awaiting_orders().select_related("partner").order_by("first_received_at", "id")[:limit])
     for order in awaiting:
