@@ -70,9 +70,7 @@ def edge_values(client, partner, admin_user):
     again["Meta"]["Logs"][0]["AttemptID"] = "\ud800 retry"
     post(client, json.dumps(again).encode())
     order = Order.objects.get(ehr_order_id="EDGE-PAST")
-    DeliveryFactory(
-        order=order, created_by=admin_user, status=Delivery.Status.FAILED, created_at=values.EARLIEST_TIME
-    )
+    DeliveryFactory(order=order, created_by=admin_user, status=Delivery.Status.FAILED, created_at=values.EARLIEST_TIME)
     # The worklist's ages and expectations at their extremes: orders received at both ends of
     # the range times are kept in, and a partner expecting notes within 32,767 days (the
     # column's largest value, which the admin form would refuse).
