@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from orders import worklist as worklist_module
 from orders.models import AuditEvent, Delivery, Order
+from orders.reconcile import group_filter, needs_person, open_orders
 from orders.worklist import worklist, worklist_counts
 from tests.factories import DeliveryFactory, OrderFactory, PartnerFactory
 
@@ -90,6 +91,12 @@ def test_deliveries_that_need_a_person(client, uploader, partner):
         assert fine not in shown
     assert "Meta.Destinations needs to contain" in shown  # the failed delivery's last error
     assert worklist_counts().needs_person == 4
+    # The reconcile page's groups, less the young retry: one rule, not two.
+    grouped = open_orders().filter(
+        group_filter("delivery_problem") | group_filter("failed_downstream") | group_filter("filtered")
+    )
+    grouped_ids = set(grouped.values_list("ehr_order_id", flat=True))
+    assert grouped_ids - set(needs_person(NOW).values_list("ehr_order_id", flat=True)) == {"ORD-RETRY-NEW"}
 
 
 def test_counts_follow_each_partners_expectation(partner, slow_partner):
