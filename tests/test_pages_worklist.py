@@ -15,6 +15,7 @@ from orders.models import AuditEvent, Delivery, Order
 from orders.reconcile import group_filter, needs_person, open_orders
 from orders.worklist import worklist, worklist_counts
 from tests.factories import DeliveryFactory, OrderFactory, PartnerFactory
+from tests.test_partner_tokens import partner_form
 
 pytestmark = pytest.mark.django_db
 
@@ -190,3 +191,13 @@ def test_an_orders_views_are_one_timeline_line(client, viewer, uploader, partner
     AuditEvent.objects.create(actor=uploader, actor_username=uploader.username, action="view_pdf", order=order)
     html = client.get(reverse("order_detail", args=[order.pk])).content.decode()
     assert "Viewed order 10 times by 2 people," in html and html.count("Viewed PDF") == 1
+
+
+def test_an_admin_sets_each_partners_expectation(admin_client, partner):
+    url = reverse("admin:orders_partner_change", args=[partner.pk])
+    refused = admin_client.post(url, partner_form(name=partner.name, new_verification_token="", note_due_days="0"))
+    assert refused.status_code == 200 and "note_due_days" in refused.context["adminform"].form.errors
+    saved = admin_client.post(url, partner_form(name=partner.name, new_verification_token="", note_due_days="30"))
+    assert saved.status_code == 302
+    partner.refresh_from_db()
+    assert partner.note_due_days == 30
