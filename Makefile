@@ -14,6 +14,7 @@ MFA_REQUIRED ?= false
 # The confirmer asks the sandbox's Platform API with a throwaway key (DEV_PLATFORM_KEY, made
 # on first `make run`; the sandbox checks the JWT's shape, not its signature) every few
 # seconds, so "Accepted by Redox" turns "Filed" soon after the sandbox page says so.
+# The daily digest email is printed by the worker (console backend), not sent.
 DEV_PLATFORM_KEY := .dev-platform-key.pem
 DEV_ENV := DEBUG=true \
 	MFA_REQUIRED=$(MFA_REQUIRED) \
@@ -29,7 +30,10 @@ DEV_ENV := DEBUG=true \
 	REDOX_ORGANIZATION_ID=sandbox-organization \
 	REDOX_CONFIRM_FIRST_CHECK_SECONDS=5 \
 	REDOX_CONFIRM_MAX_WAIT_SECONDS=10 \
-	REDOX_CONFIRM_POLL_SECONDS=2
+	REDOX_CONFIRM_POLL_SECONDS=2 \
+	EMAIL_URL=console: \
+	DIGEST_FREQUENCY=daily \
+	SITE_URL=http://127.0.0.1:8000
 
 # `check --deploy` sees what Aptible gives the app and nothing from this shell:
 # DEBUG off, a fresh strong key, real host names, PostgreSQL over TLS.

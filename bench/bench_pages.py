@@ -47,6 +47,7 @@ def sample(url):
 
 
 KINDS = (
+    "worklist",
     "list",
     "search: MRN",
     "search: order id",
@@ -65,12 +66,13 @@ def _requests(url):
         zip(
             KINDS,
             (
-                ("/", None),
-                ("/", {"q": mrn}),
-                ("/", {"q": ehr_order_id}),
-                ("/", {"q": "ngu"}),
-                ("/", {"q": "zzqxj"}),
-                ("/", {"state": "awaiting_note"}),
+                ("/", None),  # an admin's home: the worklist
+                ("/orders/", None),
+                ("/orders/", {"q": mrn}),
+                ("/orders/", {"q": ehr_order_id}),
+                ("/orders/", {"q": "ngu"}),
+                ("/orders/", {"q": "zzqxj"}),
+                ("/orders/", {"state": "awaiting_note"}),
                 (f"/orders/{pk}/", None),
                 ("/usage/", None),
             ),

@@ -11,7 +11,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from hcoint.encryption import KeyConfigurationError, parse_keys
-from hcoint.env import env_bool, env_int, env_list, env_str
+from hcoint.env import SMTP, email_settings_from_url, env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -134,7 +134,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "order_list"
+LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
 # Sessions end after SESSION_IDLE_MINUTES without a request, and at browser close.
@@ -316,6 +316,66 @@ DELIVERY_IDLE_POLL_SECONDS = env_int("DELIVERY_IDLE_POLL_SECONDS", 5)
 # How often the worker emits the usage figures (orders.usage.usage_report); the "orders
 # awaiting a note" monitor looks back 2 hours, so keep it well under that.
 USAGE_REPORT_INTERVAL_SECONDS = env_int("USAGE_REPORT_INTERVAL_SECONDS", 3600)
+
+# --- Email and the digest (orders/digest.py) ----------------------------------
+# SMTP from EMAIL_URL (`smtp+tls://USER:PASSWORD@HOST:587`; hcoint.env.email_settings_from_url)
+# or from Django's usual EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD,
+# EMAIL_USE_TLS, EMAIL_USE_SSL. With neither, mail goes nowhere (the console in DEBUG).
+EMAIL_URL = env_str("EMAIL_URL")
+if EMAIL_URL and env_str("EMAIL_HOST"):
+    raise ImproperlyConfigured("Set EMAIL_URL or EMAIL_HOST, not both.")
+if EMAIL_URL:
+    _email = email_settings_from_url(EMAIL_URL)
+elif env_str("EMAIL_HOST"):
+    _email = {
+        "EMAIL_BACKEND": SMTP,
+        "EMAIL_HOST": env_str("EMAIL_HOST"),
+        "EMAIL_PORT": env_int("EMAIL_PORT", 587),
+        "EMAIL_HOST_USER": env_str("EMAIL_HOST_USER", ""),
+        "EMAIL_HOST_PASSWORD": env_str("EMAIL_HOST_PASSWORD", ""),
+        "EMAIL_USE_TLS": env_bool("EMAIL_USE_TLS", True),
+        "EMAIL_USE_SSL": env_bool("EMAIL_USE_SSL", False),
+    }
+else:
+    _email = {
+        "EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend"
+        if DEBUG
+        else "django.core.mail.backends.dummy.EmailBackend"
+    }
+EMAIL_CONFIGURED = bool(EMAIL_URL or env_str("EMAIL_HOST"))
+EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+EMAIL_HOST = _email.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = _email.get("EMAIL_PORT", 25)
+EMAIL_HOST_USER = _email.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = _email.get("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = _email.get("EMAIL_USE_SSL", False)
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("EMAIL_USE_TLS (STARTTLS) and EMAIL_USE_SSL (implicit TLS) exclude each other.")
+# Without a timeout a stalled SMTP server would hold the worker's loop (and its deliveries).
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT_SECONDS", 20)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "HCOINT <hcoint@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# The digest: counts only (never patient data) and a link to the worklist, to the active
+# members of DIGEST_GROUP who have an email address, once per period: `daily`, or `weekly`
+# (Mondays), at DIGEST_HOUR o'clock in TIME_ZONE (the staff's clock, as on the pages).
+# Off by default; on in production only with SMTP and SITE_URL set.
+DIGEST_FREQUENCY = env_str("DIGEST_FREQUENCY", "off").lower()
+if DIGEST_FREQUENCY not in ("off", "daily", "weekly"):
+    raise ImproperlyConfigured(f"DIGEST_FREQUENCY must be off, daily or weekly, not {DIGEST_FREQUENCY!r}")
+DIGEST_HOUR = env_int("DIGEST_HOUR", 7)
+if not 0 <= DIGEST_HOUR <= 23:
+    raise ImproperlyConfigured(f"DIGEST_HOUR must be 0 to 23 (an hour in TIME_ZONE), not {DIGEST_HOUR}")
+DIGEST_GROUP = env_str("DIGEST_GROUP", "uploader")
+# How often a worker asks whether the digest is due (it is sent once per period whatever this is).
+DIGEST_CHECK_SECONDS = env_int("DIGEST_CHECK_SECONDS", 300)
+# The address staff open HCOINT at, for links in emails (no trailing slash).
+SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000" if DEBUG else "").rstrip("/")
+if DIGEST_FREQUENCY != "off" and not DEBUG:
+    if not EMAIL_CONFIGURED:
+        raise ImproperlyConfigured("DIGEST_FREQUENCY needs EMAIL_URL or EMAIL_HOST (SMTP) to send with.")
+    if not SITE_URL.startswith("https://"):
+        raise ImproperlyConfigured("DIGEST_FREQUENCY needs SITE_URL, the https:// address staff open HCOINT at.")
 
 # --- Observability ----------------------------------------------------------
 # JSON lines on stdout in production (Aptible relays stdout to Datadog), readable

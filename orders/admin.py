@@ -68,6 +68,7 @@ class PartnerAdminForm(forms.ModelForm):
             "destination_id",
             "destination_name",
             "outbound_model",
+            "note_due_days",
         ]
 
     # Partner.token_problems' argument names -> this form's fields.
@@ -109,6 +110,7 @@ class PartnerAdmin(admin.ModelAdmin):
         "is_production",
         "outbound_model",
         "destination_name",
+        "note_due_days",
         "rotating",
         "updated_at",
     ]
@@ -117,6 +119,7 @@ class PartnerAdmin(admin.ModelAdmin):
     readonly_fields = ["token_status", "created_at", "updated_at"]
     fieldsets = [
         (None, {"fields": ["name", "is_active", "is_production"]}),
+        ("Worklist", {"fields": ["note_due_days"]}),
         ("Redox", {"fields": ["destination_id", "destination_name", "outbound_model"]}),
         (
             "Verification tokens",

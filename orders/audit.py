@@ -4,7 +4,10 @@ Records hold ids and action names only, never patient data, and cannot be edited
 deleted from the app (see AuditEvent).
 """
 
+from dataclasses import dataclass
+
 from axes.helpers import get_client_ip_address
+from django.db.models import Count
 
 from orders.models import AuditEvent
 
@@ -27,3 +30,33 @@ def audit_record(*, request=None, user=None, action, obj=None, order=None, outco
         request_id=getattr(request, "request_id", "") if request is not None else "",
         outcome=outcome,
     )
+
+
+# The events an order's timeline shows as one line: after months of views, one row each
+# would bury the events that matter.
+GROUPED_VIEW = {"action": AuditEvent.Action.VIEW_ORDER, "outcome": AuditEvent.Outcome.SUCCESS}
+
+
+@dataclass(frozen=True)
+class ViewSummary:
+    count: int
+    people: int
+    last: AuditEvent  # the latest view: who, when, from where
+
+
+def order_events(order):
+    """The order's audit events the timeline lists one by one (every one but successful views)."""
+    return order.audit_events.exclude(**GROUPED_VIEW)
+
+
+def view_summary(order):
+    """How often the order was viewed, by how many people, and the latest view; None if never.
+
+    Two queries, whatever the number of views (the audit table's order_id index).
+    """
+    views = order.audit_events.filter(**GROUPED_VIEW)
+    figures = views.aggregate(count=Count("id"), people=Count("actor_username", distinct=True))
+    if not figures["count"]:
+        return None
+    last = views.order_by("-created_at", "-id").first()
+    return ViewSummary(count=figures["count"], people=figures["people"], last=last)

@@ -9,6 +9,7 @@ import hashlib
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Coalesce
@@ -71,6 +72,16 @@ class Partner(models.Model):
     destination_name = models.CharField("Redox destination name", max_length=200)
     outbound_model = models.CharField(
         "outbound data model", max_length=10, choices=Outbound.choices, default=Outbound.RESULTS
+    )
+    # The partner's expectation: an order still awaiting a note this many days after it
+    # arrived is overdue (highlighted on the worklist, counted in the digest email).
+    # db_default: the previous release inserts partners without it while a release migrates.
+    note_due_days = models.PositiveSmallIntegerField(
+        "note due within (days)",
+        default=14,
+        db_default=14,
+        validators=[MinValueValidator(1), MaxValueValidator(365)],
+        help_text="An order still awaiting a note this many days after it arrived is overdue.",
     )
     # Indexed: the webhook finds the partner by the hash of the token it presents.
     token_hash = models.CharField(max_length=64, editable=False, db_index=True)
@@ -143,6 +154,10 @@ class Partner(models.Model):
                 "The second token must differ from the verification token."
             )
         return problems
+
+    def note_overdue_before(self, now):
+        """Orders of this partner first received before this moment, still awaiting a note, are overdue."""
+        return now - timedelta(days=self.note_due_days)
 
     def environment_mismatch(self, is_test):
         """How a message's Meta.Test (`is_test`; None when absent) contradicts this connection, or "".
@@ -363,6 +378,12 @@ class DeliveryQuerySet(models.QuerySet):
     def accepted(self):
         """Deliveries Redox accepted, whatever it later said of them."""
         return self.filter(status__in=Delivery.ACCEPTED_STATUSES)
+
+    def retrying(self, *, queued_before=None):
+        """Deliveries waiting for their next try after a transient failure; with `queued_before`,
+        only those queued before then (retrying for long)."""
+        retrying = self.filter(status=Delivery.Status.RETRY_SCHEDULED)
+        return retrying if queued_before is None else retrying.filter(created_at__lt=queued_before)
 
     def confirmable(self, now, first_wait):
         """Accepted deliveries with a Redox log id whose next check is due, longest waiting first.
@@ -670,3 +691,21 @@ class ThrottleCount(models.Model):
 
     def __str__(self):
         return f"{self.scope} {self.window_start:%Y-%m-%d %H:%M}: {self.count}"
+
+
+class DigestRun(models.Model):
+    """One row per digest email: the last period it was decided for (orders/digest.py).
+
+    The worker that sends a digest holds this row (`SELECT … FOR UPDATE SKIP LOCKED`) while
+    it decides and sends, and records the period before it commits, so with several workers
+    each period's email goes out once.
+    """
+
+    name = models.CharField(max_length=40, unique=True)
+    # The start of the last period decided (sent, or nothing was waiting); null: never.
+    period_start = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    recipients = models.PositiveIntegerField(default=0)
+
+    def __str__(self):
+        return f"Digest {self.name}"

@@ -7,6 +7,7 @@ one group below; the order's state says which (its delivery keeps it in step).
 """
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
@@ -15,6 +16,10 @@ from orders.models import Delivery, Order
 
 DONE_STATES = (Order.State.FILED, Order.State.CANCELLED, Order.State.CLOSED)
 ROWS_PER_GROUP = 100
+# A delivery retrying this long after it was queued needs a person (the worklist, the digest
+# email); the "Delivery still retrying after an hour" monitor (ops/datadog/monitors/
+# g-delivery-still-retrying.json) alerts at the same age. Younger retries usually succeed alone.
+RETRYING_LONG = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -55,8 +60,8 @@ GROUPS = (
 GROUP_BY_KEY = {group.key: group for group in GROUPS}
 
 
-def _retrying():
-    return Exists(Delivery.objects.filter(order=OuterRef("pk"), status=Delivery.Status.RETRY_SCHEDULED))
+def _retrying(queued_before=None):
+    return Exists(Delivery.objects.retrying(queued_before=queued_before).filter(order=OuterRef("pk")))
 
 
 def group_filter(key):
@@ -68,6 +73,16 @@ def group_filter(key):
         "failed_downstream": Q(state=Order.State.FAILED_DOWNSTREAM),
         "filtered": Q(state=Order.State.FILTERED),
     }[key]
+
+
+def needs_person(now):
+    """Orders whose delivery needs a person: failed, failed downstream, filtered by Redox, or
+    retrying for RETRYING_LONG. The "delivery_problem", "failed_downstream" and "filtered"
+    groups above, less the retries that are young enough to succeed on their own."""
+    return Order.objects.filter(
+        Q(state__in=[Order.State.FAILED, Order.State.FAILED_DOWNSTREAM, Order.State.FILTERED])
+        | Q(_retrying(queued_before=now - RETRYING_LONG), state=Order.State.SENDING)
+    )
 
 
 def open_orders():
@@ -110,7 +125,7 @@ def reconciliation(now=None, limit=ROWS_PER_GROUP, *, counts=None):
             .select_related("partner")
             .order_by("first_received_at", "id")[:limit]
         )
-        latest = _latest_deliveries([order.pk for order in orders])
+        latest = latest_deliveries([order.pk for order in orders])
         for order in orders:
             order.age_days = (now - order.first_received_at).days
             order.latest_delivery = latest.get(order.pk)
@@ -118,7 +133,8 @@ def reconciliation(now=None, limit=ROWS_PER_GROUP, *, counts=None):
     return groups
 
 
-def _latest_deliveries(order_ids):
+def latest_deliveries(order_ids):
+    """{order id: its newest delivery} for `order_ids` (one query)."""
     latest = {}
     for delivery in Delivery.objects.filter(order_id__in=order_ids).order_by("order_id", "created_at", "id"):
         latest[delivery.order_id] = delivery

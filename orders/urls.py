@@ -1,10 +1,12 @@
 from django.urls import path
 
-from orders import views, views_usage, webhook
+from orders import views, views_usage, views_worklist, webhook
 
 urlpatterns = [
     path("redox/webhook/", webhook.redox_webhook, name="redox_webhook"),
-    path("", views.order_list, name="order_list"),
+    # Uploaders' home is the worklist; viewers go on to the order list (orders/views_worklist.py).
+    path("", views_worklist.home, name="home"),
+    path("orders/", views.order_list, name="order_list"),
     path("orders/<int:pk>/", views.order_detail, name="order_detail"),
     path("orders/<int:pk>/notes/new/", views.upload_note, name="upload_note"),
     path("notes/<int:pk>/", views.review_note, name="review_note"),

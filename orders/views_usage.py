@@ -1,10 +1,11 @@
-"""The Usage page: weekly figures per partner, for admins and uploaders (orders.view_usage)."""
+"""The Usage page: weekly figures per partner, charted then tabled, for admins and uploaders (orders.view_usage)."""
 
 from django import forms
 from django.contrib.auth.decorators import permission_required
 from django.shortcuts import render
 
 from orders.usage import DEFAULT_WEEKS, MAX_WEEKS, usage_figures
+from orders.usage_chart import usage_charts
 
 
 class UsageForm(forms.Form):
@@ -20,4 +21,8 @@ def usage(request):
         weeks = form.cleaned_data["weeks"] or DEFAULT_WEEKS
         include_test = form.cleaned_data["include_test"]
     figures = usage_figures(weeks=weeks, include_test=include_test)
-    return render(request, "orders/usage.html", {"form": form, "usage": figures, "weeks": weeks})
+    return render(
+        request,
+        "orders/usage.html",
+        {"form": form, "usage": figures, "weeks": weeks, "charts": usage_charts(figures)},
+    )

@@ -20,7 +20,8 @@ What it survives:
 Periodic jobs run between turns (`Worker.periodic`), so they need no process or thread of
 their own: the hourly usage report (what `manage.py report_usage` emits) and the confirmer
 (every REDOX_CONFIRM_POLL_SECONDS it asks Redox what became of accepted notes;
-orders/confirm.py). A job that must run once across several workers claims a row for it.
+orders/confirm.py) and the digest email (orders/digest.py, once per period). A job that
+must run once across several workers claims a row for it.
 """
 
 import logging
@@ -39,6 +40,7 @@ from django.utils import timezone
 from hcoint.events import log_event
 from orders.confirm import confirm_due
 from orders.delivery import NOTIFY_CHANNEL, delivery_send_once
+from orders.digest import digest_once
 from orders.usage import usage_report
 
 logger = logging.getLogger(__name__)
@@ -209,6 +211,7 @@ class Worker:
         self.periodic = [
             Periodic(report_usage_once, self.report_seconds),
             Periodic(confirm_once, settings.REDOX_CONFIRM_POLL_SECONDS),
+            Periodic(digest_once, settings.DIGEST_CHECK_SECONDS),
         ]
         self.down_since = None
         self.delays = backoff_delays()

@@ -9,7 +9,7 @@ by migration 0009's function, as a deployed database would be.
 import copy
 import importlib
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from django.apps import apps
@@ -17,7 +17,7 @@ from django.contrib import admin
 from django.db import connection
 from django.urls import reverse
 
-from orders.models import Delivery, InboundMessage, Order, Redelivery
+from orders.models import Delivery, InboundMessage, Order, Partner, Redelivery
 from redox import values
 from tests.conftest import PARTNER_TOKEN, sample_json
 from tests.factories import DeliveryFactory, InboundMessageFactory, OrderFactory
@@ -70,7 +70,13 @@ def edge_values(client, partner, admin_user):
     again["Meta"]["Logs"][0]["AttemptID"] = "\ud800 retry"
     post(client, json.dumps(again).encode())
     order = Order.objects.get(ehr_order_id="EDGE-PAST")
-    DeliveryFactory(order=order, created_by=admin_user, status=Delivery.Status.FAILED)
+    DeliveryFactory(order=order, created_by=admin_user, status=Delivery.Status.FAILED, created_at=values.EARLIEST_TIME)
+    # The worklist's ages and expectations at their extremes: orders received at both ends of
+    # the range times are kept in, and a partner expecting notes within 32,767 days (the
+    # column's largest value, which the admin form would refuse).
+    Order.objects.filter(ehr_order_id="EDGE-LONG-NAME").update(first_received_at=values.EARLIEST_TIME)
+    Order.objects.filter(ehr_order_id="EDGE-OFFSET").update(first_received_at=values.LATEST_TIME - timedelta(minutes=1))
+    Partner.objects.filter(pk=partner.pk).update(note_due_days=32767)
     return bodies
 
 
@@ -87,7 +93,9 @@ def admin_pages():
 
 
 def crawl(client):
-    pages = ["/", "/?q=Future", "/?q=EDGE", "/?state=cancelled", "/usage/", reverse("admin:index")]
+    orders = reverse("order_list")
+    pages = ["/", orders, f"{orders}?q=Future", f"{orders}?q=EDGE", f"{orders}?state=cancelled", "/usage/"]
+    pages += ["/reconcile/", reverse("admin:index")]
     pages += [f"/orders/{pk}/" for pk in Order.objects.values_list("pk", flat=True)]
     pages += list(admin_pages())
     broken = []
@@ -121,6 +129,9 @@ def test_every_page_renders_the_edge_values_the_webhook_stored(client, admin_use
 
     client.force_login(admin_user)
     pages = crawl(client)
+    # The worklist (an admin's home) showed the orders at both ends of time, one overdue.
+    worklist = client.get("/").content.decode()
+    assert "EDGE-LONG-NAME" in worklist and "EDGE-OFFSET" in worklist and "Overdue" in worklist
     change_pages = {"order", "inboundmessage", "delivery"}
     assert all(
         any(f"/admin/orders/{name}/" in page and page.endswith("/change/") for page in pages) for name in change_pages

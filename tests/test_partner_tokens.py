@@ -28,6 +28,7 @@ def partner_form(**overrides):
         "destination_id": "dest-1",
         "destination_name": "Northwind Epic (Prod)",
         "outbound_model": "results",
+        "note_due_days": "14",
         "new_verification_token": "northwind-token-0123456789",
         "second_token": "",
     }

@@ -61,6 +61,8 @@ RULES = {
     "password_change": [(None, "get", SIGNED_IN)],
     "password_change_done": [(None, "get", SIGNED_IN)],
     "redox_webhook": [(None, "get", PARTNER_TOKEN), (None, "post", PARTNER_TOKEN)],
+    # The worklist for uploaders and admins; a viewer is sent on to the order list.
+    "home": [(None, "get", "orders.view_order")],
     "order_list": [(None, "get", "orders.view_order")],
     "order_detail": [("order", "get", "orders.view_order")],
     "note_pdf": [("note", "get", "orders.view_order")],

@@ -27,7 +27,9 @@ def test_sign_in_page_needs_no_session(client):
 def test_sign_in_lands_on_the_orders_and_is_audited(client, viewer, caplog):
     with caplog.at_level(logging.INFO, logger="orders"):
         response = sign_in(client, "vera")
-    assert response.status_code == 302 and response["Location"] == reverse("order_list")
+    # Home: the worklist for uploaders; a viewer goes on to the order list.
+    assert response.status_code == 302 and response["Location"] == reverse("home")
+    assert client.get(reverse("home"))["Location"] == reverse("order_list")
     event = AuditEvent.objects.get(action=AuditEvent.Action.SIGN_IN)
     assert (event.actor, event.actor_username, event.ip_address, event.outcome) == (
         viewer,

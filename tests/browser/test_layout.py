@@ -24,7 +24,14 @@ def test_pages_fit_the_screen(page, partner, width):
     note = ClinicalNoteFactory(order=order, uploaded_by=user)
     page.set_viewport_size({"width": width, "height": 900})
     sign_in(page, "ursula")
-    for path in ("/", f"/orders/{order.pk}/", f"/notes/{note.pk}/", f"/orders/{order.pk}/notes/new/"):
+    for path in (
+        "/",
+        "/orders/",
+        "/usage/",
+        f"/orders/{order.pk}/",
+        f"/notes/{note.pk}/",
+        f"/orders/{order.pk}/notes/new/",
+    ):
         page.goto(path)
         overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
         assert overflow <= 0, f"{path} scrolls sideways by {overflow}px at {width}px"
