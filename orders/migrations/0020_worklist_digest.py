@@ -12,7 +12,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orders', '0016_partner_token_index'),
+        ('orders', '0018_field_encryption'),
     ]
 
     operations = [
