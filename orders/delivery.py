@@ -179,7 +179,7 @@ def delivery_abandon(*, delivery, user, reason, now=None):
     now = now or timezone.now()
     with transaction.atomic():
         locked = _lock_for_staff(delivery, "abandoned")
-        locked.abandon(reason, by=user)
+        locked.abandon(reason, by=user, now=now)
         set_order_state(locked.order_id, order_state_after_abandon(locked), now)
         _log(locked, "delivery.abandoned")
     delivery.refresh_from_db()
@@ -228,7 +228,7 @@ def _take(delivery, now, lease_seconds):
     if order_state.get() == Order.State.CANCELLED:
         # A result now would be billed for nothing. No staff member decided this, so
         # `abandoned_by` stays empty; the order stays cancelled.
-        delivery.abandon(ORDER_CANCELLED_REASON)
+        delivery.abandon(ORDER_CANCELLED_REASON, now=now)
         _log(delivery, "delivery.abandoned", reason="order_cancelled")
         return False
     delivery.claim(now, lease_seconds)
