@@ -42,8 +42,9 @@ from django.utils import timezone
 from hcoint.events import log_event
 from hcoint.tracing import span
 from orders.delivery_message import send_delivery
-from orders.models import Delivery, DeliveryAttempt, Order
+from orders.models import ClinicalNote, Delivery, DeliveryAttempt, Order
 from orders.order_state import order_state_after_abandon, set_order_state
+from orders.retention import PATIENT_REMOVED, PDF_REMOVED
 from redox.errors import RedoxError
 
 logger = logging.getLogger(__name__)
@@ -157,6 +158,8 @@ def delivery_retry_now(*, delivery, user, now=None):
     now = now or timezone.now()
     with transaction.atomic():
         locked = _lock_for_staff(delivery, "retried", refuse_if_cancelled=True)
+        if removed := _removed_by_retention(locked):
+            raise DeliveryError(removed)
         try:
             # The partial unique constraint refuses a second in-flight delivery for the
             # order (a newer note may have been sent since this one failed).
@@ -230,6 +233,11 @@ def _take(delivery, now, lease_seconds):
         # `abandoned_by` stays empty; the order stays cancelled.
         delivery.abandon(ORDER_CANCELLED_REASON, now=now)
         _log(delivery, "delivery.abandoned", reason="order_cancelled")
+        return False
+    if removed := _removed_by_retention(delivery):
+        # Never expected (the purge leaves notes on their way alone), but a retry racing a
+        # purge must end as a failure staff can read, not as a send of empty bytes.
+        _fail(delivery, now, removed, reason="removed_by_retention")
         return False
     delivery.claim(now, lease_seconds)
     set_order_state(delivery.order_id, Order.State.SENDING, now)
@@ -342,6 +350,15 @@ def _fail(delivery, now, error_text, *, reason):
 def _redox_error_text(error):
     """Redox's own words (Meta.Errors[].Text) when it gave any, else the client's summary."""
     return "; ".join(error.redox_errors) or str(error)
+
+
+def _removed_by_retention(delivery):
+    """Why the delivery can no longer be sent because retention removed what it needs, or ""."""
+    if ClinicalNote.objects.filter(pk=delivery.note_id, content_purged_at__isnull=False).exists():
+        return PDF_REMOVED
+    if Order.objects.filter(pk=delivery.order_id, patient_purged_at__isnull=False).exists():
+        return PATIENT_REMOVED
+    return ""
 
 
 def _require_manage_permission(user):

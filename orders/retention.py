@@ -53,6 +53,13 @@ logger = logging.getLogger(__name__)
 
 KINDS = ("notes", "messages", "orders", "audit_events")
 
+# What staff are told when an action needs what was removed (safe to show: no patient data).
+PDF_REMOVED = (
+    "This note's PDF was removed under the retention rules, so it cannot be viewed or sent. "
+    "To send a note for this order, upload it again."
+)
+PATIENT_REMOVED = "This order's patient details were removed under the retention rules, so no note can be sent for it."
+
 
 @dataclass(frozen=True)
 class Cutoffs:
