@@ -203,6 +203,21 @@ class Partner(LegalHold):
         return "A production message (Meta.Test false) arrived on a test connection."
 
 
+# What says who the patient is: what the retention purge empties (orders/retention.py).
+PATIENT_DETAIL_FIELDS = (
+    "patient_identifiers",
+    "patient_demographics",
+    "identifiers_text",
+    "patient_mrn",
+    "patient_first_name",
+    "patient_middle_name",
+    "patient_last_name",
+    "patient_dob",
+    "patient_sex",
+    "visit_number",
+)
+
+
 def identifier_hash(value):
     """The keyed hash an identifier is kept as once the patient fields are removed."""
     key = settings.RETENTION_HASH_KEY.encode()
@@ -332,6 +347,12 @@ class Order(LegalHold):
         update_fields = kwargs.get("update_fields")
         if update_fields is not None and not set(update_fields).isdisjoint(SEARCH_FIELDS):
             kwargs["update_fields"] = {*update_fields, "search_text"}
+        if self.patient_purged_at is not None and self.has_patient_details:
+            # A later event from the EHR brought patient details back after the purge: they
+            # are new data, kept (and purged) by the same rule as any other.
+            self.patient_purged_at = None
+            if update_fields is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], "patient_purged_at"}
         super().save(*args, **kwargs)
 
     def get_absolute_url(self):
@@ -348,6 +369,10 @@ class Order(LegalHold):
     @property
     def is_closed(self):
         return self.state in self.CLOSED_STATES
+
+    @property
+    def has_patient_details(self):
+        return any(getattr(self, field) for field in PATIENT_DETAIL_FIELDS)
 
     def cancel(self, when=None):
         """Mark the order cancelled. Nothing is ever deleted."""

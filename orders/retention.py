@@ -48,6 +48,7 @@ from orders.models import (
     Redelivery,
     identifier_hash,
 )
+from orders.search import order_search_text
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +153,6 @@ PATIENT_FIELDS_EMPTY = {
     "patient_dob": lambda: None,
     "patient_sex": str,
     "visit_number": str,
-    "search_text": str,
     # Free text and diagnoses are clinical information about the patient.
     "comments": str,
     "diagnoses": list,
@@ -160,12 +160,14 @@ PATIENT_FIELDS_EMPTY = {
 
 
 def order_identifier_hashes(order):
-    """The keyed hashes of every identifier the order holds: MRN, each patient identifier, visit number."""
+    """The keyed hashes of every identifier the order holds (MRN, each patient identifier, visit
+    number), with those kept from an earlier purge of the same order."""
     values = {order.patient_mrn, order.visit_number}
     for identifier in order.patient_identifiers or []:
         if isinstance(identifier, dict) and isinstance(identifier.get("ID"), str):
             values.add(identifier["ID"])
-    return " ".join(sorted(identifier_hash(value) for value in values if value and value.strip()))
+    hashes = {identifier_hash(value) for value in values if value and value.strip()}
+    return " ".join(sorted(hashes | set(order.identifier_hashes.split())))
 
 
 def _purge_orders(ids, now):
@@ -176,8 +178,11 @@ def _purge_orders(ids, now):
             setattr(order, field, empty())
         order.identifier_hashes = hashes
         order.patient_purged_at = now
-    # bulk_update, not save(): save() would rebuild search_text and move updated_at on.
-    Order.objects.bulk_update(orders, [*PATIENT_FIELDS_EMPTY, "identifier_hashes", "patient_purged_at"])
+        # What is left to search by: the EHR order id.
+        order.search_text = order_search_text(order)
+    # bulk_update, not save(): save() would move updated_at (the retention clock) on.
+    fields = [*PATIENT_FIELDS_EMPTY, "search_text", "identifier_hashes", "patient_purged_at"]
+    Order.objects.bulk_update(orders, fields)
 
 
 def _purge_audit_events(ids, now):

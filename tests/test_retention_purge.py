@@ -6,8 +6,18 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from orders.models import AuditEvent, ClinicalNote, Delivery, InboundMessage, Order, Redelivery, identifier_hash
-from orders.retention import purge, purge_preview
+from orders.models import (
+    PATIENT_DETAIL_FIELDS,
+    AuditEvent,
+    ClinicalNote,
+    Delivery,
+    InboundMessage,
+    Order,
+    Redelivery,
+    identifier_hash,
+)
+from orders.retention import PATIENT_FIELDS_EMPTY, purge, purge_preview
+from orders.search import order_search_text, search_orders
 from tests.conftest import events
 from tests.factories import (
     SAMPLE_PDF,
@@ -206,7 +216,9 @@ def test_a_purged_order_keeps_ids_dates_and_states_and_only_hashes_of_its_identi
         assert after[field] == ""
     assert after["patient_dob"] is None
     assert (after["patient_identifiers"], after["patient_demographics"], after["diagnoses"]) == ([], {}, [])
-    assert after["identifiers_text"] == after["search_text"] == after["visit_number"] == after["comments"] == ""
+    assert after["identifiers_text"] == after["visit_number"] == after["comments"] == ""
+    # Only the EHR order id is left to search by.
+    assert after["search_text"] == order_search_text(Order(ehr_order_id=before["ehr_order_id"]))
     # Nothing the patient could be named by is left anywhere in the row, only the keyed hashes.
     row = " ".join(str(value) for value in after.values())
     for value in [mrn, visit, *ids, before["patient_last_name"]]:
@@ -224,6 +236,34 @@ def test_was_this_mrn_ever_here_is_answered_before_and_after_the_purge():
     assert set(Order.objects.with_identifier(f" {mrn} ")) == {purged, live}
     assert not Order.objects.with_identifier(mrn + "9").exists()
     assert not Order.objects.with_identifier("").exists()
+
+
+def test_every_patient_detail_field_is_emptied():
+    assert set(PATIENT_DETAIL_FIELDS) <= set(PATIENT_FIELDS_EMPTY)
+
+
+def test_a_purged_order_is_still_found_by_its_ehr_order_id():
+    order = closed_order(366)
+    purge(now=NOW)
+    assert list(search_orders(Order.objects.all(), order.ehr_order_id)) == [order]
+    assert not search_orders(Order.objects.all(), "Samplepatient").exists()
+
+
+def test_patient_details_that_arrive_again_after_the_purge_are_purged_again_and_old_hashes_kept():
+    order = closed_order(366)
+    old_mrn = order.patient_mrn
+    purge(now=NOW)
+    order.refresh_from_db()
+    # A late event from the EHR (the ingest saves the order) brings details back under a new MRN.
+    order.patient_mrn, order.patient_last_name = "NEW-MRN-7", "Latearrival"
+    order.save()
+    order.refresh_from_db()
+    assert order.patient_purged_at is None, "the page must not claim removed details that are there"
+    order_last_changed(order, 366)
+    assert purge(now=NOW)["orders"] == 1
+    order.refresh_from_db()
+    assert (order.patient_mrn, order.patient_last_name) == ("", "")
+    assert set(Order.objects.with_identifier(old_mrn)) == set(Order.objects.with_identifier("NEW-MRN-7")) == {order}
 
 
 def test_the_hash_depends_on_the_key(settings):
