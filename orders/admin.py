@@ -178,6 +178,7 @@ class InboundMessageAdmin(RawBodyFields, ReadOnlyAdmin):
         "order_links",
         "body_size",
         "body_sha256",
+        "body_purged_at",
         "raw_body",
     )
     inlines = [RedeliveryInline]
@@ -240,6 +241,7 @@ class ClinicalNoteAdmin(ReadOnlyAdmin):
         "page_count",
         "uploaded_by",
         "uploaded_at",
+        "content_purged_at",
     )
 
     def get_queryset(self, request):
@@ -286,6 +288,7 @@ class DeliveryAdmin(ReadOnlyAdmin):
         "last_error",
         "abandoned_reason",
         "abandoned_by",
+        "abandoned_at",
     )
 
 
