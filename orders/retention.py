@@ -159,6 +159,9 @@ PATIENT_FIELDS_EMPTY = {
 }
 
 
+IDENTIFIER_FIELDS = ("patient_mrn", "visit_number", "patient_identifiers", "identifier_hashes")
+
+
 def order_identifier_hashes(order):
     """The keyed hashes of every identifier the order holds (MRN, each patient identifier, visit
     number), with those kept from an earlier purge of the same order."""
@@ -171,18 +174,17 @@ def order_identifier_hashes(order):
 
 
 def _purge_orders(ids, now):
-    orders = list(Order.objects.filter(pk__in=ids))
+    orders = list(Order.objects.filter(pk__in=ids).only("pk", "ehr_order_id", *IDENTIFIER_FIELDS))
     for order in orders:
-        hashes = order_identifier_hashes(order)
-        for field, empty in PATIENT_FIELDS_EMPTY.items():
-            setattr(order, field, empty())
-        order.identifier_hashes = hashes
-        order.patient_purged_at = now
+        order.identifier_hashes = order_identifier_hashes(order)
         # What is left to search by: the EHR order id.
-        order.search_text = order_search_text(order)
-    # bulk_update, not save(): save() would move updated_at (the retention clock) on.
-    fields = [*PATIENT_FIELDS_EMPTY, "search_text", "identifier_hashes", "patient_purged_at"]
-    Order.objects.bulk_update(orders, fields)
+        order.search_text = order_search_text(Order(ehr_order_id=order.ehr_order_id))
+    # One UPDATE for what every row loses alike, and a small bulk_update for the two columns
+    # that differ per row; neither goes through save(), which would move updated_at (the
+    # retention clock) on.
+    emptied = {field: empty() for field, empty in PATIENT_FIELDS_EMPTY.items()}
+    Order.objects.filter(pk__in=ids).update(patient_purged_at=now, **emptied)
+    Order.objects.bulk_update(orders, ["identifier_hashes", "search_text"])
 
 
 def _purge_audit_events(ids, now):
