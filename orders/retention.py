@@ -23,7 +23,8 @@ A legal hold on an order, or on its partner, keeps the order, its notes, its mes
 its audit rows as they are. The purge works in batches, each its own short transaction
 that locks its rows with `FOR UPDATE SKIP LOCKED`, so two workers share the work instead of
 waiting on each other; every rule skips rows already purged, so running it again removes
-nothing. It logs counts only.
+nothing. It logs counts only. A hold set while a batch is running applies from the next
+batch (a batch is one short transaction): set holds before the purge reaches the records.
 """
 
 import itertools
