@@ -5,6 +5,7 @@ strict on purpose: a boolean is true or false, an integer is an integer, and a
 production process refuses to start when something it needs is missing.
 """
 
+import hashlib
 from pathlib import Path
 
 import dj_database_url
@@ -376,6 +377,38 @@ if DIGEST_FREQUENCY != "off" and not DEBUG:
         raise ImproperlyConfigured("DIGEST_FREQUENCY needs EMAIL_URL or EMAIL_HOST (SMTP) to send with.")
     if not SITE_URL.startswith("https://"):
         raise ImproperlyConfigured("DIGEST_FREQUENCY needs SITE_URL, the https:// address staff open HCOINT at.")
+# --- Retention (orders/retention.py; docs/runbook.md, "Retention and legal hold") ---
+# How long each kind of data is kept, in days, counted from when it stopped being needed;
+# records under a legal hold (an order, or a whole partner) are never purged.
+# PDF bytes: after the note was filed or abandoned, or after its order closed.
+RETENTION_PDF_DAYS = env_int("RETENTION_PDF_DAYS", 90)
+# Raw inbound payloads (message and redelivery bodies and headers): after their orders closed.
+RETENTION_PAYLOAD_DAYS = env_int("RETENTION_PAYLOAD_DAYS", 365)
+# The orders' patient fields: after the order closed.
+RETENTION_PATIENT_DAYS = env_int("RETENTION_PATIENT_DAYS", 365)
+# The audit trail's own rows (no patient data): six years, counting two leap days.
+AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 6 * 365 + 2)
+# The worker purges this often, in transactions of at most RETENTION_BATCH_SIZE rows and at
+# most RETENTION_MAX_BATCHES of them per kind per pass, so a backlog never delays deliveries
+# for long; `manage.py purge` goes on until nothing is due.
+RETENTION_PURGE_INTERVAL_SECONDS = env_int("RETENTION_PURGE_INTERVAL_SECONDS", 3600)
+RETENTION_BATCH_SIZE = env_int("RETENTION_BATCH_SIZE", 200)
+RETENTION_MAX_BATCHES = env_int("RETENTION_MAX_BATCHES", 10)
+for _name in (
+    "RETENTION_PDF_DAYS",
+    "RETENTION_PAYLOAD_DAYS",
+    "RETENTION_PATIENT_DAYS",
+    "AUDIT_RETENTION_DAYS",
+    "RETENTION_PURGE_INTERVAL_SECONDS",
+    "RETENTION_BATCH_SIZE",
+    "RETENTION_MAX_BATCHES",
+):
+    if globals()[_name] < 1:
+        raise ImproperlyConfigured(f"{_name} must be at least 1.")
+# The key of the HMAC-SHA256 a purged order keeps of its patient identifiers, so "was this
+# MRN ever here" can still be answered. Without it, one derived from SECRET_KEY; set it in
+# production so a SECRET_KEY rotation does not orphan the hashes, and never change it after.
+RETENTION_HASH_KEY = env_str("RETENTION_HASH_KEY") or hashlib.sha256(f"retention:{SECRET_KEY}".encode()).hexdigest()
 
 # --- Observability ----------------------------------------------------------
 # JSON lines on stdout in production (Aptible relays stdout to Datadog), readable

@@ -6,6 +6,8 @@ for everyone, and the session's absolute lifetime.
 - Company sign-in (settings OIDC_*) matches a user by an email address the IdP marks
   verified, or creates one without a role. It counts as multi-factor only when the ID
   token's `amr`/`acr` says so (`idp_says_mfa`); otherwise HCOINT asks for its own factor.
+  When the IdP did MFA, a factor the user also enrolled here is not asked again
+  (`IdpAwareAuthenticateStage` replaces allauth's MFA stage in the login stages).
 - `MfaRequiredMiddleware`: every page needs a session that passed a second factor. A user
   without one is sent to enrol TOTP; a user with one whose session skipped it (the Django
   admin's own sign-in form) is asked for a code. MFA_REQUIRED=false (DEBUG only) skips it.
@@ -24,6 +26,7 @@ from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.forms import LoginForm as AllauthLoginForm
 from allauth.mfa.base.forms import AuthenticateForm, ReauthenticateForm
 from allauth.mfa.models import Authenticator
+from allauth.mfa.stages import AuthenticateStage
 from allauth.mfa.totp.forms import ActivateTOTPForm
 from allauth.mfa.webauthn.forms import AddWebAuthnForm as AllauthAddWebAuthnForm
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
@@ -78,6 +81,29 @@ class AccountAdapter(DefaultAccountAdapter):
     def is_open_for_signup(self, request):
         # Admins create local accounts; company sign-in creates its own (below).
         return False
+
+    def get_login_stages(self):
+        # allauth's MFA stage asks every user with an authenticator for it, company sign-in
+        # included; ours lets the IdP's MFA count instead (IdpAwareAuthenticateStage).
+        return [
+            IDP_AWARE_STAGE if path == "allauth.mfa.stages.AuthenticateStage" else path
+            for path in super().get_login_stages()
+        ]
+
+
+IDP_AWARE_STAGE = "hcoint.signin.IdpAwareAuthenticateStage"
+
+
+class IdpAwareAuthenticateStage(AuthenticateStage):
+    """allauth's MFA stage, passed over when the ID token says the IdP checked a second factor
+    (`idp_says_mfa`): a company user who also enrolled a factor here is not asked for it again.
+    Without that claim, the local factor is asked as before."""
+
+    def _should_handle(self, request):
+        sociallogin = (self.login.signal_kwargs or {}).get("sociallogin")
+        if sociallogin is not None and idp_says_mfa(id_token_claims(sociallogin)):
+            return False
+        return super()._should_handle(request)
 
 
 class SocialAccountAdapter(DefaultSocialAccountAdapter):

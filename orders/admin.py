@@ -1,4 +1,5 @@
-"""The back office: partners are edited here; everything Redox sent and we did is shown, read-only.
+"""The back office: partners are edited here (orders/admin_partner.py); everything Redox sent
+and we did is shown, read-only, except an order's legal hold (orders/admin_hold.py).
 
 Messages, orders, notes and deliveries are records of what happened, so the admin
 shows them and never edits or deletes them (staff act on orders and deliveries
@@ -12,6 +13,8 @@ from django.db.models import Count
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from orders.admin_hold import LegalHoldFormMixin, audit_legal_hold
+from orders.admin_partner import PartnerAdmin, PartnerAdminForm
 from orders.audit import audit_record
 from orders.models import (
     AuditEvent,
@@ -20,10 +23,12 @@ from orders.models import (
     DeliveryAttempt,
     InboundMessage,
     Order,
-    Partner,
     Redelivery,
 )
 from redox import inbound
+
+# Registered in orders/admin_partner.py (split off to keep this module short).
+__all__ = ["PartnerAdmin", "PartnerAdminForm"]
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -39,129 +44,51 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-class PartnerAdminForm(forms.ModelForm):
-    """Tokens are write-only: typed once, stored hashed, never shown again."""
-
-    new_verification_token = forms.CharField(
-        required=False,
-        strip=False,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text="The token typed into Redox's destination settings. Leave blank to keep the current one.",
-    )
-    second_token = forms.CharField(
-        label="Second token",
-        required=False,
-        strip=False,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text="During a rotation, the next token; both are accepted until the rotation ends.",
-    )
-    remove_second_token = forms.BooleanField(
-        required=False, help_text="End a rotation: only the verification token stays valid."
-    )
-
-    class Meta:
-        model = Partner
-        fields = [
-            "name",
-            "is_active",
-            "is_production",
-            "destination_id",
-            "destination_name",
-            "outbound_model",
-            "note_due_days",
-        ]
-
-    # Partner.token_problems' argument names -> this form's fields.
-    TOKEN_FIELDS = {
-        "token": "new_verification_token",
-        "second_token": "second_token",
-        "clear_second_token": "remove_second_token",
-    }
-
-    def clean(self):
-        cleaned = super().clean()
-        problems = self.instance.token_problems(
-            cleaned.get("new_verification_token"),
-            cleaned.get("second_token"),
-            clear_second_token=bool(cleaned.get("remove_second_token")),
-        )
-        for argument, message in problems.items():
-            self.add_error(self.TOKEN_FIELDS[argument], message)
-        return cleaned
-
-    def save(self, commit=True):
-        partner = super().save(commit=False)
-        partner.set_tokens(
-            self.cleaned_data.get("new_verification_token"),
-            self.cleaned_data.get("second_token"),
-            clear_second_token=bool(self.cleaned_data.get("remove_second_token")),
-        )
-        if commit:
-            partner.save()
-        return partner
-
-
-@admin.register(Partner)
-class PartnerAdmin(admin.ModelAdmin):
-    form = PartnerAdminForm
-    list_display = [
-        "name",
-        "is_active",
-        "is_production",
-        "outbound_model",
-        "destination_name",
-        "note_due_days",
-        "rotating",
-        "updated_at",
-    ]
-    list_filter = ["is_active", "is_production", "outbound_model"]
-    search_fields = ["name", "destination_id"]
-    readonly_fields = ["token_status", "created_at", "updated_at"]
-    fieldsets = [
-        (None, {"fields": ["name", "is_active", "is_production"]}),
-        ("Worklist", {"fields": ["note_due_days"]}),
-        ("Redox", {"fields": ["destination_id", "destination_name", "outbound_model"]}),
-        (
-            "Verification tokens",
-            {"fields": ["token_status", "new_verification_token", "second_token", "remove_second_token"]},
-        ),
-        ("History", {"fields": ["created_at", "updated_at"]}),
-    ]
-
-    @admin.display(boolean=True, description="rotating")
-    def rotating(self, obj):
-        return bool(obj.second_token_hash)
-
-    @admin.display(description="tokens")
-    def token_status(self, obj):
-        if not obj.token_hash:
-            return "No token yet."
-        if obj.second_token_hash:
-            return "Verification token and a second token are set (rotation in progress)."
-        return "Verification token is set."
-
-    def has_delete_permission(self, request, obj=None):
-        # Partners are deactivated, not deleted: their messages and orders refer to them.
-        return False
-
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        audit_record(request=request, action=AuditEvent.Action.PARTNER_CHANGE, obj=obj)
-
-
 def _admin_link(obj):
     url = reverse(f"admin:orders_{obj._meta.model_name}_change", args=[obj.pk])
     return format_html('<a href="{}">{}</a>', url, obj)
 
 
+class OrderHoldForm(LegalHoldFormMixin, forms.ModelForm):
+    class Meta:
+        model = Order
+        fields = ["legal_hold", "legal_hold_reason"]
+
+
 @admin.register(Order)
 class OrderAdmin(ReadOnlyAdmin):
-    list_display = ["__str__", "ehr_order_id", "partner", "state", "is_test", "first_received_at", "last_event_at"]
-    list_filter = ["partner", "state", "is_test", "first_received_at"]
+    """Read-only, except the legal hold, for whoever may set one (orders.set_legal_hold)."""
+
+    form = OrderHoldForm
+    list_display = [
+        "__str__",
+        "ehr_order_id",
+        "partner",
+        "state",
+        "is_test",
+        "legal_hold",
+        "first_received_at",
+        "last_event_at",
+    ]
+    list_filter = ["partner", "state", "is_test", "legal_hold", "first_received_at"]
     search_fields = ["=ehr_order_id", "identifiers_text", "patient_last_name"]
     list_select_related = ["partner"]
     date_hierarchy = "first_received_at"
-    readonly_fields = ["message_links"]
+    HOLD_FIELDS = ("legal_hold", "legal_hold_reason")
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.has_perm("orders.set_legal_hold")
+
+    def get_readonly_fields(self, request, obj=None):
+        shown = [field.name for field in Order._meta.fields if field.name not in self.HOLD_FIELDS]
+        return [*shown, "message_links"]
+
+    def save_model(self, request, obj, form, change):
+        form.apply_legal_hold()
+        # Only the hold: the rest is the record of what Redox sent, and updated_at (the
+        # retention clock) must not move because of a hold.
+        obj.save(update_fields=["legal_hold", "legal_hold_reason", "legal_hold_since"])
+        audit_legal_hold(request, obj, form, order=obj)
 
     @admin.display(description="messages")
     def message_links(self, obj):
@@ -190,6 +117,8 @@ class RawBodyFields:
 
     @admin.display(description="raw body")
     def raw_body(self, obj):
+        if obj.body_purged_at:
+            return f"Removed on {obj.body_purged_at:%Y-%m-%d} under the retention rules (RETENTION_PAYLOAD_DAYS)."
         return _raw_body(obj.body)
 
 
@@ -249,6 +178,7 @@ class InboundMessageAdmin(RawBodyFields, ReadOnlyAdmin):
         "order_links",
         "body_size",
         "body_sha256",
+        "body_purged_at",
         "raw_body",
     )
     inlines = [RedeliveryInline]
@@ -311,6 +241,7 @@ class ClinicalNoteAdmin(ReadOnlyAdmin):
         "page_count",
         "uploaded_by",
         "uploaded_at",
+        "content_purged_at",
     )
 
     def get_queryset(self, request):
@@ -357,6 +288,7 @@ class DeliveryAdmin(ReadOnlyAdmin):
         "last_error",
         "abandoned_reason",
         "abandoned_by",
+        "abandoned_at",
     )
 
 

@@ -44,8 +44,9 @@ from hcoint.events import log_event
 from hcoint.tracing import span
 from orders.delivery_log import delivery_log
 from orders.delivery_message import send_delivery
-from orders.models import Delivery, DeliveryAttempt, Order
+from orders.models import ClinicalNote, Delivery, DeliveryAttempt, Order
 from orders.order_state import order_state_after_abandon, set_order_state
+from orders.retention import PATIENT_REMOVED, PDF_REMOVED
 from redox.errors import RedoxError
 
 logger = logging.getLogger(__name__)
@@ -160,6 +161,8 @@ def delivery_retry_now(*, delivery, user, now=None):
     now = now or timezone.now()
     with transaction.atomic():
         locked = _lock_for_staff(delivery, "retried", refuse_if_cancelled=True)
+        if removed := _removed_by_retention(locked):
+            raise DeliveryError(removed)
         try:
             # The partial unique constraint refuses a second in-flight delivery for the
             # order (a newer note may have been sent since this one failed).
@@ -182,7 +185,7 @@ def delivery_abandon(*, delivery, user, reason, now=None):
     now = now or timezone.now()
     with transaction.atomic():
         locked = _lock_for_staff(delivery, "abandoned")
-        locked.abandon(reason, by=user)
+        locked.abandon(reason, by=user, now=now)
         set_order_state(locked.order_id, order_state_after_abandon(locked), now)
         _log(locked, "delivery.abandoned")
     delivery.refresh_from_db()
@@ -231,8 +234,13 @@ def _take(delivery, now, lease_seconds):
     if order_state.get() == Order.State.CANCELLED:
         # A result now would be billed for nothing. No staff member decided this, so
         # `abandoned_by` stays empty; the order stays cancelled.
-        delivery.abandon(ORDER_CANCELLED_REASON)
+        delivery.abandon(ORDER_CANCELLED_REASON, now=now)
         _log(delivery, "delivery.abandoned", reason="order_cancelled")
+        return False
+    if removed := _removed_by_retention(delivery):
+        # Never expected (the purge leaves notes on their way alone), but a retry racing a
+        # purge must end as a failure staff can read, not as a send of empty bytes.
+        _fail(delivery, now, removed, reason="removed_by_retention")
         return False
     delivery.claim(now, lease_seconds)
     set_order_state(delivery.order_id, Order.State.SENDING, now)
@@ -345,6 +353,15 @@ def _fail(delivery, now, error_text, *, reason):
 def _redox_error_text(error):
     """Redox's own words (Meta.Errors[].Text) when it gave any, else the client's summary."""
     return "; ".join(error.redox_errors) or str(error)
+
+
+def _removed_by_retention(delivery):
+    """Why the delivery can no longer be sent because retention removed what it needs, or ""."""
+    if ClinicalNote.objects.filter(pk=delivery.note_id, content_purged_at__isnull=False).exists():
+        return PDF_REMOVED
+    if Order.objects.filter(pk=delivery.order_id, patient_purged_at__isnull=False).exists():
+        return PATIENT_REMOVED
+    return ""
 
 
 def _require_manage_permission(user):

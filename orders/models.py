@@ -6,6 +6,8 @@ in `orders/ingest.py`, `orders/notes.py` and `orders/delivery.py`.
 """
 
 import hashlib
+import hmac
+import re
 from datetime import timedelta
 
 from django.conf import settings
@@ -48,7 +50,52 @@ class PartnerQuerySet(models.QuerySet):
         )
 
 
-class Partner(models.Model):
+class LegalHold(models.Model):
+    """A legal hold: while it is on, the retention purge (orders/retention.py) leaves the record,
+    and everything under it, exactly as it is. Set and released in the admin, and audited there."""
+
+    legal_hold = models.BooleanField(
+        "under legal hold",
+        default=False,
+        db_default=False,
+        help_text="While on, nothing under it is purged by the retention rules (docs/runbook.md).",
+    )
+    legal_hold_reason = models.TextField(
+        "legal hold reason",
+        blank=True,
+        default="",
+        db_default="",
+        help_text="Why, for example a matter or ticket number. Never patient data.",
+    )
+    legal_hold_since = models.DateTimeField("under legal hold since", null=True, blank=True, editable=False)
+
+    class Meta:
+        abstract = True
+
+    def legal_hold_problem(self, hold, reason):
+        """Why this hold change must not be made, or ""."""
+        if hold and not (reason or "").strip():
+            return "A legal hold needs a reason."
+        return ""
+
+    def change_legal_hold(self, hold, reason, now=None):
+        """Set or release the hold (unsaved); returns the audit action for the change, or None if none."""
+        reason = (reason or "").strip()
+        action = None
+        if hold and not self.legal_hold:
+            action = AuditEvent.Action.LEGAL_HOLD_SET
+            self.legal_hold_since = now or timezone.now()
+        elif not hold and self.legal_hold:
+            action = AuditEvent.Action.LEGAL_HOLD_RELEASED
+            self.legal_hold_since = None
+        self.legal_hold = hold
+        # A released hold keeps its last reason on record beside the audit event.
+        if reason:
+            self.legal_hold_reason = reason
+        return action
+
+
+class Partner(LegalHold):
     """A hospital connection through Redox. Adding one is configuration, not code."""
 
     class Outbound(models.TextChoices):
@@ -172,8 +219,48 @@ class Partner(models.Model):
         return "A production message (Meta.Test false) arrived on a test connection."
 
 
-class Order(models.Model):
+# What says who the patient is: what the retention purge empties (orders/retention.py).
+PATIENT_DETAIL_FIELDS = (
+    "patient_identifiers",
+    "patient_demographics",
+    "identifiers_text",
+    "patient_mrn",
+    "patient_first_name",
+    "patient_middle_name",
+    "patient_last_name",
+    "patient_dob",
+    "patient_sex",
+    "visit_number",
+)
+
+
+def identifier_hash(value):
+    """The keyed hash an identifier is kept as once the patient fields are removed."""
+    key = settings.RETENTION_HASH_KEY.encode()
+    return hmac.new(key, value.strip().encode(), hashlib.sha256).hexdigest()
+
+
+class OrderQuerySet(models.QuerySet):
+    def with_identifier(self, value):
+        """Orders that hold, or once held, the patient identifier `value` (an MRN, say).
+
+        Live orders match on their identifiers; purged ones on the keyed hash kept instead.
+        A rare look-up by staff, so an unindexed scan of the hash column is fine.
+        """
+        value = (value or "").strip()
+        if not value:
+            return self.none()
+        live = Q(patient_mrn=value) | Q(identifiers_text__regex=rf"(^|\s){re.escape(value)}(\s|$)")
+        return self.filter(live | Q(identifier_hashes__contains=identifier_hash(value)))
+
+
+class Order(LegalHold):
     """One order per (partner, EHR `Order.ID`), as the latest applied event describes it."""
+
+    # The states in which nothing more happens to an order: the retention clock runs from
+    # its last change in one of these (orders/retention.py). Failed downstream, filtered and
+    # unconfirmed are not here: staff still have to act on them (the To reconcile page).
+    CLOSED_STATES = ("filed", "cancelled", "closed")
 
     class State(models.TextChoices):
         AWAITING_NOTE = "awaiting_note", "Awaiting note"
@@ -236,6 +323,14 @@ class Order(models.Model):
     cancelled_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    # Retention (orders/retention.py): when the patient fields were removed, and the keyed
+    # hashes (HMAC-SHA256, RETENTION_HASH_KEY) of the identifiers they held, space-separated,
+    # so "was this MRN ever here" can still be answered (Order.objects.with_identifier).
+    patient_purged_at = models.DateTimeField("patient details removed at", null=True, blank=True, editable=False)
+    identifier_hashes = models.TextField(blank=True, default="", db_default="", editable=False)
+
+    objects = OrderQuerySet.as_manager()
+
     class Meta:
         ordering = ["-first_received_at", "-id"]
         constraints = [
@@ -246,11 +341,16 @@ class Order(models.Model):
         indexes = [
             models.Index(fields=["-first_received_at", "-id"], name="order_newest_first"),
             models.Index(fields=["state", "-first_received_at"], name="order_state_newest"),
+            # The retention purge's scan: closed orders whose patient fields are still here.
+            models.Index(
+                fields=["state", "updated_at"], name="order_patient_kept", condition=Q(patient_purged_at__isnull=True)
+            ),
         ]
         permissions = [
             ("upload_note", "Can upload and send clinical notes"),
             ("manage_delivery", "Can retry or abandon deliveries"),
             ("view_usage", "Can view usage figures"),
+            ("set_legal_hold", "Can place or release a legal hold"),
         ]
 
     def __str__(self):
@@ -263,6 +363,12 @@ class Order(models.Model):
         update_fields = kwargs.get("update_fields")
         if update_fields is not None and not set(update_fields).isdisjoint(SEARCH_FIELDS):
             kwargs["update_fields"] = {*update_fields, "search_text"}
+        if self.patient_purged_at is not None and self.has_patient_details:
+            # A later event from the EHR brought patient details back after the purge: they
+            # are new data, kept (and purged) by the same rule as any other.
+            self.patient_purged_at = None
+            if update_fields is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], "patient_purged_at"}
         super().save(*args, **kwargs)
 
     def get_absolute_url(self):
@@ -275,6 +381,14 @@ class Order(models.Model):
     @property
     def is_cancelled(self):
         return self.state == self.State.CANCELLED
+
+    @property
+    def is_closed(self):
+        return self.state in self.CLOSED_STATES
+
+    @property
+    def has_patient_details(self):
+        return any(getattr(self, field) for field in PATIENT_DETAIL_FIELDS)
 
     def cancel(self, when=None):
         """Mark the order cancelled. Nothing is ever deleted."""
@@ -311,11 +425,17 @@ class InboundMessage(models.Model):
     error = models.TextField(blank=True, help_text="Why processing failed; never patient data.")
     processed_at = models.DateTimeField(null=True, blank=True)
     orders = models.ManyToManyField(Order, related_name="messages", blank=True)
+    # Retention (orders/retention.py): when the body and headers (and its redeliveries') were removed.
+    body_purged_at = models.DateTimeField("raw body removed at", null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-received_at", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["partner", "dedupe_key"], name="message_unique_per_partner"),
+        ]
+        indexes = [
+            # The retention purge's scan: messages whose body is still here, oldest first.
+            models.Index(fields=["last_seen_at"], name="message_body_kept", condition=Q(body_purged_at__isnull=True)),
         ]
 
     def __str__(self):
@@ -335,6 +455,7 @@ class Redelivery(models.Model):
     body = EncryptedBinaryField("raw body")  # encrypted at rest, as InboundMessage.body
     body_sha256 = models.CharField("body SHA-256", max_length=64)
     headers = models.JSONField(default=dict, blank=True)
+    body_purged_at = models.DateTimeField("raw body removed at", null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["received_at", "id"]
@@ -363,12 +484,23 @@ class ClinicalNote(models.Model):
     page_count = models.PositiveIntegerField()
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     uploaded_at = models.DateTimeField(default=timezone.now)
+    # Retention (orders/retention.py): when the PDF bytes were removed; the row, its size,
+    # hashes and page count stay, so the timeline still says what was sent.
+    content_purged_at = models.DateTimeField("PDF removed at", null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["uploaded_at", "id"]
+        indexes = [
+            # The retention purge's scan: notes whose PDF is still here, by order.
+            models.Index(fields=["order"], name="note_content_kept", condition=Q(content_purged_at__isnull=True)),
+        ]
 
     def __str__(self):
         return f"Note {self.pk}"
+
+    @property
+    def is_purged(self):
+        return self.content_purged_at is not None
 
 
 class DeliveryQuerySet(models.QuerySet):
@@ -467,6 +599,8 @@ class Delivery(models.Model):
     abandoned_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, blank=True
     )
+    # The PDF retention clock of an abandoned note starts here (orders/retention.py).
+    abandoned_at = models.DateTimeField(null=True, blank=True)
 
     objects = DeliveryQuerySet.as_manager()
 
@@ -490,6 +624,9 @@ class Delivery(models.Model):
             models.Index(fields=["lease_expires_at"], name="delivery_lease", condition=Q(status="sending")),
             # The confirmer's claim: accepted deliveries by when they are next due.
             models.Index(fields=["next_check_at", "sent_at"], name="delivery_confirm_due", condition=Q(status="sent")),
+            # The retention purge: filed and abandoned notes by when their clock started.
+            models.Index(fields=["confirmed_at"], name="delivery_filed_at", condition=Q(status="filed")),
+            models.Index(fields=["abandoned_at"], name="delivery_abandoned_at", condition=Q(status="abandoned")),
         ]
 
     def __str__(self):
@@ -564,11 +701,12 @@ class Delivery(models.Model):
         self.next_attempt_at = now
         self._save("status", "next_attempt_at")
 
-    def abandon(self, reason, by=None):
+    def abandon(self, reason, by=None, now=None):
         self.status = self.Status.ABANDONED
         self.abandoned_reason = reason
         self.abandoned_by = by
-        self._save("status", "abandoned_reason", "abandoned_by")
+        self.abandoned_at = now or timezone.now()
+        self._save("status", "abandoned_reason", "abandoned_by", "abandoned_at")
 
     def _save(self, *fields):
         # Whatever the new state, nothing is scheduled or leased unless it says so.
@@ -611,6 +749,15 @@ class AuditEventQuerySet(models.QuerySet):
     def delete(self):
         raise PermissionError("Audit events are append-only.")
 
+    def delete_expired(self, now=None):
+        """The one deletion the trail allows: rows older than AUDIT_RETENTION_DAYS, for the
+        retention purge (orders/retention.py). Younger rows in `self` are left alone, whoever
+        calls this. Returns how many rows were deleted."""
+        cutoff = (now or timezone.now()) - timedelta(days=settings.AUDIT_RETENTION_DAYS)
+        # QuerySet.delete itself, which this class refuses everywhere else.
+        deleted, _ = models.QuerySet.delete(self.filter(created_at__lt=cutoff))
+        return deleted
+
 
 class AuditEvent(models.Model):
     """Who did what to which object, when, from where. Append-only; never patient data."""
@@ -634,6 +781,8 @@ class AuditEvent(models.Model):
         MFA_REMOVED = "mfa_removed", "Removed a second factor"
         MFA_FAILED = "mfa_failed", "Second factor failed"
         RECOVERY_CODE_USED = "recovery_code_used", "Used a recovery code"
+        LEGAL_HOLD_SET = "legal_hold_set", "Placed a legal hold"
+        LEGAL_HOLD_RELEASED = "legal_hold_released", "Released a legal hold"
 
     class Outcome(models.TextChoices):
         SUCCESS = "success", "Success"

@@ -25,6 +25,7 @@ from hcoint.events import log_event
 from orders.audit import audit_record
 from orders.delivery import delivery_enqueue
 from orders.models import AuditEvent, ClinicalNote, Delivery, Order
+from orders.retention import PATIENT_REMOVED, PDF_REMOVED
 
 logger = logging.getLogger(__name__)
 
@@ -132,6 +133,11 @@ def note_send_blocker(*, note):
     order = note.order
     if order.is_cancelled:
         return CANCELLED, "order_cancelled"
+    # A result echoes the patient back and carries the PDF: neither can be sent once removed.
+    if order.patient_purged_at is not None:
+        return PATIENT_REMOVED, "patient_removed"
+    if note.content_purged_at is not None:
+        return PDF_REMOVED, "pdf_removed"
     if Delivery.objects.filter(note=note).exists():
         return NOTE_ALREADY_SENT, "note_already_sent"
     deliveries = Delivery.objects.filter(order=order)

@@ -9,6 +9,7 @@ access log or a trace.
 import re
 import unicodedata
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.db.models import Prefetch
@@ -111,9 +112,23 @@ def order_detail(request, pk):
             "staff_action_statuses": STAFF_ACTION_STATUSES,
             # Without Platform API credentials nobody asks Redox whether a note was filed.
             "confirmation_configured": confirmer_configured(),
-            "unsent_notes": [entry["obj"] for entry in timeline if entry["kind"] == "note" and not entry["delivery"]],
+            "unsent_notes": [
+                entry["obj"]
+                for entry in timeline
+                if entry["kind"] == "note" and not entry["delivery"] and not entry["obj"].is_purged
+            ],
+            "retention": retention_days(),
         },
     )
+
+
+def retention_days():
+    """The retention periods the order page names beside what was removed."""
+    return {
+        "pdf": settings.RETENTION_PDF_DAYS,
+        "payload": settings.RETENTION_PAYLOAD_DAYS,
+        "patient": settings.RETENTION_PATIENT_DAYS,
+    }
 
 
 def _timeline(order, *, can_open_messages):
@@ -263,6 +278,11 @@ def note_download(request, pk):
 
 def _pdf_response(request, pk, *, as_attachment, action):
     note = get_object_or_404(ClinicalNote.objects.select_related("order"), pk=pk)
+    if note.is_purged:
+        # Gone for good, on purpose: 410 with a page that says so, not an empty PDF or a 500.
+        audit_record(request=request, action=action, obj=note, order=note.order, outcome=AuditEvent.Outcome.FAILURE)
+        context = {"note": note, "order": note.order, "days": settings.RETENTION_PDF_DAYS}
+        return render(request, "orders/note_purged.html", context, status=410)
     audit_record(request=request, action=action, obj=note, order=note.order)
     response = HttpResponse(bytes(note.content), content_type="application/pdf")
     response["Content-Disposition"] = content_disposition_header(as_attachment, pdf_file_name(note))

@@ -18,10 +18,11 @@ What it survives:
 - SIGTERM or SIGINT (a deploy, Ctrl-C): the current send finishes and is recorded, then it exits 0.
 
 Periodic jobs run between turns (`Worker.periodic`), so they need no process or thread of
-their own: the hourly usage report (what `manage.py report_usage` emits) and the confirmer
+their own: the hourly usage report (what `manage.py report_usage` emits), the confirmer
 (every REDOX_CONFIRM_POLL_SECONDS it asks Redox what became of accepted notes;
-orders/confirm.py) and the digest email (orders/digest.py, once per period). A job that
-must run once across several workers claims a row for it.
+orders/confirm.py), the digest email (orders/digest.py, once per period) and the retention purge (every RETENTION_PURGE_INTERVAL_SECONDS;
+orders/retention.py, whose SKIP LOCKED batches let several workers run it at once).
+A job that must run once across several workers claims a row for it.
 """
 
 import logging
@@ -41,6 +42,7 @@ from hcoint.events import log_event
 from orders.confirm import confirm_due
 from orders.delivery import NOTIFY_CHANNEL, delivery_send_once
 from orders.digest import digest_once
+from orders.retention import purge
 from orders.usage import usage_report
 
 logger = logging.getLogger(__name__)
@@ -72,6 +74,17 @@ def confirm_once():
     except Exception as exc:
         # Its message could carry anything; the class name is enough to find it.
         log_event(logger, "delivery.confirm_failed", level=logging.ERROR, error_class=type(exc).__name__)
+        _close_quietly(connection)
+        return False
+    return True
+
+
+def purge_once():
+    """One retention pass, bounded to RETENTION_MAX_BATCHES per kind (orders/retention.py). Never raises."""
+    try:
+        purge(max_batches=settings.RETENTION_MAX_BATCHES)
+    except Exception as exc:
+        log_event(logger, "retention.purge_failed", level=logging.ERROR, error_class=type(exc).__name__)
         _close_quietly(connection)
         return False
     return True
@@ -212,6 +225,7 @@ class Worker:
             Periodic(report_usage_once, self.report_seconds),
             Periodic(confirm_once, settings.REDOX_CONFIRM_POLL_SECONDS),
             Periodic(digest_once, settings.DIGEST_CHECK_SECONDS),
+            Periodic(purge_once, settings.RETENTION_PURGE_INTERVAL_SECONDS),
         ]
         self.down_since = None
         self.delays = backoff_delays()

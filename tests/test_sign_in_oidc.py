@@ -7,6 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from django.contrib.auth.models import User
 from django.urls import reverse
 
@@ -105,3 +106,18 @@ def test_roles_follow_the_idp_group_claim_when_mapped(client, idp, settings):
     client.post(reverse("logout"))
     company_sign_in(client, idp, amr=["mfa"], groups=["hcoint-viewers"])
     assert set(user.groups.values_list("name", flat=True)) == {"viewer"}
+
+
+@pytest.mark.parametrize(("claims", "asks"), [({"amr": ["mfa"]}, False), ({"amr": ["pwd"]}, True)])
+def test_a_user_with_a_local_factor_is_not_asked_again_when_the_idp_did_mfa(client, idp, settings, claims, asks):
+    """The IdP's word counts for a user who also enrolled a factor here; without it, that factor is asked."""
+    settings.MFA_REQUIRED = True
+    user = UserFactory(username="vera", role="viewer", email="ann@example.org")
+    TOTP.activate(user, generate_totp_secret())
+    callback = company_sign_in(client, idp, **claims)
+    asked_at_callback = callback.status_code == 302 and callback["Location"].startswith(reverse("mfa_authenticate"))
+    assert asked_at_callback is asks
+    orders = client.get(reverse("order_list"))
+    assert orders.status_code == (302 if asks else 200)
+    signed_in = AuditEvent.objects.filter(action=AuditEvent.Action.OIDC_SIGN_IN, actor=user).exists()
+    assert signed_in is not asks, "the sign-in completes (and is audited) only once a second factor counts"

@@ -59,6 +59,8 @@ def test_a_failing_report_is_logged_without_details_and_the_turn_still_delivers(
         mock.patch.object(worker_module, "usage_report", autospec=True, side_effect=RuntimeError(secret)),
         mock.patch.object(worker_module, "delivery_send_once", return_value=mock.sentinel.delivery) as attempt,
         mock.patch.object(worker_module, "close_old_connections"),
+        # The turn's other periodic jobs would need the database, which this test has none of.
+        mock.patch.object(worker_module, "purge", autospec=True, return_value={}),
         caplog.at_level(logging.ERROR, logger="orders.usage"),
     ):
         assert worker.turn() is True

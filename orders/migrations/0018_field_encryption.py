@@ -16,7 +16,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("orders", "0016_partner_token_index"),
+        ("orders", "0017_retention"),
     ]
 
     operations = [
