@@ -20,8 +20,9 @@ What it survives:
 Periodic jobs run between turns (`Worker.periodic`), so they need no process or thread of
 their own: the hourly usage report (what `manage.py report_usage` emits), the confirmer
 (every REDOX_CONFIRM_POLL_SECONDS it asks Redox what became of accepted notes;
-orders/confirm.py), the digest email (orders/digest.py, once per period) and the retention purge (every RETENTION_PURGE_INTERVAL_SECONDS;
-orders/retention.py, whose SKIP LOCKED batches let several workers run it at once).
+orders/confirm.py), the digest email (orders/digest.py, once per period) and the
+retention purge (every RETENTION_PURGE_INTERVAL_SECONDS; orders/retention.py, whose SKIP
+LOCKED batches let several workers run it at once).
 A job that must run once across several workers claims a row for it.
 """
 

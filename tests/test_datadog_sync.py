@@ -49,7 +49,8 @@ def emitted():
             if not isinstance(node, ast.Call):
                 continue
             name = call_name(node)
-            if name in ("log_event", "_log"):  # orders.delivery._log and orders.confirm._log wrap log_event (orders.delivery_log)
+            # orders.delivery._log and orders.confirm._log wrap log_event (orders/delivery_log.py).
+            if name in ("log_event", "_log"):
                 event = first_string(node.args, 1)
                 if event:
                     found["events"].add(event)
