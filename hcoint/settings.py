@@ -235,7 +235,15 @@ NOTE_MAX_PAGES = env_int("NOTE_MAX_PAGES", 500)
 NOTE_MAX_DEPTH = env_int("NOTE_MAX_DEPTH", 32)
 NOTE_CHECK_CPU_SECONDS = env_int("NOTE_CHECK_CPU_SECONDS", 20)
 NOTE_CHECK_MEMORY_MB = env_int("NOTE_CHECK_MEMORY_MB", 1024)
-DATA_UPLOAD_MAX_NUMBER_FILES = 1
+# Bulk upload (orders/batches.py): the most files and bytes one upload may carry, and how
+# long files nobody sent are kept before the worker deletes them (every
+# UPLOAD_BATCH_PURGE_SECONDS). Django's file-count limit is global, so it follows the
+# batch's: every other form reads one file and ignores the rest.
+UPLOAD_BATCH_MAX_FILES = env_int("UPLOAD_BATCH_MAX_FILES", 100)
+UPLOAD_BATCH_MAX_BYTES = env_int("UPLOAD_BATCH_MAX_BYTES", 300 * 1024 * 1024)
+UPLOAD_BATCH_EXPIRY_DAYS = env_int("UPLOAD_BATCH_EXPIRY_DAYS", 7)
+UPLOAD_BATCH_PURGE_SECONDS = env_int("UPLOAD_BATCH_PURGE_SECONDS", 3600)
+DATA_UPLOAD_MAX_NUMBER_FILES = UPLOAD_BATCH_MAX_FILES
 
 # --- Development and demos --------------------------------------------------
 # The demo partner's verification token. Public on purpose (it is in this repository):
