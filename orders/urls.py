@@ -1,6 +1,6 @@
 from django.urls import path
 
-from orders import views, views_usage, webhook
+from orders import views, views_batch, views_usage, webhook
 
 urlpatterns = [
     path("redox/webhook/", webhook.redox_webhook, name="redox_webhook"),
@@ -14,6 +14,10 @@ urlpatterns = [
     path("notes/<int:pk>/download/", views.note_download, name="note_download"),
     path("deliveries/<int:pk>/retry/", views.retry_delivery, name="retry_delivery"),
     path("deliveries/<int:pk>/abandon/", views.abandon_delivery, name="abandon_delivery"),
+    path("batches/", views_batch.batch_list, name="batch_list"),
+    path("batches/<int:pk>/", views_batch.batch_detail, name="batch_detail"),
+    path("batches/<int:pk>/send/", views_batch.batch_send, name="batch_send"),
+    path("batch-files/<int:pk>/preview/", views_batch.batch_file_preview, name="batch_file_preview"),
     path("usage/", views_usage.usage, name="usage"),
     path("reconcile/", views.reconcile, name="reconcile"),
 ]

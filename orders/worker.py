@@ -20,7 +20,8 @@ What it survives:
 Periodic jobs run between turns (`Worker.periodic`), so they need no process or thread of
 their own: the hourly usage report (what `manage.py report_usage` emits) and the confirmer
 (every REDOX_CONFIRM_POLL_SECONDS it asks Redox what became of accepted notes;
-orders/confirm.py). A job that must run once across several workers claims a row for it.
+orders/confirm.py), and the purge of expired bulk uploads (orders/batches.py). A job that
+must run once across several workers claims a row for it.
 """
 
 import logging
@@ -37,6 +38,7 @@ from django.db import close_old_connections as _close_old_connections
 from django.utils import timezone
 
 from hcoint.events import log_event
+from orders.batches import batch_purge_once
 from orders.confirm import confirm_due
 from orders.delivery import NOTIFY_CHANNEL, delivery_send_once
 from orders.usage import usage_report
@@ -209,6 +211,7 @@ class Worker:
         self.periodic = [
             Periodic(report_usage_once, self.report_seconds),
             Periodic(confirm_once, settings.REDOX_CONFIRM_POLL_SECONDS),
+            Periodic(batch_purge_once, settings.UPLOAD_BATCH_PURGE_SECONDS),
         ]
         self.down_since = None
         self.delays = backoff_delays()
