@@ -16,7 +16,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from orders.models import Delivery
-from tests.factories import ClinicalNoteFactory, DeliveryFactory, OrderFactory, UserFactory
+from tests.factories import BatchFileFactory, ClinicalNoteFactory, DeliveryFactory, OrderFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -71,6 +71,10 @@ RULES = {
     "resend_note": [("note", "post", "orders.upload_note")],
     "retry_delivery": [("delivery", "post", "orders.manage_delivery")],
     "abandon_delivery": [("delivery", "get", "orders.manage_delivery"), ("delivery", "post", "orders.manage_delivery")],
+    "batch_list": [(None, "get", "orders.upload_note"), (None, "post", "orders.upload_note")],
+    "batch_detail": [("batch", "get", "orders.upload_note")],
+    "batch_send": [("batch", "post", "orders.upload_note")],
+    "batch_file_preview": [("batch_file", "get", "orders.upload_note")],
     "usage": [(None, "get", "orders.view_usage")],
     "reconcile": [(None, "get", "orders.upload_note")],
 }
@@ -134,7 +138,15 @@ def objects(partner):
     order = OrderFactory(partner=partner)
     note = ClinicalNoteFactory(order=order, uploaded_by=author)
     delivery = DeliveryFactory(order=OrderFactory(partner=partner), created_by=author, status=Delivery.Status.FAILED)
-    return {"order": order, "note": note, "delivery": delivery, "author": author}
+    batch_file = BatchFileFactory(batch__created_by=author)
+    return {
+        "order": order,
+        "note": note,
+        "delivery": delivery,
+        "author": author,
+        "batch": batch_file.batch,
+        "batch_file": batch_file,
+    }
 
 
 def call(client, objects, name, kind, method):
