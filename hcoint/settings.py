@@ -235,6 +235,15 @@ NOTE_MAX_PAGES = env_int("NOTE_MAX_PAGES", 500)
 NOTE_MAX_DEPTH = env_int("NOTE_MAX_DEPTH", 32)
 NOTE_CHECK_CPU_SECONDS = env_int("NOTE_CHECK_CPU_SECONDS", 20)
 NOTE_CHECK_MEMORY_MB = env_int("NOTE_CHECK_MEMORY_MB", 1024)
+# Page previews (orders/pdf/preview.py), rendered in the same limited child process: the
+# longer side of a page image in pixels (1400 reads like a 170 dpi letter page), and how
+# many pages of a note are shown as images (the PDF link opens the rest).
+NOTE_PREVIEW_MAX_PX = env_int("NOTE_PREVIEW_MAX_PX", 1400)
+NOTE_PREVIEW_MAX_PAGES = env_int("NOTE_PREVIEW_MAX_PAGES", 20)
+if not 200 <= NOTE_PREVIEW_MAX_PX <= 4000:
+    raise ImproperlyConfigured(f"NOTE_PREVIEW_MAX_PX must be between 200 and 4000, not {NOTE_PREVIEW_MAX_PX}")
+if NOTE_PREVIEW_MAX_PAGES < 1:
+    raise ImproperlyConfigured(f"NOTE_PREVIEW_MAX_PAGES must be 1 or more, not {NOTE_PREVIEW_MAX_PAGES}")
 # Bulk upload (orders/batches.py): the most files and bytes one upload may carry, and how
 # long files nobody sent are kept before the worker deletes them (every
 # UPLOAD_BATCH_PURGE_SECONDS). Django's file-count limit is global, so it follows the

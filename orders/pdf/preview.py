@@ -1,0 +1,72 @@
+"""Pictures and text of a PDF's pages, made by PDFium in a child process.
+
+    png = render_page(data, page_index=0)     # PNG bytes, longer side <= NOTE_PREVIEW_MAX_PX
+    text = first_pages_text(data, pages=2)    # the text layer, pages separated by "\f"
+
+Staff check a note against its patient by looking at images of its pages, so the check
+never depends on a browser's PDF plug-in and the browser never runs the PDF. PDFium is not
+thread-safe and web workers run threads (a trial crashed a worker with SIGSEGV), so the
+work runs in the same limited child process as the upload gate (orders/pdf/sandbox.py,
+orders/pdf/render.py), with the gate's CPU-time and memory limits. Anything that goes wrong
+there raises `PreviewError`: `message` in plain words for staff, `reason` for logs.
+"""
+
+from django.conf import settings
+
+from orders.pdf.refusals import PDF_MAGIC
+from orders.pdf.sandbox import ChildFailed, run_in_child
+
+__all__ = ["PreviewError", "first_pages_text", "render_page"]
+
+PAGE_BREAK = "\f"
+
+MESSAGES = {
+    "not_pdf": "This file is not a PDF, so it has no pages to show.",
+    "unreadable": "This PDF's pages cannot be shown as pictures. Open the PDF to check it.",
+    "too_complex": "Showing this page took too long or too much memory. Open the PDF to check it.",
+    "no_such_page": "The PDF has no such page.",
+}
+
+
+class PreviewError(Exception):
+    """A page that cannot be shown or read: `message` for the person, `reason` for the log."""
+
+    def __init__(self, reason):
+        self.message = MESSAGES[reason]
+        self.reason = reason
+        super().__init__(self.message)
+
+
+def render_page(data: bytes, page_index: int = 0) -> bytes:
+    """The page at `page_index` (0 is the first) as PNG bytes, its longer side at most
+    NOTE_PREVIEW_MAX_PX pixels. Pages past NOTE_PREVIEW_MAX_PAGES are not rendered."""
+    if not 0 <= page_index < settings.NOTE_PREVIEW_MAX_PAGES:
+        raise PreviewError("no_such_page")
+    answer, content = _run("render", data, page_index=page_index, max_px=settings.NOTE_PREVIEW_MAX_PX)
+    return content
+
+
+def first_pages_text(data: bytes, pages: int = 2) -> str:
+    """The text of the first `pages` pages (at most NOTE_PREVIEW_MAX_PAGES), separated by a
+    form feed ("\\f"); "" for pages that are pictures only (a scan has no text layer)."""
+    pages = max(1, min(pages, settings.NOTE_PREVIEW_MAX_PAGES))
+    answer, content = _run("text", data, pages=pages)
+    return content.decode("utf-8", "replace")
+
+
+def _run(job, data, **params):
+    if not data or not data.startswith(PDF_MAGIC):
+        raise PreviewError("not_pdf")
+    try:
+        answer, content = run_in_child(
+            job,
+            data,
+            cpu_seconds=settings.NOTE_CHECK_CPU_SECONDS,
+            memory_bytes=settings.NOTE_CHECK_MEMORY_MB * 1024 * 1024,
+            **params,
+        )
+    except ChildFailed:
+        raise PreviewError("too_complex") from None
+    if not answer.get("ok"):
+        raise PreviewError(answer.get("reason") if answer.get("reason") in MESSAGES else "unreadable")
+    return answer, content
