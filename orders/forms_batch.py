@@ -32,9 +32,9 @@ class MultipleFileField(forms.FileField):
 
 
 class BatchUploadForm(forms.Form):
-    """Many PDFs in one request; cleaned_data["files"] is the list of uploads."""
+    """Many PDFs in one request; cleaned_data["pdfs"] is the list of uploads."""
 
-    files = MultipleFileField(
+    pdfs = MultipleFileField(
         label="Clinical notes (PDFs)",
         widget=MultipleFileInput(attrs={"accept": "application/pdf,.pdf", "multiple": True}),
         error_messages={"required": "Choose or drop the PDFs to upload."},
@@ -42,13 +42,13 @@ class BatchUploadForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["files"].help_text = (
+        self.fields["pdfs"].help_text = (
             f"Up to {settings.UPLOAD_BATCH_MAX_FILES} PDFs and {filesizeformat(settings.UPLOAD_BATCH_MAX_BYTES)} "
             f"at once, each up to {filesizeformat(settings.NOTE_MAX_BYTES)}. Drop them here or choose them."
         )
 
-    def clean_files(self):
-        files = self.cleaned_data["files"]
+    def clean_pdfs(self):
+        files = self.cleaned_data["pdfs"]
         if len(files) > settings.UPLOAD_BATCH_MAX_FILES:
             raise forms.ValidationError(
                 f"That is {len(files)} files; upload at most {settings.UPLOAD_BATCH_MAX_FILES} at once.",

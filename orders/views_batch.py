@@ -71,7 +71,7 @@ def _upload(request):
     form = BatchUploadForm(request.POST, request.FILES)
     if not form.is_valid():
         return _render_list(request, form, status=400)
-    batch = batches.batch_create(user=request.user, uploads=form.cleaned_data["files"])
+    batch = batches.batch_create(user=request.user, uploads=form.cleaned_data["pdfs"])
     return redirect("batch_detail", pk=batch.pk)
 
 

@@ -21,7 +21,7 @@ def pdf(name, *lines):
 
 
 def upload(client, *files):
-    return client.post(reverse("batch_list"), {"files": list(files)})
+    return client.post(reverse("batch_list"), {"pdfs": list(files)})
 
 
 @pytest.fixture
@@ -134,7 +134,12 @@ def test_fifty_files_in_one_request_each_go_to_a_temporary_file(client, uploader
     from django.core.files.uploadedfile import TemporaryUploadedFile
 
     seen = []
-    monkeypatch.setattr("orders.batches._add_file", lambda batch, position, upload: seen.append(type(upload)))
+
+    def add_file(batch, position, upload):
+        seen.append(type(upload))
+        return BatchFile(batch=batch, position=position)
+
+    monkeypatch.setattr("orders.batches._add_file", add_file)
     client.force_login(uploader)
     files = [pdf(f"note-{index}.pdf", f"Note {index}") for index in range(50)]
     response = upload(client, *files)

@@ -55,7 +55,8 @@ def test_twenty_files_matched_confirmed_and_sent_in_one_go(page, visit):
     page.get_by_role("link", name="Bulk upload").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Bulk upload")
     page.get_by_label("Clinical notes (PDFs)").set_input_files(files)
-    page.get_by_role("button", name="Upload and match").click()
+    # Checking, matching and rendering twenty files takes a while on a busy machine.
+    page.get_by_role("button", name="Upload and match").click(timeout=120_000)
     expect(page.get_by_role("heading", level=1)).to_have_text("Match each file to its order", timeout=120_000)
 
     strong = {n: orders[n] for n in (*BY_NAME, *BY_TEXT)}
