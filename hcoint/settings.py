@@ -196,8 +196,8 @@ SESSION_COOKIE_SECURE = not DEBUG
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_HTTPONLY = True
-# Pages may not be framed, except the PDF preview, which is framed by our own
-# review page (that view uses @xframe_options_sameorigin).
+# No page may be framed, not even the PDF: the review page shows images of its pages
+# (orders/views.py, note_page) instead of framing the PDF.
 X_FRAME_OPTIONS = "DENY"
 
 # django-csp 4.x: a strict policy with no inline script.

@@ -354,6 +354,25 @@ class ClinicalNote(models.Model):
         return f"Note {self.pk}"
 
 
+class NotePreview(models.Model):
+    """One page of a note as a PNG (orders/previews.py), rendered once and kept here:
+    containers have no durable disk, and rendering costs a child process. A cache: it goes
+    with its note."""
+
+    note = models.ForeignKey(ClinicalNote, on_delete=models.CASCADE, related_name="previews")
+    page_index = models.PositiveIntegerField(help_text="0 is the first page.")
+    png = models.BinaryField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["note", "page_index"], name="note_preview_one_per_page"),
+        ]
+
+    def __str__(self):
+        return f"Note {self.note_id} page {self.page_index + 1}"
+
+
 class DeliveryQuerySet(models.QuerySet):
     def in_flight(self):
         return self.filter(status__in=Delivery.IN_FLIGHT_STATUSES)

@@ -11,6 +11,7 @@ urlpatterns = [
     path("notes/<int:pk>/send/", views.send_note, name="send_note"),
     path("notes/<int:pk>/resend/", views.resend_note, name="resend_note"),
     path("notes/<int:pk>/pdf/", views.note_pdf, name="note_pdf"),
+    path("notes/<int:pk>/pages/<int:number>.png", views.note_page, name="note_page"),
     path("notes/<int:pk>/download/", views.note_download, name="note_download"),
     path("deliveries/<int:pk>/retry/", views.retry_delivery, name="retry_delivery"),
     path("deliveries/<int:pk>/abandon/", views.abandon_delivery, name="abandon_delivery"),

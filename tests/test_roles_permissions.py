@@ -65,6 +65,7 @@ RULES = {
     "order_detail": [("order", "get", "orders.view_order")],
     "note_pdf": [("note", "get", "orders.view_order")],
     "note_download": [("note", "get", "orders.view_order")],
+    "note_page": [("note", "get", "orders.view_order")],
     "upload_note": [("order", "get", "orders.upload_note"), ("order", "post", "orders.upload_note")],
     "review_note": [("note", "get", "orders.upload_note")],
     "send_note": [("note", "post", "orders.upload_note")],
@@ -149,8 +150,12 @@ def objects(partner):
     }
 
 
+# What follows the object's id in a path: the page number of a note's page image.
+PATH_EXTRAS = {"note_page": [1]}
+
+
 def call(client, objects, name, kind, method):
-    url = reverse(name, args=[objects[kind].pk] if kind else [])
+    url = reverse(name, args=[objects[kind].pk, *PATH_EXTRAS.get(name, [])] if kind else [])
     return getattr(client, method)(url, {"reason": "a reason"} if method == "post" else None)
 
 
