@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orders', '0016_partner_token_index'),
+        ('orders', '0021_note_preview'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
