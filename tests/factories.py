@@ -275,6 +275,13 @@ class DeliveryFactory(factory.django.DjangoModelFactory):
             delivery_enqueue(delivery=self)
 
 
+# A white 1 x 1 PNG: a preview image a browser decodes.
+TINY_PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x00\x00\x00\x00:~\x9bU"
+    b"\x00\x00\x00\nIDATx\x9cc\xf8\x0f\x00\x01\x01\x01\x00\xb18\xf6\x14\x00\x00\x00\x00IEND\xaeB`\x82"
+)
+
+
 class UploadBatchFactory(factory.django.DjangoModelFactory):
     """A bulk upload (orders/batches.py) made now by an uploader, expiring in 7 days."""
 
@@ -301,7 +308,7 @@ class BatchFileFactory(factory.django.DjangoModelFactory):
     original_sha256 = factory.LazyAttribute(lambda f: sha256_hex(bytes(f.content)))
     page_count = 1
     size = factory.LazyAttribute(lambda f: len(f.content))
-    preview_png = b"\x89PNG\r\n\x1a\n"
+    preview_png = TINY_PNG
     proposed_order = None
     proposal = factory.LazyAttribute(
         lambda f: (
