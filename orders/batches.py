@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from hcoint.events import log_event
 from orders.matching import propose
-from orders.models import BatchFile, Order, UploadBatch
+from orders.models import BatchFile, NotePreview, Order, UploadBatch
 from orders.notes import NoteRefused, clean_file_name, note_send, note_upload, note_upload_rejected, order_send_blocker
 from orders.pdf import PdfRejected, pdf_check, pdf_check_size
 from orders.pdf.preview import PreviewError, first_pages_text, render_page
@@ -189,6 +189,11 @@ def _send_row(row, order, *, user, request, now):
             request=request,
         )
         note_send(note=note, user=user, request=request)
+        if locked.preview_png:
+            # The same copy, rendered the same way: the note's first page need not be rendered again.
+            NotePreview.objects.bulk_create(
+                [NotePreview(note=note, page_index=0, png=bytes(locked.preview_png))], ignore_conflicts=True
+            )
         locked.mark_sent(note, now)
     log_event(logger, "batch.file_sent", batch_id=row.batch_id, batch_file_id=row.pk, note_id=note.pk)
 

@@ -10,6 +10,7 @@ from django.urls import reverse
 from orders.models import AuditEvent, BatchFile, Delivery
 from tests.factories import (
     SAMPLE_PDF,
+    TINY_PNG,
     BatchFileFactory,
     DeliveryFactory,
     UploadBatchFactory,
@@ -66,8 +67,10 @@ def test_confirmed_rows_become_notes_and_deliveries_skipped_ones_are_discarded(
     first.refresh_from_db()
     assert first.state == first.State.SENDING
     enqueue.assert_called_once_with(delivery=delivery)
-    # The bytes now live in the note; the batch row keeps none.
+    # The bytes now live in the note, its first page image in the note's preview cache;
+    # the batch row keeps neither.
     assert not bytes(sent.content) and not bytes(sent.preview_png)
+    assert bytes(note.previews.get(page_index=0).png) == TINY_PNG
     # One audit record each, as a single upload and send make.
     assert [event.order_id for event in audit(AuditEvent.Action.UPLOAD_NOTE)] == [first.pk]
     assert [event.order_id for event in audit(AuditEvent.Action.SEND_NOTE)] == [first.pk]
