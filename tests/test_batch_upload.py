@@ -68,6 +68,7 @@ def test_each_file_is_stored_beside_its_proposal_and_a_bad_one_is_listed_with_it
 
     # A reload finds the batch as it was: it lives in the database.
     page = client.get(reverse("batch_detail", args=[batch.pk])).content.decode()
+    assert "4 files uploaded; 1 refused by the PDF check." in page
     assert "This file is not a PDF" in page
     assert first.patient_last_name in page and first.ehr_order_id in page
     assert f'value="{first.pk}" id="id_file_{by_name.pk}_{first.pk}" checked' in page
