@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from django.db.models import Exists, OuterRef
 
-from orders.matching_text import Facts, find_facts, name_key
+from orders.matching_text import Facts, find_facts, first_word, name_key, order_id_keys
 from orders.models import Delivery, Order
 
 MAX_CANDIDATES = 5
@@ -70,11 +70,14 @@ class Proposal:
 
 
 def awaiting_orders():
-    """Orders a new note may go to: awaiting a note, no delivery in flight or accepted."""
-    sent_or_sending = Delivery.objects.filter(order=OuterRef("pk")).filter(
-        status__in=(*Delivery.IN_FLIGHT_STATUSES, *Delivery.ACCEPTED_STATUSES)
-    )
-    return Order.objects.filter(state=Order.State.AWAITING_NOTE).exclude(Exists(sent_or_sending))
+    """Orders a new note may go to: awaiting a note, with no delivery in flight.
+
+    The state already says so (orders/order_state.py keeps it in step with the deliveries);
+    the in-flight check, served by the partial unique index on in-flight deliveries, keeps a
+    send that is committing right now out of the candidates. Unordered: propose ranks.
+    """
+    in_flight = Delivery.objects.filter(order=OuterRef("pk"), status__in=Delivery.IN_FLIGHT_STATUSES)
+    return Order.objects.filter(state=Order.State.AWAITING_NOTE).exclude(Exists(in_flight)).order_by()
 
 
 def propose(file_name, text, orders=None):
@@ -93,7 +96,18 @@ def propose(file_name, text, orders=None):
         "patient_dob",
         "first_received_at",
     )
+    id_keys, words, dates = facts.ids.keys(), facts.words, facts.dates
     for pk, order_id, mrn, visit, last_name, first_name, dob, received_at in rows:
+        # Most awaiting orders share nothing with the file: rule them out with set lookups
+        # (order_id_keys and first_word are cached) before looking at where facts were seen.
+        if not (
+            (dob is not None and dob in dates)
+            or first_word(last_name) in words
+            or not id_keys.isdisjoint(order_id_keys(order_id))
+            or not id_keys.isdisjoint(order_id_keys(mrn))
+            or not id_keys.isdisjoint(order_id_keys(visit))
+        ):
+            continue
         found = _facts_for(facts, order_id, mrn, visit, last_name, first_name, dob)
         if found:
             scored.append((_score(found), received_at, pk, found))

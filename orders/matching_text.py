@@ -125,7 +125,7 @@ def find_facts(file_name, text, *, today=None):
             facts.dates.setdefault(date, place)
         folded = fold_words(content)
         facts.texts.append((place, f" {folded} "))
-        facts.words.update(folded.split(" "))
+        facts.words.update(folded.split())
     return facts
 
 
@@ -158,6 +158,12 @@ def id_keys(content):
 def name_key(value):
     """A name as compared (see fold_words). "O'Brien" and "OBRIEN" both give "obrien"."""
     return fold_words(value)
+
+
+@functools.lru_cache(maxsize=50_000)
+def first_word(value):
+    """The first word of a name as compared, or "" (which no text's words hold)."""
+    return name_key(value).partition(" ")[0]
 
 
 def fold_words(text):

@@ -164,10 +164,12 @@ def test_an_order_id_singles_out_one_of_the_patients_orders():
 
 def test_only_orders_still_awaiting_a_note_are_candidates():
     awaiting = patient(ehr_order_id="ORD-1")
+    # A send committing right now: the order's state has not caught up with its delivery.
     in_flight = patient(ehr_order_id="ORD-2")
     DeliveryFactory(order=in_flight, status=Delivery.Status.PENDING)
-    accepted = patient(ehr_order_id="ORD-3")
+    accepted = patient(ehr_order_id="ORD-3", state=Order.State.SENT)
     DeliveryFactory(order=accepted, sent=True)
+    patient(ehr_order_id="ORD-6", state=Order.State.SENDING)
     patient(ehr_order_id="ORD-4", state=Order.State.CANCELLED)
     patient(ehr_order_id="ORD-5", state=Order.State.FILED)
 
