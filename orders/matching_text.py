@@ -63,10 +63,11 @@ MONTHS = {
 _MONTH = "(?P<month_name>" + "|".join(sorted(MONTHS, key=len, reverse=True)) + r")\.?"
 _ORDINAL = r"(?:st|nd|rd|th)?"
 DATE_FORMS = (
-    # (pattern, readings): a reading is the order of (year, month, day) among the groups.
-    (re.compile(r"(?<!\d)(\d{4})[-/](\d{1,2})[-/](\d{1,2})(?!\d)"), ("ymd",)),
-    (re.compile(r"(?<![\d.])(\d{1,2})\.(\d{1,2})\.(\d{4}|\d{2})(?![\d.])"), ("dmy", "mdy")),
-    (re.compile(r"(?<![\d/-])(\d{1,2})[/-](\d{1,2})[/-](\d{4}|\d{2})(?![\d/-])"), ("mdy",)),
+    # (pattern with groups a, b, c in written order, readings): a reading names the groups
+    # year, month, day. One separator throughout: "1980-03/07" is no date.
+    (re.compile(r"(?<![\d/.-])(?P<a>\d{4})(?P<sep>[-/])(?P<b>\d{1,2})(?P=sep)(?P<c>\d{1,2})(?![\d/])"), ("abc",)),
+    (re.compile(r"(?<![\d.])(?P<a>\d{1,2})\.(?P<b>\d{1,2})\.(?P<c>\d{4}|\d{2})(?![\d.])"), ("cba", "cab")),
+    (re.compile(r"(?<![\d/])(?P<a>\d{1,2})(?P<sep>[/-])(?P<b>\d{1,2})(?P=sep)(?P<c>\d{4}|\d{2})(?![\d/])"), ("cab",)),
 )
 NAMED_DATE_FORMS = (
     re.compile(rf"(?<!\w)(?P<day>\d{{1,2}}){_ORDINAL}[\s-]+{_MONTH}[\s,-]+(?P<year>\d{{4}})(?!\d)", re.IGNORECASE),
@@ -176,9 +177,8 @@ def fold_words(text):
 def dates_in(content, *, today):
     for pattern, readings in DATE_FORMS:
         for match in pattern.finditer(content):
-            for reading in readings:
-                parts = dict(zip(reading, match.groups(), strict=True))
-                if date := _date(parts["y"], int(parts["m"]), int(parts["d"]), today):
+            for year, month, day in readings:
+                if date := _date(match[year], int(match[month]), int(match[day]), today):
                     yield date
     for pattern in NAMED_DATE_FORMS:
         for match in pattern.finditer(content):
