@@ -330,7 +330,7 @@ def table(results):
         )
     lines.append("")
     lines.append(
-        "Matching 50 PDFs x 5 pages   awaiting   total s   (CPU s)   text s   propose s"
+        "Matching 50 PDFs x 5 pages   awaiting   total s   (CPU s)   text s   propose s   batched s (CPU s)"
         "   preselected ok/wrong   asked: listed/not   render p50/max ms"
     )
     for size, row in results.get("matching", {}).items():
@@ -338,6 +338,7 @@ def table(results):
         lines.append(
             f"  {int(size):>7,} orders       {row['awaiting_orders']:8,}   {row['total_s']:7.2f}"
             f"   ({row['cpu_s']:5.2f})   {row['text_s']:6.2f}   {row['propose_s']:9.2f}"
+            f"   {row['batch_s']:9.2f} ({row['batch_cpu_s']:5.2f})"
             f"   {outcomes['preselected right']:>9}/{outcomes['preselected wrong']:<5}"
             f"     {outcomes['asked, right order listed']:>9}/{outcomes['asked, not listed']:<5}"
             f"   {row['render_ms_p50']:8.0f} /{row['render_ms_max']:4.0f}"

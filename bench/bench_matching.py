@@ -7,8 +7,9 @@ makes 50 notes of 5 pages each for 50 of the database's awaiting orders, written
 notes come (the order id in the file name; MRN and date of birth in the text in several
 forms; the name only), then times, one file after another as a request would: reading the
 first pages' text (orders/pdf/preview.first_pages_text, a child process per file) and
-`orders.matching.propose` against all awaiting orders. Then it renders page 1 of one note
-(orders/pdf/preview.render_page) several times. Prints one JSON object: wall-clock
+`orders.matching.propose` against all awaiting orders; then the same with the texts read as
+a batch (first_pages_texts, one child for all 50) and matched together (propose_all). Then
+it renders page 1 of one note (orders/pdf/preview.render_page) several times. Prints one JSON object: wall-clock
 times, and the CPU time the matching took in this process and its children (a figure that
 other work on a shared machine does not inflate; PostgreSQL's own time is not in it). Not a test.
 """
@@ -24,8 +25,8 @@ from benchenv import setup_django
 
 setup_django()
 
-from orders.matching import awaiting_orders, propose  # noqa: E402
-from orders.pdf.preview import first_pages_text, render_page  # noqa: E402
+from orders.matching import awaiting_orders, propose, propose_all  # noqa: E402
+from orders.pdf.preview import first_pages_text, first_pages_texts, render_page  # noqa: E402
 from tests.pdf_text import text_pdf  # noqa: E402
 
 FILES = 50
@@ -90,6 +91,13 @@ def main():
         outcomes["as its style expects"] += (expect == "preselected") == (proposal.preselected == order)
     total_s, total_cpu_s = time.perf_counter() - started, cpu_seconds() - cpu_started
 
+    # The same files read as a batch upload can: all texts from one child, all matched at once.
+    started, cpu_started = time.perf_counter(), cpu_seconds()
+    texts = first_pages_texts([note[2] for note in notes])
+    proposals = propose_all([(note[1], text) for note, text in zip(notes, texts, strict=True)])
+    batch_preselected = sum(proposal.preselected == note[0] for note, proposal in zip(notes, proposals, strict=True))
+    batch_s, batch_cpu_s = time.perf_counter() - started, cpu_seconds() - cpu_started
+
     pdf = notes[0][2]
     render_page(pdf)  # the first child start pays for cold caches
     renders = []
@@ -107,6 +115,9 @@ def main():
                 "text_s": text_s,
                 "propose_s": total_s - text_s,
                 "cpu_s": total_cpu_s,
+                "batch_s": batch_s,
+                "batch_cpu_s": batch_cpu_s,
+                "batch_preselected_right": batch_preselected,
                 "expected_preselected": sum(1 for note in notes if note[3] == "preselected"),
                 "outcomes": outcomes,
                 "render_ms_p50": statistics.median(renders),

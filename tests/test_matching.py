@@ -6,7 +6,7 @@ import datetime
 
 import pytest
 
-from orders.matching import MAX_CANDIDATES, STRONG, awaiting_orders, propose
+from orders.matching import MAX_CANDIDATES, STRONG, awaiting_orders, propose, propose_all
 from orders.models import Delivery, Order
 from orders.pdf.preview import first_pages_text
 from tests.factories import DeliveryFactory, OrderFactory
@@ -216,3 +216,15 @@ def test_a_caller_may_narrow_the_candidates():
     proposal = propose("ORD-2.pdf", "", orders=Order.objects.filter(pk=first.pk))
 
     assert proposal.candidates == ()
+
+
+def test_a_batch_is_proposed_in_two_queries_as_each_file_alone(django_assert_max_num_queries):
+    first = patient(ehr_order_id="ORD-1", patient_mrn="111222")
+    second = patient(ehr_order_id="ORD-2", patient_mrn="333444", patient_last_name="Other")
+    files = [("ORD-1.pdf", ""), ("scan.pdf", "MRN 333444 born 03/07/1980"), ("scan.pdf", "nothing here")]
+
+    with django_assert_max_num_queries(2):
+        proposals = propose_all(files)
+
+    assert proposals == [propose(name, text) for name, text in files]
+    assert [proposal.preselected for proposal in proposals] == [first, second, None]

@@ -18,6 +18,7 @@ JOBS = {
     "check": "orders.pdf.sandbox:check_job",
     "render": "orders.pdf.render:render_job",
     "text": "orders.pdf.render:text_job",
+    "texts": "orders.pdf.render:texts_job",
 }
 OUT_OF_MEMORY = {"ok": False, "reason": "too_complex", "message": MESSAGES["too_complex"]}
 
