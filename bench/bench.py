@@ -331,7 +331,7 @@ def table(results):
     lines.append("")
     lines.append(
         "Matching 50 PDFs x 5 pages   awaiting   total s   (CPU s)   text s   propose s   batched s (CPU s)"
-        "   preselected ok/wrong   asked: listed/not   render p50/max ms"
+        "   preselected ok/wrong   asked: listed/not   render p50/max ms (CPU)"
     )
     for size, row in results.get("matching", {}).items():
         outcomes = row["outcomes"]
@@ -341,7 +341,7 @@ def table(results):
             f"   {row['batch_s']:9.2f} ({row['batch_cpu_s']:5.2f})"
             f"   {outcomes['preselected right']:>9}/{outcomes['preselected wrong']:<5}"
             f"     {outcomes['asked, right order listed']:>9}/{outcomes['asked, not listed']:<5}"
-            f"   {row['render_ms_p50']:8.0f} /{row['render_ms_max']:4.0f}"
+            f"   {row['render_ms_p50']:8.0f} /{row['render_ms_max']:4.0f} ({row['render_cpu_ms']:3.0f})"
         )
     info = results["machine"]
     lines.append("")
