@@ -214,3 +214,19 @@ def test_a_batch_is_split_into_groups_that_fit_the_child(monkeypatch):
     monkeypatch.setattr(preview, "run_in_child", counting)
     assert preview.first_pages_texts([text_pdf(["a"]), text_pdf(["b"])]) == ["a", "b"]
     assert groups == [1, 1]
+
+
+def test_the_child_jobs_answer_the_same_when_called_directly():
+    # What runs in the child, called in this (single-threaded) test process: the answers
+    # the parent decodes, and a page outside the document named as such.
+    from orders.pdf import render
+
+    data = text_pdf(["first page", "second page"])
+    answer, png = render.render_job({"page_index": 1, "max_px": 300}, data)
+    assert answer == {"ok": True, "page_count": 2, "width": answer["width"], "height": answer["height"]}
+    assert png_size(png) == (answer["width"], answer["height"]) and answer["height"] <= 300
+    assert render.render_job({"page_index": 2, "max_px": 300}, data)[0]["reason"] == "no_such_page"
+    assert render.render_job({"page_index": 0, "max_px": 300}, b"%PDF-1.7 broken")[0]["reason"] == "unreadable"
+    answer, text = render.texts_job({"pages": 1, "sizes": [len(data), 5]}, data + b"%PDF-")
+    assert [item["ok"] for item in answer["files"]] == [True, False]
+    assert text == b"first page"
