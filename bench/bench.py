@@ -8,6 +8,8 @@
 2. Pages: seed 1,000 and 100,000 orders (bench/seed.py), time each page kind.
 3. Large notes: a 10 MB and a 25 MB PDF uploaded, sent, and delivered by the worker to
    the Redox sandbox; time, and peak memory growth of the web and worker processes.
+4. Matching and previews (bench/bench_matching.py), on each seeded database: 50 PDFs of
+   5 pages read and matched to the awaiting orders, and a page rendered to an image.
 
 Prints one table and writes the same figures to bench/results/latest.json. docs/performance.md
 explains each figure. Every server listens on 127.0.0.1 only; every database is dropped
@@ -258,6 +260,16 @@ def large_notes(pg, url):
     return figures
 
 
+def matching(url):
+    """bench/bench_matching.py's figures on the seeded database at `url`."""
+    finished = subprocess.run(
+        [PYTHON, "bench_matching.py"], cwd=ROOT / "bench", env=app_env(url), capture_output=True, text=True
+    )
+    if finished.returncode != 0:
+        raise SystemExit(f"bench_matching.py failed:\n{finished.stderr[-2000:]}")
+    return json.loads(finished.stdout.strip().splitlines()[-1])
+
+
 def machine():
     cpu = ""
     with contextlib.suppress(OSError, AttributeError):
@@ -316,6 +328,21 @@ def table(results):
             f"   {row['web_peak_growth_mb']:8.1f} ({row['web_peak_growth_mb'] / row['size_mb']:.1f}x)"
             f"       {row['worker_peak_growth_mb']:8.1f} ({row['worker_peak_growth_mb'] / row['size_mb']:.1f}x)"
         )
+    lines.append("")
+    lines.append(
+        "Matching 50 PDFs x 5 pages   awaiting   total s   (CPU s)   text s   propose s   batched s (CPU s)"
+        "   preselected ok/wrong   asked: listed/not   render p50/max ms (CPU)"
+    )
+    for size, row in results.get("matching", {}).items():
+        outcomes = row["outcomes"]
+        lines.append(
+            f"  {int(size):>7,} orders       {row['awaiting_orders']:8,}   {row['total_s']:7.2f}"
+            f"   ({row['cpu_s']:5.2f})   {row['text_s']:6.2f}   {row['propose_s']:9.2f}"
+            f"   {row['batch_s']:9.2f} ({row['batch_cpu_s']:5.2f})"
+            f"   {outcomes['preselected right']:>9}/{outcomes['preselected wrong']:<5}"
+            f"     {outcomes['asked, right order listed']:>9}/{outcomes['asked, not listed']:<5}"
+            f"   {row['render_ms_p50']:8.0f} /{row['render_ms_max']:4.0f} ({row['render_cpu_ms']:3.0f})"
+        )
     info = results["machine"]
     lines.append("")
     load = "/".join(f"{value:.1f}" for value in info["load_average"])
@@ -330,7 +357,7 @@ def table(results):
 def main():
     started = time.perf_counter()
     pg = Postgres()
-    results = {"machine": machine(), "ingest": {}, "pages": {}, "notes": {}}
+    results = {"machine": machine(), "ingest": {}, "pages": {}, "notes": {}, "matching": {}}
     names = []
     try:
         print("Ingest: HCOINT ...", file=sys.stderr)
@@ -350,6 +377,8 @@ def main():
             results["pages"][str(size)] = {"seed_s": seeded[size], "pages": pages[url]}
         print("Large notes ...", file=sys.stderr)
         results["notes"] = {str(k): v for k, v in large_notes(pg, urls[SIZES[0]]).items()}
+        print("Matching and previews ...", file=sys.stderr)
+        results["matching"] = {str(size): matching(url) for size, url in urls.items()}
     finally:
         if os.environ.get("BENCH_KEEP") != "1":
             for name in names:

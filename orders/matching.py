@@ -3,6 +3,7 @@
     proposal = propose(file_name, first_pages_text(data))
     proposal.candidates      # up to 5 Candidates (order, score 0-100, reasons in words), best first
     proposal.preselected     # the order, only for an unambiguous strong match; else None
+    proposals = propose_all([(file_name, text), ...])   # a batch: the same, in two queries
 
 What counts (orders/matching_text.py reads it from the file name and the text):
 - the order's EHR order id: names the order itself, so it is strong on its own (98);
@@ -21,16 +22,18 @@ date of birth; two orders of one patient found by MRN and date of birth do not p
 
 Candidates are the orders still awaiting a note with nothing in flight or accepted (the
 one-billable-result rule, orders/notes.py), unless the caller passes its own queryset.
-Two queries per file: the candidates' identifying columns (the awaiting orders are the
-backlog, hundreds at most; they are compared here, where case, accents and leading zeros
-are handled the same way on PostgreSQL and SQLite), then the few best orders themselves.
+Two queries per call: the candidates' identifying columns (the awaiting orders are the
+backlog, hundreds to a few thousand; they are compared here, where case, accents and
+leading zeros are handled the same way on PostgreSQL and SQLite, and set lookups rule out
+nearly all of them at once), then the few best orders themselves. `propose_all` does a
+batch in those same two queries.
 """
 
 from dataclasses import dataclass
 
 from django.db.models import Exists, OuterRef
 
-from orders.matching_text import Facts, find_facts, name_key
+from orders.matching_text import Facts, find_facts, first_word, name_key, order_id_keys
 from orders.models import Delivery, Order
 
 MAX_CANDIDATES = 5
@@ -70,41 +73,74 @@ class Proposal:
 
 
 def awaiting_orders():
-    """Orders a new note may go to: awaiting a note, no delivery in flight or accepted."""
-    sent_or_sending = Delivery.objects.filter(order=OuterRef("pk")).filter(
-        status__in=(*Delivery.IN_FLIGHT_STATUSES, *Delivery.ACCEPTED_STATUSES)
-    )
-    return Order.objects.filter(state=Order.State.AWAITING_NOTE).exclude(Exists(sent_or_sending))
+    """Orders a new note may go to: awaiting a note, with no delivery in flight.
+
+    The state already says so (orders/order_state.py keeps it in step with the deliveries);
+    the in-flight check, served by the partial unique index on in-flight deliveries, keeps a
+    send that is committing right now out of the candidates. Unordered: propose ranks.
+    """
+    in_flight = Delivery.objects.filter(order=OuterRef("pk"), status__in=Delivery.IN_FLIGHT_STATUSES)
+    return Order.objects.filter(state=Order.State.AWAITING_NOTE).exclude(Exists(in_flight)).order_by()
 
 
 def propose(file_name, text, orders=None):
     """Rank the orders in `orders` (default: `awaiting_orders()`) for a file named
     `file_name` whose first pages read `text` (pages separated by a form feed)."""
+    [proposal] = propose_all([(file_name, text)], orders)
+    return proposal
+
+
+def propose_all(files, orders=None):
+    """`propose` for each (file name, text) of a batch, in order, reading the candidates
+    once for the whole batch: two queries however many files."""
     orders = awaiting_orders() if orders is None else orders
-    facts = find_facts(file_name, text)
+    rows = list(orders.values_list(*ROW_FIELDS))
+    ranked = [_rank(find_facts(file_name, text), rows) for file_name, text in files]
+    by_pk = Order.objects.select_related("partner").in_bulk({pk for best in ranked for _, _, pk, _ in best})
+    proposals = []
+    for best in ranked:
+        candidates = tuple(
+            Candidate(order=by_pk[pk], score=score, reasons=_reasons(found))
+            for score, _, pk, found in best
+            if pk in by_pk
+        )
+        proposals.append(Proposal(candidates=candidates, preselected=_preselected(candidates)))
+    return proposals
+
+
+ROW_FIELDS = (
+    "pk",
+    "ehr_order_id",
+    "patient_mrn",
+    "visit_number",
+    "patient_last_name",
+    "patient_first_name",
+    "patient_dob",
+    "first_received_at",
+)
+
+
+def _rank(facts: Facts, rows):
+    """The best MAX_CANDIDATES rows for `facts`: (score, received at, pk, found), best first."""
     scored = []
-    rows = orders.values_list(
-        "pk",
-        "ehr_order_id",
-        "patient_mrn",
-        "visit_number",
-        "patient_last_name",
-        "patient_first_name",
-        "patient_dob",
-        "first_received_at",
-    )
+    id_keys, words, dates = facts.ids.keys(), facts.words, facts.dates
     for pk, order_id, mrn, visit, last_name, first_name, dob, received_at in rows:
+        # Most awaiting orders share nothing with the file: rule them out with set lookups
+        # (order_id_keys and first_word are cached) before looking at where facts were seen.
+        if not (
+            (dob is not None and dob in dates)
+            or first_word(last_name) in words
+            or not id_keys.isdisjoint(order_id_keys(order_id))
+            or not id_keys.isdisjoint(order_id_keys(mrn))
+            or not id_keys.isdisjoint(order_id_keys(visit))
+        ):
+            continue
         found = _facts_for(facts, order_id, mrn, visit, last_name, first_name, dob)
         if found:
             scored.append((_score(found), received_at, pk, found))
     # Best first; among equals the order that has waited longest.
     scored.sort(key=lambda entry: (-entry[0], entry[1], entry[2]))
-    best = scored[:MAX_CANDIDATES]
-    by_pk = Order.objects.select_related("partner").in_bulk([pk for _, _, pk, _ in best])
-    candidates = tuple(
-        Candidate(order=by_pk[pk], score=score, reasons=_reasons(found)) for score, _, pk, found in best if pk in by_pk
-    )
-    return Proposal(candidates=candidates, preselected=_preselected(candidates))
+    return scored[:MAX_CANDIDATES]
 
 
 def _facts_for(facts: Facts, order_id, mrn, visit, last_name, first_name, dob):

@@ -19,6 +19,7 @@ more. Two-digit years are taken in the last hundred years (03/07/80 is 1980).
 """
 
 import datetime
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -62,10 +63,11 @@ MONTHS = {
 _MONTH = "(?P<month_name>" + "|".join(sorted(MONTHS, key=len, reverse=True)) + r")\.?"
 _ORDINAL = r"(?:st|nd|rd|th)?"
 DATE_FORMS = (
-    # (pattern, readings): a reading is the order of (year, month, day) among the groups.
-    (re.compile(r"(?<!\d)(\d{4})[-/](\d{1,2})[-/](\d{1,2})(?!\d)"), ("ymd",)),
-    (re.compile(r"(?<![\d.])(\d{1,2})\.(\d{1,2})\.(\d{4}|\d{2})(?![\d.])"), ("dmy", "mdy")),
-    (re.compile(r"(?<![\d/-])(\d{1,2})[/-](\d{1,2})[/-](\d{4}|\d{2})(?![\d/-])"), ("mdy",)),
+    # (pattern with groups a, b, c in written order, readings): a reading names the groups
+    # year, month, day. One separator throughout: "1980-03/07" is no date.
+    (re.compile(r"(?<![\d/.-])(?P<a>\d{4})(?P<sep>[-/])(?P<b>\d{1,2})(?P=sep)(?P<c>\d{1,2})(?![\d/])"), ("abc",)),
+    (re.compile(r"(?<![\d.])(?P<a>\d{1,2})\.(?P<b>\d{1,2})\.(?P<c>\d{4}|\d{2})(?![\d.])"), ("cba", "cab")),
+    (re.compile(r"(?<![\d/])(?P<a>\d{1,2})(?P<sep>[/-])(?P<b>\d{1,2})(?P=sep)(?P<c>\d{4}|\d{2})(?![\d/])"), ("cab",)),
 )
 NAMED_DATE_FORMS = (
     re.compile(rf"(?<!\w)(?P<day>\d{{1,2}}){_ORDINAL}[\s-]+{_MONTH}[\s,-]+(?P<year>\d{{4}})(?!\d)", re.IGNORECASE),
@@ -91,8 +93,10 @@ def page(number):
 class Facts:
     ids: dict[str, Place] = field(default_factory=dict)
     dates: dict[datetime.date, Place] = field(default_factory=dict)
-    # (place, its words folded by name_key, with a space at each end)
+    # (place, its words folded by fold_words, with a space at each end)
     texts: list[tuple[Place, str]] = field(default_factory=list)
+    # Every folded word of every place: most orders' names are ruled out by a set lookup.
+    words: set[str] = field(default_factory=set)
 
     def where_id(self, value):
         """Where an order's identifier `value` was first seen, or None."""
@@ -101,6 +105,8 @@ class Facts:
 
     def where_words(self, phrase):
         """Where the words of `phrase` (a name_key) first appear together, or None."""
+        if not all(word in self.words for word in phrase.split(" ")):
+            return None
         needle = f" {phrase} "
         for place, text in self.texts:
             if needle in text:
@@ -118,16 +124,22 @@ def find_facts(file_name, text, *, today=None):
             facts.ids.setdefault(key, place)
         for date in dates_in(content, today=today):
             facts.dates.setdefault(date, place)
-        facts.texts.append((place, f" {name_key(content)} "))
+        folded = fold_words(content)
+        facts.texts.append((place, f" {folded} "))
+        facts.words.update(folded.split())
     return facts
 
 
+# The order's side is normalised by these cached functions: a batch compares the same
+# awaiting orders with every file, and their values change rarely (a cache keyed by the
+# value itself cannot go stale).
+@functools.lru_cache(maxsize=50_000)
 def order_id_keys(value):
     """An order's identifier as compared: letters and digits, upper case, no leading zeros;
     with and without a label it starts with ("MRN0048213" is also "48213")."""
     key = NON_WORD.sub("", (value or "").upper())
     keys = {key.lstrip("0"), ID_LABELS.sub("", key).lstrip("0")}
-    return {key for key in keys if len(key) >= MIN_ID_CHARS}
+    return frozenset(key for key in keys if len(key) >= MIN_ID_CHARS)
 
 
 def id_keys(content):
@@ -143,19 +155,30 @@ def id_keys(content):
     return keys
 
 
+@functools.lru_cache(maxsize=50_000)
 def name_key(value):
-    """A name (or any text) as compared: case, accents and apostrophes gone, every other
-    run of punctuation or space one space. "O'Brien" and "OBRIEN" both give "obrien"."""
-    folded = search_fold(unicodedata.normalize("NFC", value or ""))
+    """A name as compared (see fold_words). "O'Brien" and "OBRIEN" both give "obrien"."""
+    return fold_words(value)
+
+
+@functools.lru_cache(maxsize=50_000)
+def first_word(value):
+    """The first word of a name as compared, or "" (which no text's words hold)."""
+    return name_key(value).partition(" ")[0]
+
+
+def fold_words(text):
+    """Text as compared: case, accents and apostrophes gone, every other run of
+    punctuation or space one space."""
+    folded = search_fold(unicodedata.normalize("NFC", text or ""))
     return NON_WORD.sub(" ", APOSTROPHES.sub("", folded)).strip()
 
 
 def dates_in(content, *, today):
     for pattern, readings in DATE_FORMS:
         for match in pattern.finditer(content):
-            for reading in readings:
-                parts = dict(zip(reading, match.groups(), strict=True))
-                if date := _date(parts["y"], int(parts["m"]), int(parts["d"]), today):
+            for year, month, day in readings:
+                if date := _date(match[year], int(match[month]), int(match[day]), today):
                     yield date
     for pattern in NAMED_DATE_FORMS:
         for match in pattern.finditer(content):

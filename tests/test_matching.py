@@ -6,7 +6,7 @@ import datetime
 
 import pytest
 
-from orders.matching import MAX_CANDIDATES, STRONG, awaiting_orders, propose
+from orders.matching import MAX_CANDIDATES, STRONG, awaiting_orders, propose, propose_all
 from orders.models import Delivery, Order
 from orders.pdf.preview import first_pages_text
 from tests.factories import DeliveryFactory, OrderFactory
@@ -164,10 +164,12 @@ def test_an_order_id_singles_out_one_of_the_patients_orders():
 
 def test_only_orders_still_awaiting_a_note_are_candidates():
     awaiting = patient(ehr_order_id="ORD-1")
+    # A send committing right now: the order's state has not caught up with its delivery.
     in_flight = patient(ehr_order_id="ORD-2")
     DeliveryFactory(order=in_flight, status=Delivery.Status.PENDING)
-    accepted = patient(ehr_order_id="ORD-3")
+    accepted = patient(ehr_order_id="ORD-3", state=Order.State.SENT)
     DeliveryFactory(order=accepted, sent=True)
+    patient(ehr_order_id="ORD-6", state=Order.State.SENDING)
     patient(ehr_order_id="ORD-4", state=Order.State.CANCELLED)
     patient(ehr_order_id="ORD-5", state=Order.State.FILED)
 
@@ -214,3 +216,15 @@ def test_a_caller_may_narrow_the_candidates():
     proposal = propose("ORD-2.pdf", "", orders=Order.objects.filter(pk=first.pk))
 
     assert proposal.candidates == ()
+
+
+def test_a_batch_is_proposed_in_two_queries_as_each_file_alone(django_assert_max_num_queries):
+    first = patient(ehr_order_id="ORD-1", patient_mrn="111222")
+    second = patient(ehr_order_id="ORD-2", patient_mrn="333444", patient_last_name="Other")
+    files = [("ORD-1.pdf", ""), ("scan.pdf", "MRN 333444 born 03/07/1980"), ("scan.pdf", "nothing here")]
+
+    with django_assert_max_num_queries(2):
+        proposals = propose_all(files)
+
+    assert proposals == [propose(name, text) for name, text in files]
+    assert [proposal.preselected for proposal in proposals] == [first, second, None]

@@ -161,3 +161,72 @@ def test_text_is_read_from_no_more_pages_than_the_bound(settings):
     settings.NOTE_PREVIEW_MAX_PAGES = 2
     text = first_pages_text(text_pdf(["one", "two", "three"]), pages=10)
     assert text.split(preview.PAGE_BREAK) == ["one", "two"]
+
+
+def test_a_batch_of_files_is_read_in_one_child_each_file_as_alone(monkeypatch):
+    files = [
+        text_pdf(["MRN: 00123", "Born 7 Mar 1980"]),
+        b"not a pdf",
+        b"%PDF-1.7 broken",
+        text_pdf(["Nguyễn Văn"]),
+        one_page(612, 792, b"0 0 m 100 100 l S"),
+    ]
+    calls = []
+    real_run = subprocess.run
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs["input"].partition(b"\n")[0])
+        return real_run(*args, **kwargs)
+
+    monkeypatch.setattr(sandbox_module.subprocess, "run", spy)
+    texts = preview.first_pages_texts(files)
+    assert len(calls) == 1 and b'"job": "texts"' in calls[0]
+    assert texts[0] == first_pages_text(files[0]) == "MRN: 00123\fBorn 7 Mar 1980"
+    assert (texts[1].reason, texts[2].reason) == ("not_pdf", "unreadable")
+    assert texts[3:] == ["Nguyễn Văn", ""]
+
+
+def test_a_file_that_takes_the_batch_child_down_costs_only_itself(monkeypatch):
+    good, bad = text_pdf(["readable"]), text_pdf(["crashes the renderer"])
+    real_run = sandbox_module.run_in_child
+
+    def crashing(job, data, **kwargs):
+        # Stands for a file that makes PDFium crash: any child that reads it dies.
+        if bad in data:
+            raise sandbox_module.ChildFailed("-11")
+        return real_run(job, data, **kwargs)
+
+    monkeypatch.setattr(preview, "run_in_child", crashing)
+    texts = preview.first_pages_texts([good, bad, good])
+    assert texts[0] == texts[2] == "readable"
+    assert texts[1].reason == "too_complex"
+
+
+def test_a_batch_is_split_into_groups_that_fit_the_child(monkeypatch):
+    monkeypatch.setattr(preview, "TEXT_GROUP_BYTES", 1)
+    groups = []
+    real_run = sandbox_module.run_in_child
+
+    def counting(job, data, **kwargs):
+        groups.append(len(kwargs.get("sizes", [None])))
+        return real_run(job, data, **kwargs)
+
+    monkeypatch.setattr(preview, "run_in_child", counting)
+    assert preview.first_pages_texts([text_pdf(["a"]), text_pdf(["b"])]) == ["a", "b"]
+    assert groups == [1, 1]
+
+
+def test_the_child_jobs_answer_the_same_when_called_directly():
+    # What runs in the child, called in this (single-threaded) test process: the answers
+    # the parent decodes, and a page outside the document named as such.
+    from orders.pdf import render
+
+    data = text_pdf(["first page", "second page"])
+    answer, png = render.render_job({"page_index": 1, "max_px": 300}, data)
+    assert answer == {"ok": True, "page_count": 2, "width": answer["width"], "height": answer["height"]}
+    assert png_size(png) == (answer["width"], answer["height"]) and answer["height"] <= 300
+    assert render.render_job({"page_index": 2, "max_px": 300}, data)[0]["reason"] == "no_such_page"
+    assert render.render_job({"page_index": 0, "max_px": 300}, b"%PDF-1.7 broken")[0]["reason"] == "unreadable"
+    answer, text = render.texts_job({"pages": 1, "sizes": [len(data), 5]}, data + b"%PDF-")
+    assert [item["ok"] for item in answer["files"]] == [True, False]
+    assert text == b"first page"

@@ -2,6 +2,7 @@
 
     png = render_page(data, page_index=0)     # PNG bytes, longer side <= NOTE_PREVIEW_MAX_PX
     text = first_pages_text(data, pages=2)    # the text layer, pages separated by "\f"
+    texts = first_pages_texts([data, ...])    # the same for a batch: a text or a PreviewError each
 
 Staff check a note against its patient by looking at images of its pages, so the check
 never depends on a browser's PDF plug-in and the browser never runs the PDF. PDFium is not
@@ -16,9 +17,12 @@ from django.conf import settings
 from orders.pdf.refusals import PDF_MAGIC
 from orders.pdf.sandbox import ChildFailed, run_in_child
 
-__all__ = ["PreviewError", "first_pages_text", "render_page"]
+__all__ = ["PreviewError", "first_pages_text", "first_pages_texts", "render_page"]
 
 PAGE_BREAK = "\f"
+# Most bytes of PDFs one child reads for first_pages_texts: with their copies and PDFium's
+# work they must fit well within the child's memory limit (NOTE_CHECK_MEMORY_MB).
+TEXT_GROUP_BYTES = 64 * 1024 * 1024
 
 MESSAGES = {
     "not_pdf": "This file is not a PDF, so it has no pages to show.",
@@ -54,6 +58,55 @@ def first_pages_text(data: bytes, pages: int = 2) -> str:
     return content.decode("utf-8", "replace")
 
 
+def first_pages_texts(files: list[bytes], pages: int = 2) -> list[str | PreviewError]:
+    """first_pages_text for each of `files`, in order: its text, or the PreviewError that
+    file alone raises. One child reads a whole group of files (up to TEXT_GROUP_BYTES), so a
+    batch pays for starting PDFium once, not once per file; if a file takes that child down
+    (time, memory, a crash), each file of its group is read again in a child of its own."""
+    pages = max(1, min(pages, settings.NOTE_PREVIEW_MAX_PAGES))
+    results: list[str | PreviewError] = [""] * len(files)
+    group: list[int] = []
+    for index, data in enumerate(files):
+        if not data or not data.startswith(PDF_MAGIC):
+            results[index] = PreviewError("not_pdf")
+            continue
+        if group and sum(len(files[i]) for i in group) + len(data) > TEXT_GROUP_BYTES:
+            _read_group(files, group, pages, results)
+            group = []
+        group.append(index)
+    if group:
+        _read_group(files, group, pages, results)
+    return results
+
+
+def _read_group(files, indexes, pages, results):
+    try:
+        answer, content = run_in_child(
+            "texts",
+            b"".join(files[index] for index in indexes),
+            cpu_seconds=settings.NOTE_CHECK_CPU_SECONDS,
+            memory_bytes=settings.NOTE_CHECK_MEMORY_MB * 1024 * 1024,
+            pages=pages,
+            sizes=[len(files[index]) for index in indexes],
+        )
+    except ChildFailed:
+        for index in indexes:
+            try:
+                results[index] = first_pages_text(files[index], pages)
+            except PreviewError as failed:
+                results[index] = failed
+        return
+    offset = 0
+    for index, item in zip(indexes, answer["files"], strict=True):
+        text = content[offset : offset + item["text_bytes"]]
+        offset += item["text_bytes"]
+        results[index] = text.decode("utf-8", "replace") if item["ok"] else _error(item)
+
+
+def _error(answer):
+    return PreviewError(answer.get("reason") if answer.get("reason") in MESSAGES else "unreadable")
+
+
 def _run(job, data, **params):
     if not data or not data.startswith(PDF_MAGIC):
         raise PreviewError("not_pdf")
@@ -68,5 +121,5 @@ def _run(job, data, **params):
     except ChildFailed:
         raise PreviewError("too_complex") from None
     if not answer.get("ok"):
-        raise PreviewError(answer.get("reason") if answer.get("reason") in MESSAGES else "unreadable")
+        raise _error(answer)
     return answer, content

@@ -15,32 +15,22 @@ followed by the job's bytes (the rebuilt copy, a PNG, the text).
 """
 
 import hashlib
-import importlib
 import json
 import logging
-import os
-import resource
 import subprocess
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
-from types import SimpleNamespace
 
 from hcoint.events import log_event
-from orders.pdf.refusals import MESSAGES, CheckedPdf, Limits, PdfRejected
+from orders.pdf.refusals import CheckedPdf, Limits, PdfRejected
 
 logger = logging.getLogger(__name__)
 
-# The directory that holds the `orders` package, so the child can import it.
+# The directory that holds the `orders` package, so the child can import it. The child
+# starts in orders/pdf/child.py, which imports nothing heavy: each job imports what it needs.
 PROJECT_DIR = str(Path(__file__).resolve().parents[2])
-CHILD_CODE = "import sys; sys.path.insert(0, sys.argv[1]); from orders.pdf.sandbox import child_main; child_main()"
-
-# Job name -> "module:function" the child runs: function(request, data) -> (answer, content).
-JOBS = {
-    "check": "orders.pdf.sandbox:check_job",
-    "render": "orders.pdf.render:render_job",
-    "text": "orders.pdf.render:text_job",
-}
+CHILD_CODE = "import sys; sys.path.insert(0, sys.argv[1]); from orders.pdf.child import child_main; child_main()"
 
 
 class ChildFailed(Exception):
@@ -123,26 +113,3 @@ def check_job(request, data):
     except PdfRejected as rejected:
         return {"ok": False, "reason": rejected.reason, "message": rejected.message}, b""
     return {"ok": True, "page_count": checked.page_count}, checked.content
-
-
-def _limit_self(limits):
-    """Bind this process to `limits` (anything with `cpu_seconds` and `memory_bytes`, such as Limits)."""
-    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 1))
-    resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-
-def child_main():
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    request = json.loads(stdin.readline())
-    _limit_self(SimpleNamespace(cpu_seconds=request["cpu_seconds"], memory_bytes=request["memory_bytes"]))
-    data = stdin.read()
-    module_name, _, function_name = JOBS[request["job"]].partition(":")
-    job = getattr(importlib.import_module(module_name), function_name)
-    try:
-        answer, content = job(request, data)
-    except MemoryError:
-        answer, content = {"ok": False, "reason": "too_complex", "message": MESSAGES["too_complex"]}, b""
-    stdout.write(json.dumps(answer).encode() + b"\n" + content)
-    stdout.flush()
-    os._exit(0)  # skip interpreter teardown: nothing left to clean up, and it costs time
