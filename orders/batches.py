@@ -1,7 +1,8 @@
 """Bulk upload: many PDFs at once, each through the upload gate, matched to the order it
 belongs to, and sent only for the rows a person confirmed.
 
-    batch = batch_create(user=user, uploads=files)          # gate, match, preview: one file at a time
+    batch = batch_create(user=user, uploads=files)          # the gate per file, then matching in groups
+    png = batch_file_png(row)                                # the first page, rendered once when first shown
     outcome = batch_send(batch=batch, choices=[(row, order or None), ...], user=user, request=request)
     batch_purge_expired()                                    # the worker's periodic job
 
@@ -24,11 +25,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from hcoint.events import log_event
-from orders.matching import propose
+from orders.matching import propose_all
 from orders.models import BatchFile, NotePreview, Order, UploadBatch
 from orders.notes import NoteRefused, clean_file_name, note_send, note_upload, note_upload_rejected, order_send_blocker
 from orders.pdf import PdfRejected, pdf_check, pdf_check_size
-from orders.pdf.preview import PreviewError, first_pages_text, render_page
+from orders.pdf.preview import TEXT_GROUP_BYTES, PreviewError, first_pages_texts, render_page
 
 logger = logging.getLogger(__name__)
 
@@ -36,14 +37,16 @@ SAME_ORDER_TWICE = (
     "Another file of this batch was just sent to this order, and an order takes one note. "
     "Choose another order for this file, or skip it."
 )
-NO_PREVIEW = "No preview could be made of this file; open it after sending, from the order's page."
 
 
 def batch_create(*, user, uploads, now=None):
-    """A stored batch of `uploads` (Django UploadedFiles), each file checked, matched and previewed.
+    """A stored batch of `uploads` (Django UploadedFiles), each file checked and matched.
 
-    Files are read one at a time (the upload handler put each in a temporary file), and
-    each row is saved as soon as it is done: an upload cut short keeps what was done.
+    First each file through the gate, one at a time (the upload handler put each in a
+    temporary file), its row saved at once: an upload cut short keeps what was done. Then
+    the accepted files are read and matched in groups (one child process reads a group's
+    text, one pair of queries matches it: docs/performance.md). Previews are rendered when
+    first shown (`batch_file_png`), so the upload answers sooner.
     """
     now = now or timezone.now()
     batch = UploadBatch.objects.create(
@@ -52,16 +55,27 @@ def batch_create(*, user, uploads, now=None):
         expires_at=now + timedelta(days=settings.UPLOAD_BATCH_EXPIRY_DAYS),
         file_count=len(uploads),
     )
-    refused = preselected = 0
+    accepted = []  # (row, bytes of its copy)
     for position, upload in enumerate(uploads):
-        row = _add_file(batch, position, upload)
-        refused += row.decision == BatchFile.Decision.REFUSED
-        preselected += row.proposed_order_id is not None
-    log_event(logger, "batch.created", batch_id=batch.pk, files=len(uploads), refused=refused, preselected=preselected)
+        row, stored = _check_file(batch, position, upload)
+        if row.decision != BatchFile.Decision.REFUSED:
+            accepted.append((row, stored))
+    preselected = sum(_match(group) for group in _groups(accepted))
+    log_event(
+        logger,
+        "batch.created",
+        batch_id=batch.pk,
+        files=len(uploads),
+        refused=len(uploads) - len(accepted),
+        preselected=preselected,
+    )
     return batch
 
 
-def _add_file(batch, position, upload):
+def _check_file(batch, position, upload):
+    """The file's row, saved: the gate's clean copy, or refused with the gate's reason; and
+    the copy's size. The row returned holds no bytes: the next file must not find this one's
+    still in memory."""
     row = BatchFile(batch=batch, position=position, file_name=clean_file_name(upload.name), size=upload.size or 0)
     try:
         # The size first, so an oversized file is never read into memory.
@@ -71,22 +85,13 @@ def _add_file(batch, position, upload):
         row.decision, row.problem, row.reason = BatchFile.Decision.REFUSED, rejected.message, rejected.reason
         row.save()
         log_event(logger, "batch.file_refused", batch_id=batch.pk, batch_file_id=row.pk, reason=rejected.reason)
-        return row
+        return row, 0
     row.content = checked.content
     row.original_sha256 = checked.original_sha256
     row.page_count = checked.page_count
-    proposal = propose(row.file_name, _text(checked.content))
-    row.proposal = [
-        {"order": candidate.order.pk, "score": candidate.score, "reasons": list(candidate.reasons)}
-        for candidate in proposal.candidates
-    ]
-    row.proposed_order = proposal.preselected
-    try:
-        row.preview_png = render_page(checked.content, 0)
-    except PreviewError as failed:
-        row.preview_problem = (failed.message or NO_PREVIEW)[:300]
     row.save()
-    return row
+    row.content = b""
+    return row, len(checked.content)
 
 
 def _read(upload):
@@ -96,12 +101,54 @@ def _read(upload):
         upload.close()
 
 
-def _text(content):
-    """The text of the first pages, for matching only; a file without readable text matches by name."""
+def _groups(accepted):
+    """The rows of `accepted` [(row, size)] in runs whose copies together fit one
+    text-reading child (TEXT_GROUP_BYTES)."""
+    group, total = [], 0
+    for row, size in accepted:
+        if group and total + size > TEXT_GROUP_BYTES:
+            yield group
+            group, total = [], 0
+        group.append(row)
+        total += size
+    if group:
+        yield group
+
+
+def _match(rows):
+    """Read the first pages of `rows`' copies and store what matching proposes; the text is
+    dropped here. Returns how many were pre-selected."""
+    contents = dict(BatchFile.objects.filter(pk__in=[row.pk for row in rows]).values_list("pk", "content"))
+    texts = first_pages_texts([bytes(contents.pop(row.pk)) for row in rows])
+    # A file whose text cannot be read is matched by its name alone.
+    named = [(row.file_name, text if isinstance(text, str) else "") for row, text in zip(rows, texts, strict=True)]
+    del texts
+    preselected = 0
+    for row, proposal in zip(rows, propose_all(named), strict=True):
+        row.proposal = [
+            {"order": candidate.order.pk, "score": candidate.score, "reasons": list(candidate.reasons)}
+            for candidate in proposal.candidates
+        ]
+        row.proposed_order = proposal.preselected
+        row.save(update_fields=["proposal", "proposed_order"])
+        preselected += proposal.preselected is not None
+    return preselected
+
+
+def batch_file_png(row):
+    """The first page of `row`'s file as PNG, rendered on first request and kept with the row.
+    Raises PreviewError (and remembers why, for the page) when it cannot be rendered."""
+    if row.preview_png:
+        return bytes(row.preview_png)
+    content = BatchFile.objects.values_list("content", flat=True).get(pk=row.pk)
     try:
-        return first_pages_text(content)
-    except PreviewError:
-        return ""
+        png = render_page(bytes(content), 0)
+    except PreviewError as failed:
+        BatchFile.objects.filter(pk=row.pk).update(preview_problem=failed.message[:300])
+        log_event(logger, "batch.preview_failed", batch_file_id=row.pk, reason=failed.reason)
+        raise
+    BatchFile.objects.filter(pk=row.pk).update(preview_png=png)
+    return png
 
 
 @dataclass

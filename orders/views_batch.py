@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from orders import batches
 from orders.forms_batch import BatchSendForm, BatchUploadForm, rows_for_page
 from orders.models import BatchFile, UploadBatch
+from orders.pdf.preview import PreviewError
 
 # Multipart framing and the other fields, on top of the files themselves.
 REQUEST_OVERHEAD_BYTES = 1024 * 1024
@@ -153,16 +154,17 @@ def _count(items, noun):
 @require_GET
 @permission_required("orders.upload_note", raise_exception=True)
 def batch_file_preview(request, pk):
-    """The cached first-page image of a file in one of the user's batches."""
+    """The first page of a file in one of the user's batches, as an image (rendered once, then kept)."""
     row = get_object_or_404(
-        BatchFile.objects.only("preview_png", "batch__created_by_id", "batch__expires_at").select_related("batch"),
+        BatchFile.objects.defer("content").select_related("batch"),
         pk=pk,
         batch__created_by=request.user,
         batch__expires_at__gt=timezone.now(),
     )
-    image = bytes(row.preview_png)
-    if not image:
-        raise Http404("No preview")
+    try:
+        image = batches.batch_file_png(row)
+    except PreviewError:
+        raise Http404("No preview") from None
     response = HttpResponse(image, content_type="image/png")
     response["Content-Length"] = str(len(image))
     # A patient document: never in a browser's or a proxy's cache.

@@ -1,9 +1,12 @@
 """Bulk upload: many PDFs in one request, each through the gate, matched, previewed and kept
 in the database until a person decides; a refused file is listed with its reason."""
 
+from unittest import mock
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from django.utils.html import escape
 from django.utils import timezone
 
 from orders.models import BatchFile, UploadBatch
@@ -60,7 +63,8 @@ def test_each_file_is_stored_beside_its_proposal_and_a_bad_one_is_listed_with_it
     for row in (by_name, by_text, unmatched):
         assert row.decision == BatchFile.Decision.PENDING
         assert bytes(row.content).startswith(b"%PDF-") and row.page_count == 1
-        assert bytes(row.preview_png).startswith(PNG_MAGIC)
+        # Rendered when first shown, not during the upload.
+        assert not bytes(row.preview_png)
     # Nothing was sent, and nothing became a note, before a person confirmed it.
     assert not first.notes.exists() and not second.notes.exists()
     [created] = events(caplog, "batch.created")
@@ -94,6 +98,29 @@ def test_another_users_batch_and_its_preview_answer_404(client, uploader):
     assert client.get(reverse("batch_detail", args=[row.batch_id])).status_code == 404
     assert client.get(reverse("batch_file_preview", args=[row.pk])).status_code == 404
     assert client.post(reverse("batch_send", args=[row.batch_id]), {f"file_{row.pk}": "skip"}).status_code == 404
+
+
+def test_the_preview_is_rendered_on_first_view_then_kept(client, uploader):
+    row = BatchFileFactory(batch__created_by=uploader, content=text_pdf(["Page one"]), preview_png=b"")
+    client.force_login(uploader)
+    first = client.get(reverse("batch_file_preview", args=[row.pk]))
+    assert first.status_code == 200 and first.content.startswith(PNG_MAGIC)
+    row.refresh_from_db()
+    assert bytes(row.preview_png) == first.content
+    with mock.patch("orders.batches.render_page", autospec=True) as render:
+        assert client.get(reverse("batch_file_preview", args=[row.pk])).content == first.content
+    render.assert_not_called()
+
+
+def test_a_file_that_cannot_be_rendered_says_so_on_the_page(client, uploader):
+    row = BatchFileFactory(batch__created_by=uploader, content=b"%PDF-1.7 not really", preview_png=b"")
+    client.force_login(uploader)
+    assert client.get(reverse("batch_file_preview", args=[row.pk])).status_code == 404
+    row.refresh_from_db()
+    assert row.preview_problem
+    page = client.get(reverse("batch_detail", args=[row.batch_id])).content.decode()
+    assert escape(row.preview_problem) in page
+    assert reverse("batch_file_preview", args=[row.pk]) not in page
 
 
 def test_the_preview_is_the_cached_png_never_stored_by_the_browser(client, uploader):
@@ -136,11 +163,11 @@ def test_fifty_files_in_one_request_each_go_to_a_temporary_file(client, uploader
 
     seen = []
 
-    def add_file(batch, position, upload):
+    def check_file(batch, position, upload):
         seen.append(type(upload))
-        return BatchFile(batch=batch, position=position)
+        return BatchFile(batch=batch, position=position, decision=BatchFile.Decision.REFUSED), 0
 
-    monkeypatch.setattr("orders.batches._add_file", add_file)
+    monkeypatch.setattr("orders.batches._check_file", check_file)
     client.force_login(uploader)
     files = [pdf(f"note-{index}.pdf", f"Note {index}") for index in range(50)]
     response = upload(client, *files)
