@@ -40,8 +40,11 @@ max_requests_jitter = env_int("GUNICORN_MAX_REQUESTS_JITTER", 100)
 # order search (`?q=`) and Redox's GET verification (`?challenge=…&verification-token=…`),
 # both short, so gunicorn's maximum line length is ample. Headers stay at
 # gunicorn's defaults. Bodies are not limited here (gunicorn has no such setting):
-# Django refuses webhook bodies over REDOX_WEBHOOK_MAX_BYTES (DATA_UPLOAD_MAX_MEMORY_SIZE)
-# and the upload form refuses PDFs over NOTE_MAX_BYTES.
+# Django refuses webhook bodies over REDOX_WEBHOOK_MAX_BYTES (DATA_UPLOAD_MAX_MEMORY_SIZE),
+# the upload form refuses PDFs over NOTE_MAX_BYTES, and the bulk upload refuses a request
+# over UPLOAD_BATCH_MAX_BYTES before reading it (orders/views_batch.py). A bulk upload of 50
+# files takes tens of seconds on one thread; with gthread the heartbeat (`timeout` above)
+# comes from the main loop, so that is no reason to raise it.
 limit_request_line = 8190
 limit_request_fields = 100
 limit_request_field_size = 8190

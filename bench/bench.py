@@ -11,6 +11,9 @@
 4. Encryption at rest (bench/bench_encryption.py, in its own process): the cipher alone,
    a note through the ORM and ingest in process, each with encryption on and off.
 
+5. Matching and previews (bench/bench_matching.py), on each seeded database: 50 PDFs of
+   5 pages read and matched to the awaiting orders, and a page rendered to an image.
+
 Everything above runs with FIELD_ENCRYPTION_KEYS set (bench/harness.py), as production does.
 
 Prints one table and writes the same figures to bench/results/latest.json. docs/performance.md
@@ -263,6 +266,16 @@ def large_notes(pg, url):
     return figures
 
 
+def matching(url):
+    """bench/bench_matching.py's figures on the seeded database at `url`."""
+    finished = subprocess.run(
+        [PYTHON, "bench_matching.py"], cwd=ROOT / "bench", env=app_env(url), capture_output=True, text=True
+    )
+    if finished.returncode != 0:
+        raise SystemExit(f"bench_matching.py failed:\n{finished.stderr[-2000:]}")
+    return json.loads(finished.stdout.strip().splitlines()[-1])
+
+
 def machine():
     cpu = ""
     with contextlib.suppress(OSError, AttributeError):
@@ -335,6 +348,21 @@ def table(results):
     if results.get("encryption"):
         lines.append("")
         lines.append(encryption_table(results["encryption"]))
+    lines.append("")
+    lines.append(
+        "Matching 50 PDFs x 5 pages   awaiting   total s   (CPU s)   text s   propose s   batched s (CPU s)"
+        "   preselected ok/wrong   asked: listed/not   render p50/max ms (CPU)"
+    )
+    for size, row in results.get("matching", {}).items():
+        outcomes = row["outcomes"]
+        lines.append(
+            f"  {int(size):>7,} orders       {row['awaiting_orders']:8,}   {row['total_s']:7.2f}"
+            f"   ({row['cpu_s']:5.2f})   {row['text_s']:6.2f}   {row['propose_s']:9.2f}"
+            f"   {row['batch_s']:9.2f} ({row['batch_cpu_s']:5.2f})"
+            f"   {outcomes['preselected right']:>9}/{outcomes['preselected wrong']:<5}"
+            f"     {outcomes['asked, right order listed']:>9}/{outcomes['asked, not listed']:<5}"
+            f"   {row['render_ms_p50']:8.0f} /{row['render_ms_max']:4.0f} ({row['render_cpu_ms']:3.0f})"
+        )
     info = results["machine"]
     lines.append("")
     load = "/".join(f"{value:.1f}" for value in info["load_average"])
@@ -349,7 +377,7 @@ def table(results):
 def main():
     started = time.perf_counter()
     pg = Postgres()
-    results = {"machine": machine(), "ingest": {}, "pages": {}, "notes": {}}
+    results = {"machine": machine(), "ingest": {}, "pages": {}, "notes": {}, "matching": {}}
     names = []
     try:
         print("Ingest: HCOINT ...", file=sys.stderr)
@@ -371,6 +399,8 @@ def main():
         results["notes"] = {str(k): v for k, v in large_notes(pg, urls[SIZES[0]]).items()}
         print("Encryption at rest ...", file=sys.stderr)
         results["encryption"] = encryption(pg)
+        print("Matching and previews ...", file=sys.stderr)
+        results["matching"] = {str(size): matching(url) for size, url in urls.items()}
     finally:
         if os.environ.get("BENCH_KEEP") != "1":
             for name in names:

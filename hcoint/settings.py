@@ -198,8 +198,8 @@ SESSION_COOKIE_SECURE = not DEBUG
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_HTTPONLY = True
-# Pages may not be framed, except the PDF preview, which is framed by our own
-# review page (that view uses @xframe_options_sameorigin).
+# No page may be framed, not even the PDF: the review page shows images of its pages
+# (orders/views.py, note_page) instead of framing the PDF.
 X_FRAME_OPTIONS = "DENY"
 
 # django-csp 4.x: a strict policy with no inline script.
@@ -237,7 +237,24 @@ NOTE_MAX_PAGES = env_int("NOTE_MAX_PAGES", 500)
 NOTE_MAX_DEPTH = env_int("NOTE_MAX_DEPTH", 32)
 NOTE_CHECK_CPU_SECONDS = env_int("NOTE_CHECK_CPU_SECONDS", 20)
 NOTE_CHECK_MEMORY_MB = env_int("NOTE_CHECK_MEMORY_MB", 1024)
-DATA_UPLOAD_MAX_NUMBER_FILES = 1
+# Page previews (orders/pdf/preview.py), rendered in the same limited child process: the
+# longer side of a page image in pixels (1400 reads like a 170 dpi letter page), and how
+# many pages of a note are shown as images (the PDF link opens the rest).
+NOTE_PREVIEW_MAX_PX = env_int("NOTE_PREVIEW_MAX_PX", 1400)
+NOTE_PREVIEW_MAX_PAGES = env_int("NOTE_PREVIEW_MAX_PAGES", 20)
+if not 200 <= NOTE_PREVIEW_MAX_PX <= 4000:
+    raise ImproperlyConfigured(f"NOTE_PREVIEW_MAX_PX must be between 200 and 4000, not {NOTE_PREVIEW_MAX_PX}")
+if NOTE_PREVIEW_MAX_PAGES < 1:
+    raise ImproperlyConfigured(f"NOTE_PREVIEW_MAX_PAGES must be 1 or more, not {NOTE_PREVIEW_MAX_PAGES}")
+# Bulk upload (orders/batches.py): the most files and bytes one upload may carry, and how
+# long files nobody sent are kept before the worker deletes them (every
+# UPLOAD_BATCH_PURGE_SECONDS). Django's file-count limit is global, so it follows the
+# batch's: every other form reads one file and ignores the rest.
+UPLOAD_BATCH_MAX_FILES = env_int("UPLOAD_BATCH_MAX_FILES", 100)
+UPLOAD_BATCH_MAX_BYTES = env_int("UPLOAD_BATCH_MAX_BYTES", 300 * 1024 * 1024)
+UPLOAD_BATCH_EXPIRY_DAYS = env_int("UPLOAD_BATCH_EXPIRY_DAYS", 7)
+UPLOAD_BATCH_PURGE_SECONDS = env_int("UPLOAD_BATCH_PURGE_SECONDS", 3600)
+DATA_UPLOAD_MAX_NUMBER_FILES = UPLOAD_BATCH_MAX_FILES
 
 # --- Encryption at rest (hcoint/encryption.py, docs/security.md) ---------------
 # Note PDFs and Redox's raw bodies are encrypted in the database with these keys:

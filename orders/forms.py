@@ -62,6 +62,12 @@ class NoteUploadForm(forms.Form):
 
     def clean_file(self):
         upload = self.cleaned_data["file"]
+        # Django accepts up to UPLOAD_BATCH_MAX_FILES files per request (for the bulk upload);
+        # this form would quietly keep only the last of them.
+        if len(self.files.getlist(self.add_prefix("file"))) > 1:
+            raise forms.ValidationError(
+                "Choose one PDF. To upload the notes of many orders at once, use Bulk upload.", code="many_files"
+            )
         try:
             # The size first, so an oversized upload is never read into memory.
             pdf_check_size(upload.size)

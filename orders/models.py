@@ -503,6 +503,25 @@ class ClinicalNote(models.Model):
         return self.content_purged_at is not None
 
 
+class NotePreview(models.Model):
+    """One page of a note as a PNG (orders/previews.py), rendered once and kept here:
+    containers have no durable disk, and rendering costs a child process. A cache: it goes
+    with its note."""
+
+    note = models.ForeignKey(ClinicalNote, on_delete=models.CASCADE, related_name="previews")
+    page_index = models.PositiveIntegerField(help_text="0 is the first page.")
+    png = EncryptedBinaryField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["note", "page_index"], name="note_preview_one_per_page"),
+        ]
+
+    def __str__(self):
+        return f"Note {self.note_id} page {self.page_index + 1}"
+
+
 class DeliveryQuerySet(models.QuerySet):
     def in_flight(self):
         return self.filter(status__in=Delivery.IN_FLIGHT_STATUSES)
@@ -858,3 +877,94 @@ class DigestRun(models.Model):
 
     def __str__(self):
         return f"Digest {self.name}"
+
+
+class UploadBatch(models.Model):
+    """Many PDFs dropped at once by one uploader (orders/batches.py), kept until sent or expired.
+
+    A batch lives in the database, like notes (containers have no durable disk), so it
+    survives a page reload; the worker deletes it, its files and their bytes at `expires_at`
+    (UPLOAD_BATCH_EXPIRY_DAYS after it was made), whatever was left unconfirmed.
+    """
+
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+    # How many files the upload held: fewer rows than this means the upload was cut short.
+    file_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "upload batches"
+
+    def __str__(self):
+        return f"Batch {self.pk}"
+
+
+class BatchFile(models.Model):
+    """One file of a batch: the gate's clean copy, what matching proposed, and what a person decided.
+
+    The text read from the file (patient data) is not kept: only the proposal made from it
+    (candidate order ids, scores and reasons). Bytes and preview are dropped once the file
+    is sent (the note holds them) or skipped.
+    """
+
+    class Decision(models.TextChoices):
+        PENDING = "pending", "Waiting for a decision"
+        CONFIRMED = "confirmed", "Confirmed"
+        SKIPPED = "skipped", "Skipped"
+        SENT = "sent", "Sent"
+        REFUSED = "refused", "Refused"
+
+    batch = models.ForeignKey(UploadBatch, on_delete=models.CASCADE, related_name="files")
+    position = models.PositiveIntegerField(default=0)
+    file_name = models.CharField(max_length=255)
+    content = EncryptedBinaryField(blank=True, default=b"")
+    original_sha256 = models.CharField("SHA-256 of the upload", max_length=64, blank=True)
+    page_count = models.PositiveIntegerField(null=True, blank=True)
+    size = models.PositiveIntegerField("size of the upload", default=0)
+    preview_png = EncryptedBinaryField(blank=True, default=b"")
+    # Why there is no preview, in plain words (empty when there is one).
+    preview_problem = models.CharField(max_length=300, blank=True)
+    # [{"order": id, "score": 0-100, "reasons": [...]}], best first (orders/matching.py).
+    proposal = models.JSONField(default=list, blank=True)
+    proposed_order = models.ForeignKey(Order, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    chosen_order = models.ForeignKey(Order, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    decision = models.CharField(max_length=10, choices=Decision.choices, default=Decision.PENDING)
+    # Refused by the PDF gate (decision refused) or by the send rules (still pending): plain words.
+    problem = models.TextField(blank=True)
+    reason = models.CharField("reason code", max_length=40, blank=True)
+    note = models.OneToOneField(
+        ClinicalNote, on_delete=models.SET_NULL, null=True, blank=True, related_name="batch_file"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["batch", "position", "id"]
+
+    def __str__(self):
+        return f"Batch file {self.pk}"
+
+    @property
+    def is_open(self):
+        """Still waiting for a person (a confirmed row whose send did not happen stays open too)."""
+        return self.decision in (self.Decision.PENDING, self.Decision.CONFIRMED)
+
+    def mark_sent(self, note, now):
+        self.decision = self.Decision.SENT
+        self.note = note
+        self.chosen_order_id = note.order_id
+        self._close(now, "note", "chosen_order")
+
+    def mark_skipped(self, now):
+        self.decision = self.Decision.SKIPPED
+        self._close(now)
+
+    def _close(self, now, *fields):
+        # Done with: the note holds the bytes of a sent file; a skipped one is discarded.
+        self.content = b""
+        self.preview_png = b""
+        self.problem = ""
+        self.reason = ""
+        self.decided_at = now
+        self.save(update_fields=["decision", "content", "preview_png", "problem", "reason", "decided_at", *fields])

@@ -61,7 +61,7 @@ def note_upload(*, order, file_name, content, page_count, user, request=None, or
                 raise NoteRefused(CANCELLED, "order_cancelled")
             note = ClinicalNote.objects.create(
                 order=order,
-                file_name=_clean_file_name(file_name),
+                file_name=clean_file_name(file_name),
                 content=content,
                 size=len(content),
                 sha256=hashlib.sha256(content).hexdigest(),
@@ -131,15 +131,26 @@ def note_send_blocker(*, note):
     form and an explanation; `note_send` applies the same rules under a lock.
     """
     order = note.order
+    if not order.is_cancelled and order.patient_purged_at is None:
+        # A result carries the PDF: it cannot be sent once the bytes are removed.
+        if note.content_purged_at is not None:
+            return PDF_REMOVED, "pdf_removed"
+        if Delivery.objects.filter(note=note).exists():
+            return NOTE_ALREADY_SENT, "note_already_sent"
+    return order_send_blocker(order=order)
+
+
+def order_send_blocker(*, order):
+    """Why no new note may be sent plainly for `order` right now, as (message, reason), or None.
+
+    The bulk upload asks this before it stores a file as a note for the order
+    (orders/batches.py); `note_send` applies the same rules under a lock.
+    """
     if order.is_cancelled:
         return CANCELLED, "order_cancelled"
-    # A result echoes the patient back and carries the PDF: neither can be sent once removed.
+    # A result echoes the patient back: it cannot be sent once the patient's details are removed.
     if order.patient_purged_at is not None:
         return PATIENT_REMOVED, "patient_removed"
-    if note.content_purged_at is not None:
-        return PDF_REMOVED, "pdf_removed"
-    if Delivery.objects.filter(note=note).exists():
-        return NOTE_ALREADY_SENT, "note_already_sent"
     deliveries = Delivery.objects.filter(order=order)
     if deliveries.in_flight().exists():
         return IN_FLIGHT_REFUSAL, "in_flight"
@@ -161,7 +172,7 @@ def _refuse_send(*, order, note, is_correction, reason):
     raise NoteRefused(message, code)
 
 
-def _clean_file_name(name):
+def clean_file_name(name):
     """The base name only (browsers may send a path), trimmed to fit the column."""
     base = PurePath((name or "").replace("\\", "/")).name.strip()
     return (base or "note.pdf")[:255]

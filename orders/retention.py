@@ -44,6 +44,7 @@ from orders.models import (
     ClinicalNote,
     Delivery,
     InboundMessage,
+    NotePreview,
     Order,
     Partner,
     Redelivery,
@@ -134,6 +135,8 @@ DUE = {"notes": notes_due, "messages": messages_due, "orders": orders_due, "audi
 
 def _purge_notes(ids, now):
     ClinicalNote.objects.filter(pk__in=ids).update(content=b"", content_purged_at=now)
+    # The page images are pictures of the same PDF.
+    NotePreview.objects.filter(note_id__in=ids).delete()
 
 
 def _purge_messages(ids, now):

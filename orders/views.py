@@ -6,6 +6,7 @@ only, and redirects go to ids: patient data never reaches a URL, and so never an
 access log or a trace.
 """
 
+import logging
 import re
 import unicodedata
 
@@ -13,24 +14,28 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.db.models import Prefetch
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import content_disposition_header
-from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from hcoint.admin import can_open_admin
+from hcoint.events import log_event
 from orders import notes
 from orders.audit import audit_record, order_events, view_summary
 from orders.confirm import confirmer_configured
 from orders.delivery import STAFF_ACTION_STATUSES, DeliveryError, delivery_abandon, delivery_retry_now
 from orders.forms import NoteUploadForm, OrderFilterForm, ReasonForm
 from orders.models import AuditEvent, ClinicalNote, Delivery, DeliveryAttempt, Order
+from orders.pdf.preview import PreviewError
+from orders.previews import note_page_png
 from orders.reconcile import GROUPS, reconciliation, request_group_counts
 from orders.search import BoundedPaginator
 
 ORDERS_PER_PAGE = 50
+
+logger = logging.getLogger(__name__)
 
 
 def _order(pk):
@@ -214,6 +219,7 @@ def review_note(request, pk):
 
 def _render_review(request, note, *, resend_form, status=200):
     blocker = notes.note_send_blocker(note=note)
+    shown_pages = min(note.page_count, settings.NOTE_PREVIEW_MAX_PAGES)
     return render(
         request,
         "orders/review_note.html",
@@ -225,6 +231,10 @@ def _render_review(request, note, *, resend_form, status=200):
             "can_send": blocker is None,
             "can_resend": blocker is not None and blocker[1] == "already_sent",
             "resend_form": resend_form,
+            "page_numbers": range(1, shown_pages + 1),
+            # A US letter page's size at the preview's bound: room kept while images load.
+            "page_size": (round(settings.NOTE_PREVIEW_MAX_PX * 612 / 792), settings.NOTE_PREVIEW_MAX_PX),
+            "pages_not_shown": note.page_count - shown_pages,
         },
         status=status,
     )
@@ -263,11 +273,32 @@ def _send_note(request, note, success_message, correction_reason=None):
 
 
 @require_GET
-@xframe_options_sameorigin
 @permission_required("orders.view_order", raise_exception=True)
 def note_pdf(request, pk):
-    """The PDF, shown in the review page's frame (hence same-origin framing is allowed)."""
+    """The PDF, opened in a tab of its own. No page frames it: the review page shows page
+    images (note_page), so the browser never runs a PDF inside our pages."""
     return _pdf_response(request, pk, as_attachment=False, action=AuditEvent.Action.VIEW_PDF)
+
+
+@require_GET
+@permission_required("orders.view_order", raise_exception=True)
+def note_page(request, pk, number):
+    """Page `number` (1 is the first) of the note as a PNG, so checking a note needs no PDF
+    plug-in. Audited as a view of the PDF: the picture shows what the PDF shows."""
+    note = _note(pk)
+    if not 1 <= number <= min(note.page_count, settings.NOTE_PREVIEW_MAX_PAGES):
+        raise Http404("No such page.")
+    if note.is_purged:  # the PDF and its page images went together (orders/retention.py)
+        return HttpResponse(PDF_REMOVED_TEXT, status=410, content_type="text/plain; charset=utf-8")
+    try:
+        png = note_page_png(note, number - 1)
+    except PreviewError as failed:
+        log_event(logger, "note.preview_failed", level=logging.WARNING, note_id=note.pk, reason=failed.reason)
+        return HttpResponse(failed.message, status=422, content_type="text/plain; charset=utf-8")
+    audit_record(request=request, action=AuditEvent.Action.VIEW_PDF, obj=note, order=note.order)
+    response = HttpResponse(png, content_type="image/png")
+    response["Content-Length"] = str(len(png))
+    return response
 
 
 @require_GET
@@ -290,6 +321,9 @@ def _pdf_response(request, pk, *, as_attachment, action):
     # Patient documents must not linger in browser or proxy caches.
     response["Cache-Control"] = "no-store, private"
     return response
+
+
+PDF_REMOVED_TEXT = "This note's PDF was removed under the retention policy; its pages cannot be shown."
 
 
 def pdf_file_name(note):

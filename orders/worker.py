@@ -20,10 +20,10 @@ What it survives:
 Periodic jobs run between turns (`Worker.periodic`), so they need no process or thread of
 their own: the hourly usage report (what `manage.py report_usage` emits), the confirmer
 (every REDOX_CONFIRM_POLL_SECONDS it asks Redox what became of accepted notes;
-orders/confirm.py), the digest email (orders/digest.py, once per period) and the
-retention purge (every RETENTION_PURGE_INTERVAL_SECONDS; orders/retention.py, whose SKIP
-LOCKED batches let several workers run it at once).
-A job that must run once across several workers claims a row for it.
+orders/confirm.py), the digest email (orders/digest.py, once per period), the retention
+purge (every RETENTION_PURGE_INTERVAL_SECONDS; orders/retention.py, whose SKIP LOCKED
+batches let several workers run it at once) and the purge of expired bulk uploads
+(orders/batches.py). A job that must run once across several workers claims a row for it.
 """
 
 import logging
@@ -40,6 +40,7 @@ from django.db import close_old_connections as _close_old_connections
 from django.utils import timezone
 
 from hcoint.events import log_event
+from orders.batches import batch_purge_once
 from orders.confirm import confirm_due
 from orders.delivery import NOTIFY_CHANNEL, delivery_send_once
 from orders.digest import digest_once
@@ -227,6 +228,7 @@ class Worker:
             Periodic(confirm_once, settings.REDOX_CONFIRM_POLL_SECONDS),
             Periodic(digest_once, settings.DIGEST_CHECK_SECONDS),
             Periodic(purge_once, settings.RETENTION_PURGE_INTERVAL_SECONDS),
+            Periodic(batch_purge_once, settings.UPLOAD_BATCH_PURGE_SECONDS),
         ]
         self.down_since = None
         self.delays = backoff_delays()

@@ -10,6 +10,7 @@ Build with keywords for what the test is about and let the rest default:
     OrderFactory(partner=partner, state=Order.State.CANCELLED)
     DeliveryFactory(order=order, created_by=uploader, retry_scheduled=True)
     UserFactory(uploader=True)
+    BatchFileFactory(batch__created_by=uploader, proposed_order=order)
 
 A DeliveryFactory with `enqueue=True` announces the delivery as the note workflow does
 (orders/notes.py), so a listening worker is woken once it is committed.
@@ -24,7 +25,7 @@ import factory
 from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
-from orders.models import ClinicalNote, Delivery, InboundMessage, Order, Partner
+from orders.models import BatchFile, ClinicalNote, Delivery, InboundMessage, Order, Partner, UploadBatch
 from redox import inbound
 from redox.messages import OutboundOrder
 
@@ -147,6 +148,32 @@ class OrderFactory(factory.django.DjangoModelFactory):
     is_test = SAMPLE_ORDER["Meta"]["Test"]
 
 
+FIRST_NAMES = ["Ada", "Bruno", "Clara", "Dmitri", "Elena", "Farid", "Greta", "Hugo", "Ines", "Jonas", "Kira"]
+LAST_NAMES = [
+    *("Alvarez", "Becker", "Castillo", "Dunmore", "Eriksen", "Fontaine", "Galloway", "Holm", "Ivanova", "Jaworski"),
+    *("Kowalczyk", "Lindqvist", "Moreau", "Nakamura", "Okafor", "Petrov", "Quintero", "Rasmussen", "Sorensen"),
+    *("Takahashi", "Umarov", "Valdivia", "Whitcombe", "Xiong"),
+]
+
+
+def other_patient_order(number, **kwargs):
+    """An order of a patient of its own (name, MRN, date of birth, visit), `number` telling
+    them apart (up to 24 distinct names): for matching files to orders. Keywords override any field."""
+    fields = {
+        "ehr_order_id": f"ORD-{7000 + number}",
+        "patient_mrn": f"MRN{480000 + number}",
+        "patient_first_name": FIRST_NAMES[number % len(FIRST_NAMES)],
+        "patient_last_name": LAST_NAMES[number % len(LAST_NAMES)],
+        "patient_middle_name": "",
+        "patient_dob": datetime.date(1940, 1, 1) + datetime.timedelta(days=401 * number),
+        "visit_number": f"VIS-{93000 + number}",
+        "identifiers_text": f"MRN{480000 + number}",
+        "patient_identifiers": [{"ID": f"MRN{480000 + number}", "IDType": "MRN"}],
+        **kwargs,
+    }
+    return OrderFactory(**fields)
+
+
 class InboundMessageFactory(factory.django.DjangoModelFactory):
     """A body (order-new.json unless given) as the webhook stores it before applying it:
     keyed and indexed by what its Meta says, status received."""
@@ -246,3 +273,47 @@ class DeliveryFactory(factory.django.DjangoModelFactory):
             from orders.delivery import delivery_enqueue
 
             delivery_enqueue(delivery=self)
+
+
+# A white 1 x 1 PNG: a preview image a browser decodes.
+TINY_PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x00\x00\x00\x00:~\x9bU"
+    b"\x00\x00\x00\nIDATx\x9cc\xf8\x0f\x00\x01\x01\x01\x00\xb18\xf6\x14\x00\x00\x00\x00IEND\xaeB`\x82"
+)
+
+
+class UploadBatchFactory(factory.django.DjangoModelFactory):
+    """A bulk upload (orders/batches.py) made now by an uploader, expiring in 7 days."""
+
+    class Meta:
+        model = UploadBatch
+
+    created_by = factory.SubFactory(UserFactory, uploader=True)
+    created_at = factory.LazyFunction(timezone.now)
+    expires_at = factory.LazyAttribute(lambda b: b.created_at + datetime.timedelta(days=7))
+    file_count = 1
+
+
+class BatchFileFactory(factory.django.DjangoModelFactory):
+    """The sample note as a file of a batch, checked and waiting for a decision; with
+    `proposed_order`, proposed for it (score 98, by its order id in the file name)."""
+
+    class Meta:
+        model = BatchFile
+
+    batch = factory.SubFactory(UploadBatchFactory)
+    position = factory.Sequence(lambda n: n)
+    file_name = "clinical-note.pdf"
+    content = SAMPLE_PDF
+    original_sha256 = factory.LazyAttribute(lambda f: sha256_hex(bytes(f.content)))
+    page_count = 1
+    size = factory.LazyAttribute(lambda f: len(f.content))
+    preview_png = TINY_PNG
+    proposed_order = None
+    proposal = factory.LazyAttribute(
+        lambda f: (
+            [{"order": f.proposed_order.pk, "score": 98, "reasons": ["order id in the file name"]}]
+            if f.proposed_order
+            else []
+        )
+    )

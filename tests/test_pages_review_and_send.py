@@ -1,4 +1,4 @@
-"""The review step: the PDF beside the patient's name, DOB and order id, a Send button
+"""The review step: the note's pages beside the patient's name, DOB and order id, a Send button
 that creates the delivery, and a corrected-resend form that needs a reason."""
 
 import pytest
@@ -23,13 +23,15 @@ def next_note(order, uploader):
     return ClinicalNoteFactory(order=order, uploaded_by=uploader)
 
 
-def test_review_shows_the_pdf_beside_whose_order_it_is(client, uploader, order):
+def test_review_shows_the_note_beside_whose_order_it_is(client, uploader, order):
     note = ClinicalNoteFactory(order=order, uploaded_by=uploader)
     client.force_login(uploader)
     response = client.get(reverse("review_note", args=[note.pk]))
     html = response.content.decode()
     assert response.status_code == 200
-    assert f'<iframe src="{reverse("note_pdf", args=[note.pk])}"' in html
+    assert f'<img src="{reverse("note_page", args=[note.pk, 1])}"' in html
+    assert f'href="{reverse("note_pdf", args=[note.pk])}"' in html
+    assert "<iframe" not in html
     for text in ("Samplepatient, Testy", "Feb 29, 1948", order.ehr_order_id, "clinical-note.pdf", note.sha256):
         assert text in html
     assert f'action="{reverse("send_note", args=[note.pk])}"' in html

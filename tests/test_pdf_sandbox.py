@@ -60,7 +60,7 @@ def test_the_child_limits_its_own_cpu_time_and_memory():
     limits = replace(LIMITS, cpu_seconds=7, memory_bytes=900 * 1024 * 1024)
     code = (
         "import json, resource, sys; sys.path.insert(0, sys.argv[1]);"
-        "from orders.pdf.refusals import Limits; from orders.pdf.sandbox import _limit_self;"
+        "from orders.pdf.refusals import Limits; from orders.pdf.child import _limit_self;"
         "_limit_self(Limits(**json.loads(sys.argv[2])));"
         "print(json.dumps([resource.getrlimit(resource.RLIMIT_CPU), resource.getrlimit(resource.RLIMIT_AS)]))"
     )

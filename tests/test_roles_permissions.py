@@ -16,7 +16,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from orders.models import Delivery
-from tests.factories import ClinicalNoteFactory, DeliveryFactory, OrderFactory, UserFactory
+from tests.factories import BatchFileFactory, ClinicalNoteFactory, DeliveryFactory, OrderFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -67,12 +67,17 @@ RULES = {
     "order_detail": [("order", "get", "orders.view_order")],
     "note_pdf": [("note", "get", "orders.view_order")],
     "note_download": [("note", "get", "orders.view_order")],
+    "note_page": [("note", "get", "orders.view_order")],
     "upload_note": [("order", "get", "orders.upload_note"), ("order", "post", "orders.upload_note")],
     "review_note": [("note", "get", "orders.upload_note")],
     "send_note": [("note", "post", "orders.upload_note")],
     "resend_note": [("note", "post", "orders.upload_note")],
     "retry_delivery": [("delivery", "post", "orders.manage_delivery")],
     "abandon_delivery": [("delivery", "get", "orders.manage_delivery"), ("delivery", "post", "orders.manage_delivery")],
+    "batch_list": [(None, "get", "orders.upload_note"), (None, "post", "orders.upload_note")],
+    "batch_detail": [("batch", "get", "orders.upload_note")],
+    "batch_send": [("batch", "post", "orders.upload_note")],
+    "batch_file_preview": [("batch_file", "get", "orders.upload_note")],
     "usage": [(None, "get", "orders.view_usage")],
     "reconcile": [(None, "get", "orders.upload_note")],
 }
@@ -136,11 +141,23 @@ def objects(partner):
     order = OrderFactory(partner=partner)
     note = ClinicalNoteFactory(order=order, uploaded_by=author)
     delivery = DeliveryFactory(order=OrderFactory(partner=partner), created_by=author, status=Delivery.Status.FAILED)
-    return {"order": order, "note": note, "delivery": delivery, "author": author}
+    batch_file = BatchFileFactory(batch__created_by=author)
+    return {
+        "order": order,
+        "note": note,
+        "delivery": delivery,
+        "author": author,
+        "batch": batch_file.batch,
+        "batch_file": batch_file,
+    }
+
+
+# What follows the object's id in a path: the page number of a note's page image.
+PATH_EXTRAS = {"note_page": [1]}
 
 
 def call(client, objects, name, kind, method):
-    url = reverse(name, args=[objects[kind].pk] if kind else [])
+    url = reverse(name, args=[objects[kind].pk, *PATH_EXTRAS.get(name, [])] if kind else [])
     return getattr(client, method)(url, {"reason": "a reason"} if method == "post" else None)
 
 

@@ -148,6 +148,7 @@ def test_only_one_file_per_submission(client, uploader, order):
     client.force_login(uploader)
     response = upload(client, order, file=[pdf_file(), pdf_file(name="second.pdf")])
     assert response.status_code == 400
+    assert "Choose one PDF." in response.context["form"].errors["file"][0]
     assert not ClinicalNote.objects.exists()
 
 

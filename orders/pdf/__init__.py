@@ -9,14 +9,17 @@ gate (`gate.py`) and the copy (`rebuild.py`) run in a child process with CPU and
 limits (`sandbox.py`). docs/security.md ("PDF uploads") says what is refused and why.
 """
 
-from django.conf import settings
-
 from orders.pdf.refusals import CheckedPdf, Limits, PdfRejected, refuse_basics
 
 __all__ = ["CheckedPdf", "Limits", "PdfRejected", "limits_from_settings", "pdf_check", "pdf_check_size"]
 
 
 def limits_from_settings(*, max_bytes=None):
+    # Django is imported inside the functions: the child process imports this package on
+    # its way to orders.pdf.sandbox, and importing Django there would cost every check and
+    # every preview some 70 ms for nothing.
+    from django.conf import settings
+
     return Limits(
         max_bytes=settings.NOTE_MAX_BYTES if max_bytes is None else max_bytes,
         max_inflated_bytes=settings.NOTE_MAX_INFLATED_BYTES,
@@ -41,6 +44,7 @@ def pdf_check(data, *, max_bytes=None):
 
 def pdf_check_size(size, *, max_bytes=None):
     """Refuse a file over the limit before reading it into memory."""
+    from django.conf import settings
     from django.template.defaultfilters import filesizeformat
 
     max_bytes = settings.NOTE_MAX_BYTES if max_bytes is None else max_bytes

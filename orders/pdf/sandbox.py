@@ -1,59 +1,82 @@
-"""Run the gate and the rebuild in a child process with CPU-time and memory limits.
+"""Run PDF work in a child process with CPU-time and memory limits: the upload gate and
+its rebuild, and the page images and text of orders/pdf/preview.py.
 
-A hostile file can make a parser loop or allocate without end. Web workers run threads
-(gunicorn gthread), so limits set in the worker would bind every request it serves; a
-child process gets its own. The child is a fresh interpreter (`python -I`, no inherited
-environment: no secrets, no Django) that sets `resource.setrlimit` on itself before it
-reads the file, and the parent waits with a wall-clock timeout as well.
+A hostile file can make a parser loop or allocate without end, and PDFium (the page
+renderer) is not thread-safe. Web workers run threads (gunicorn gthread), so limits set in
+the worker would bind every request it serves, and a renderer crash would take the worker
+with it; a child process gets its own limits and dies alone. The child is a fresh
+interpreter (`python -I`, no inherited environment: no secrets, no Django) that sets
+`resource.setrlimit` on itself before it reads the file, and the parent waits with a
+wall-clock timeout as well.
 
-The protocol: the parent writes the limits as one JSON line then the file to the child's
-stdin; the child answers with one JSON line, followed by the rebuilt copy when accepted.
+The protocol: the parent writes one JSON line (the job's name, its limits and its
+parameters) then the file to the child's stdin; the child answers with one JSON line,
+followed by the job's bytes (the rebuilt copy, a PNG, the text).
 """
 
 import hashlib
 import json
 import logging
-import os
-import resource
 import subprocess
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
 from hcoint.events import log_event
-from orders.pdf.refusals import MESSAGES, CheckedPdf, Limits, PdfRejected
+from orders.pdf.refusals import CheckedPdf, Limits, PdfRejected
 
 logger = logging.getLogger(__name__)
 
-# The directory that holds the `orders` package, so the child can import it.
+# The directory that holds the `orders` package, so the child can import it. The child
+# starts in orders/pdf/child.py, which imports nothing heavy: each job imports what it needs.
 PROJECT_DIR = str(Path(__file__).resolve().parents[2])
-CHILD_CODE = "import sys; sys.path.insert(0, sys.argv[1]); from orders.pdf.sandbox import child_main; child_main()"
+CHILD_CODE = "import sys; sys.path.insert(0, sys.argv[1]); from orders.pdf.child import child_main; child_main()"
 
 
-def check_in_child(data, limits):
-    """Return a CheckedPdf for `data`, or raise PdfRejected; the work happens in a child."""
-    request = json.dumps(asdict(limits)).encode() + b"\n" + data
+class ChildFailed(Exception):
+    """The child ran out of time or memory, crashed, or gave no answer."""
+
+
+def run_in_child(job, data, *, cpu_seconds, memory_bytes, **params):
+    """Run `job` on `data` in a limited child; return its (answer dict, content bytes).
+
+    Raises ChildFailed when the child was killed (CPU time, memory, a signal such as a
+    renderer's SIGSEGV) or timed out. The child's stderr is not logged: parser messages may
+    quote the file.
+    """
+    header = {"job": job, "cpu_seconds": cpu_seconds, "memory_bytes": memory_bytes, **params}
     try:
         finished = subprocess.run(  # noqa: S603 - our own interpreter and code, no shell
             [sys.executable, "-I", "-c", CHILD_CODE, PROJECT_DIR],
-            input=request,
+            input=json.dumps(header).encode() + b"\n" + data,
             capture_output=True,
-            timeout=limits.cpu_seconds * 2 + 10,
+            timeout=cpu_seconds * 2 + 10,
             env={"LC_ALL": "C.UTF-8"},
             check=False,
         )
     except subprocess.TimeoutExpired:
-        raise PdfRejected.because("too_complex") from None
-    header, _, content = finished.stdout.partition(b"\n")
+        log_event(logger, "pdf_child.timeout", level=logging.WARNING, job=job)
+        raise ChildFailed("timeout") from None
+    line, _, content = finished.stdout.partition(b"\n")
     try:
-        answer = json.loads(header) if finished.returncode == 0 else None
+        answer = json.loads(line) if finished.returncode == 0 else None
     except ValueError:
         answer = None
     if not isinstance(answer, dict):
-        # Killed for CPU time (SIGXCPU/SIGKILL), out of memory, or failed before it could
-        # answer. The child's stderr is not logged: parser messages may quote the file.
-        log_event(logger, "pdf_check.child_failed", level=logging.WARNING, returncode=finished.returncode)
-        raise PdfRejected.because("too_complex")
+        # Killed for CPU time (SIGXCPU/SIGKILL), out of memory, or failed before it could answer.
+        log_event(logger, "pdf_check.child_failed", level=logging.WARNING, job=job, returncode=finished.returncode)
+        raise ChildFailed(str(finished.returncode))
+    return answer, content
+
+
+def check_in_child(data, limits):
+    """Return a CheckedPdf for `data`, or raise PdfRejected; the work happens in a child."""
+    try:
+        answer, content = run_in_child(
+            "check", data, cpu_seconds=limits.cpu_seconds, memory_bytes=limits.memory_bytes, limits=asdict(limits)
+        )
+    except ChildFailed:
+        raise PdfRejected.because("too_complex") from None
     if not answer["ok"]:
         raise PdfRejected(answer["message"], answer["reason"])
     return CheckedPdf(
@@ -83,25 +106,10 @@ def check_and_rebuild(data, limits):
     return CheckedPdf(page_count=page_count, content=content, original_sha256=hashlib.sha256(data).hexdigest())
 
 
-def _limit_self(limits):
-    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 1))
-    resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-
-def child_main():
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    limits = Limits(**json.loads(stdin.readline()))
-    _limit_self(limits)
-    data = stdin.read()
+def check_job(request, data):
+    """The child's side of `check_in_child`."""
     try:
-        checked = check_and_rebuild(data, limits)
+        checked = check_and_rebuild(data, Limits(**request["limits"]))
     except PdfRejected as rejected:
-        answer, content = {"ok": False, "reason": rejected.reason, "message": rejected.message}, b""
-    except MemoryError:
-        answer, content = {"ok": False, "reason": "too_complex", "message": MESSAGES["too_complex"]}, b""
-    else:
-        answer, content = {"ok": True, "page_count": checked.page_count}, checked.content
-    stdout.write(json.dumps(answer).encode() + b"\n" + content)
-    stdout.flush()
-    os._exit(0)  # skip interpreter teardown: nothing left to clean up, and it costs time
+        return {"ok": False, "reason": rejected.reason, "message": rejected.message}, b""
+    return {"ok": True, "page_count": checked.page_count}, checked.content

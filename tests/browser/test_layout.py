@@ -6,7 +6,7 @@ from playwright.sync_api import expect
 
 from orders.models import Delivery
 from tests.browser.conftest import sign_in
-from tests.factories import ClinicalNoteFactory, DeliveryFactory, OrderFactory, UserFactory
+from tests.factories import BatchFileFactory, ClinicalNoteFactory, DeliveryFactory, OrderFactory, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -22,16 +22,11 @@ def test_pages_fit_the_screen(page, partner, width):
         last_error="Redox answered 500",
     )
     note = ClinicalNoteFactory(order=order, uploaded_by=user)
+    batch = BatchFileFactory(batch__created_by=user, proposed_order=order).batch
     page.set_viewport_size({"width": width, "height": 900})
     sign_in(page, "ursula")
-    for path in (
-        "/",
-        "/orders/",
-        "/usage/",
-        f"/orders/{order.pk}/",
-        f"/notes/{note.pk}/",
-        f"/orders/{order.pk}/notes/new/",
-    ):
+    pages = ("/", "/orders/", "/usage/", f"/orders/{order.pk}/", f"/notes/{note.pk}/", f"/orders/{order.pk}/notes/new/")
+    for path in (*pages, "/batches/", f"/batches/{batch.pk}/"):
         page.goto(path)
         overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
         assert overflow <= 0, f"{path} scrolls sideways by {overflow}px at {width}px"

@@ -42,9 +42,8 @@ def test_upload_review_send_and_see_the_delivery(page, order):
     expect(summary).to_contain_text("Samplepatient, Testy")
     expect(summary).to_contain_text("Feb 29, 1948")
     expect(summary).to_contain_text(order.ehr_order_id)
-    frame = page.locator("iframe.pdf")
-    expect(frame).to_be_visible()
-    pdf = page.request.get(frame.get_attribute("src"))
+    expect(page.get_by_role("img", name="Page 1 of 1 of the note")).to_be_visible()
+    pdf = page.request.get(page.get_by_role("link", name="Open the PDF in a new tab").get_attribute("href"))
     assert pdf.status == 200 and pdf.headers["content-type"] == "application/pdf"
     # The reviewer sees the clean copy rebuilt from the upload, which is what will be sent.
     note = ClinicalNote.objects.get(order=order)

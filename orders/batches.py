@@ -1,0 +1,298 @@
+"""Bulk upload: many PDFs at once, each through the upload gate, matched to the order it
+belongs to, and sent only for the rows a person confirmed.
+
+    batch = batch_create(user=user, uploads=files)          # the gate per file, then matching in groups
+    png = batch_file_png(row)                                # the first page, rendered once when first shown
+    outcome = batch_send(batch=batch, choices=[(row, order or None), ...], user=user, request=request)
+    batch_purge_expired()                                    # the worker's periodic job
+
+A file the gate refuses stays in the batch as refused, with the gate's plain-words
+reason, so nothing dropped is lost silently. The text read from a file (patient data) is
+used for matching and dropped: a row keeps only the proposal (candidate order ids, scores
+and reasons). Each confirmed row becomes a note and a delivery through `note_upload` and
+`note_send` (orders/notes.py), so the single-upload rules hold, one billable result per
+order included, with one audit record each. Two rows of one batch chosen for the same
+order: the second is refused. Unsent files are deleted UPLOAD_BATCH_EXPIRY_DAYS after the
+upload, by the worker (orders/worker.py).
+"""
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from hcoint.events import log_event
+from orders.matching import propose_all
+from orders.models import BatchFile, NotePreview, Order, UploadBatch
+from orders.notes import NoteRefused, clean_file_name, note_send, note_upload, note_upload_rejected, order_send_blocker
+from orders.pdf import PdfRejected, pdf_check, pdf_check_size
+from orders.pdf.preview import TEXT_GROUP_BYTES, PreviewError, first_pages_texts, render_page
+
+logger = logging.getLogger(__name__)
+
+SAME_ORDER_TWICE = (
+    "Another file of this batch was just sent to this order, and an order takes one note. "
+    "Choose another order for this file, or skip it."
+)
+
+
+def batch_create(*, user, uploads, now=None):
+    """A stored batch of `uploads` (Django UploadedFiles), each file checked and matched.
+
+    First each file through the gate, one at a time (the upload handler put each in a
+    temporary file), its row saved at once: an upload cut short keeps what was done. Then
+    the accepted files are read and matched in groups (one child process reads a group's
+    text, one pair of queries matches it: docs/performance.md). Previews are rendered when
+    first shown (`batch_file_png`), so the upload answers sooner.
+    """
+    now = now or timezone.now()
+    batch = UploadBatch.objects.create(
+        created_by=user,
+        created_at=now,
+        expires_at=now + timedelta(days=settings.UPLOAD_BATCH_EXPIRY_DAYS),
+        file_count=len(uploads),
+    )
+    accepted = []  # (row, bytes of its copy)
+    for position, upload in enumerate(uploads):
+        row, stored = _check_file(batch, position, upload)
+        if row.decision != BatchFile.Decision.REFUSED:
+            accepted.append((row, stored))
+    preselected = sum(_match(group) for group in _groups(accepted))
+    log_event(
+        logger,
+        "batch.created",
+        batch_id=batch.pk,
+        files=len(uploads),
+        refused=len(uploads) - len(accepted),
+        preselected=preselected,
+    )
+    return batch
+
+
+def _check_file(batch, position, upload):
+    """The file's row, saved: the gate's clean copy, or refused with the gate's reason; and
+    the copy's size. The row returned holds no bytes: the next file must not find this one's
+    still in memory."""
+    row = BatchFile(batch=batch, position=position, file_name=clean_file_name(upload.name), size=upload.size or 0)
+    try:
+        # The size first, so an oversized file is never read into memory.
+        pdf_check_size(row.size)
+        checked = pdf_check(_read(upload))
+    except PdfRejected as rejected:
+        row.decision, row.problem, row.reason = BatchFile.Decision.REFUSED, rejected.message, rejected.reason
+        row.save()
+        log_event(logger, "batch.file_refused", batch_id=batch.pk, batch_file_id=row.pk, reason=rejected.reason)
+        return row, 0
+    row.content = checked.content
+    row.original_sha256 = checked.original_sha256
+    row.page_count = checked.page_count
+    row.save()
+    row.content = b""
+    return row, len(checked.content)
+
+
+def _read(upload):
+    try:
+        return b"".join(upload.chunks())
+    finally:
+        upload.close()
+
+
+def _groups(accepted):
+    """The rows of `accepted` [(row, size)] in runs whose copies together fit one
+    text-reading child (TEXT_GROUP_BYTES)."""
+    group, total = [], 0
+    for row, size in accepted:
+        if group and total + size > TEXT_GROUP_BYTES:
+            yield group
+            group, total = [], 0
+        group.append(row)
+        total += size
+    if group:
+        yield group
+
+
+def _match(rows):
+    """Read the first pages of `rows`' copies and store what matching proposes; the text is
+    dropped here. Returns how many were pre-selected."""
+    contents = dict(BatchFile.objects.filter(pk__in=[row.pk for row in rows]).values_list("pk", "content"))
+    texts = first_pages_texts([bytes(contents.pop(row.pk)) for row in rows])
+    # A file whose text cannot be read is matched by its name alone.
+    named = [(row.file_name, text if isinstance(text, str) else "") for row, text in zip(rows, texts, strict=True)]
+    del texts
+    preselected = 0
+    for row, proposal in zip(rows, propose_all(named), strict=True):
+        row.proposal = [
+            {"order": candidate.order.pk, "score": candidate.score, "reasons": list(candidate.reasons)}
+            for candidate in proposal.candidates
+        ]
+        row.proposed_order = proposal.preselected
+        row.save(update_fields=["proposal", "proposed_order"])
+        preselected += proposal.preselected is not None
+    return preselected
+
+
+def batch_file_png(row):
+    """The first page of `row`'s file as PNG, rendered on first request and kept with the row.
+    Raises PreviewError (and remembers why, for the page) when it cannot be rendered."""
+    if row.preview_png:
+        return bytes(row.preview_png)
+    content = BatchFile.objects.values_list("content", flat=True).get(pk=row.pk)
+    try:
+        png = render_page(bytes(content), 0)
+    except PreviewError as failed:
+        BatchFile.objects.filter(pk=row.pk).update(preview_problem=failed.message[:300])
+        log_event(logger, "batch.preview_failed", batch_file_id=row.pk, reason=failed.reason)
+        raise
+    BatchFile.objects.filter(pk=row.pk).update(preview_png=png)
+    return png
+
+
+@dataclass
+class SendOutcome:
+    """What one send of a batch did: rows sent, skipped, and refused (each with its message)."""
+
+    sent: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)
+    refused: list = field(default_factory=list)
+
+
+def batch_send(*, batch, choices, user, request=None):
+    """Act on a person's decisions: `choices` is [(row, order)] for rows they confirmed, order
+    None for a skip. Rows left out stay as they are. Returns a SendOutcome.
+
+    The decisions are recorded first (confirmed, with the chosen order), then each
+    confirmed row is sent on its own: a refusal sends it back to pending with the reason,
+    and the rows after it still go.
+    """
+    now = timezone.now()
+    outcome = SendOutcome()
+    confirmed = []
+    for row, order in choices:
+        if order is None:
+            if _open_rows(batch).filter(pk=row.pk).exists():
+                row.mark_skipped(now)
+                outcome.skipped.append(row)
+            continue
+        recorded = (
+            _open_rows(batch)
+            .filter(pk=row.pk)
+            .update(decision=BatchFile.Decision.CONFIRMED, chosen_order=order, decided_at=now, problem="", reason="")
+        )
+        if recorded:
+            confirmed.append((row, order))
+    sent_to = set()
+    for row, order in confirmed:
+        if order.pk in sent_to:
+            _refuse(row, order, SAME_ORDER_TWICE, "same_order_in_batch", user=user, request=request)
+            outcome.refused.append((row, SAME_ORDER_TWICE))
+            continue
+        try:
+            _send_row(row, order, user=user, request=request, now=now)
+        except NoteRefused as refused:
+            _refuse(row, order, refused.message, refused.reason, user=user, request=request)
+            outcome.refused.append((row, refused.message))
+        else:
+            sent_to.add(order.pk)
+            outcome.sent.append(row)
+    log_event(
+        logger,
+        "batch.sent",
+        batch_id=batch.pk,
+        sent=len(outcome.sent),
+        skipped=len(outcome.skipped),
+        refused=len(outcome.refused),
+    )
+    return outcome
+
+
+OPEN = (BatchFile.Decision.PENDING, BatchFile.Decision.CONFIRMED)
+
+
+def _open_rows(batch):
+    return BatchFile.objects.filter(batch=batch, decision__in=OPEN)
+
+
+def _send_row(row, order, *, user, request, now):
+    """The row's file as a note for `order`, and its delivery: both or neither."""
+    blocker = order_send_blocker(order=order)
+    if blocker:
+        raise NoteRefused(*blocker)
+    with transaction.atomic():
+        # The row lock: a second tab sending the same batch finds it sent and leaves it.
+        locked = BatchFile.objects.select_for_update().get(pk=row.pk)
+        if locked.decision != BatchFile.Decision.CONFIRMED:
+            raise NoteRefused("This file was already dealt with, in another window.", "already_decided")
+        note = note_upload(
+            order=order,
+            file_name=locked.file_name,
+            content=bytes(locked.content),
+            page_count=locked.page_count,
+            original_sha256=locked.original_sha256,
+            user=user,
+            request=request,
+        )
+        note_send(note=note, user=user, request=request)
+        if locked.preview_png:
+            # The same copy, rendered the same way: the note's first page need not be rendered again.
+            NotePreview.objects.bulk_create(
+                [NotePreview(note=note, page_index=0, png=bytes(locked.preview_png))], ignore_conflicts=True
+            )
+        locked.mark_sent(note, now)
+    log_event(logger, "batch.file_sent", batch_id=row.batch_id, batch_file_id=row.pk, note_id=note.pk)
+
+
+def _refuse(row, order, message, reason, *, user, request):
+    """Back to pending, saying why; the refused attempt is audited against the order, as a single upload's is."""
+    BatchFile.objects.filter(pk=row.pk, decision=BatchFile.Decision.CONFIRMED).update(
+        decision=BatchFile.Decision.PENDING, chosen_order=None, problem=message, reason=reason
+    )
+    note_upload_rejected(order=order, user=user, request=request, reason=reason)
+
+
+def batches_open_for(user, now=None):
+    """The user's batches not yet expired, newest first, with how many files still wait."""
+    from django.db.models import Count, Q
+
+    now = now or timezone.now()
+    waiting = Q(files__decision__in=OPEN)
+    return (
+        UploadBatch.objects.filter(created_by=user, expires_at__gt=now)
+        .annotate(waiting=Count("files", filter=waiting), stored=Count("files"))
+        .order_by("-created_at", "-id")
+    )
+
+
+def candidate_orders(rows):
+    """{order id: Order} for every order proposed to any of `rows`, in one query."""
+    ids = {candidate["order"] for row in rows for candidate in row.proposal}
+    ids |= {row.chosen_order_id for row in rows if row.chosen_order_id}
+    return Order.objects.select_related("partner").in_bulk(ids)
+
+
+def batch_purge_expired(now=None):
+    """Delete every batch past its expiry, with its files and their bytes. Returns (batches, unsent files)."""
+    now = now or timezone.now()
+    expired = list(UploadBatch.objects.filter(expires_at__lte=now).values_list("pk", flat=True))
+    if not expired:
+        return 0, 0
+    files = BatchFile.objects.filter(batch_id__in=expired)
+    unsent = files.exclude(decision=BatchFile.Decision.SENT).count()
+    # The files first, in one statement (nothing refers to them), so no row's bytes are read.
+    files.delete()
+    UploadBatch.objects.filter(pk__in=expired).delete()
+    return len(expired), unsent
+
+
+def batch_purge_once():
+    """The worker's periodic job: purge expired batches. Never raises; the next run tries again."""
+    try:
+        batches, unsent = batch_purge_expired()
+    except Exception as exc:
+        log_event(logger, "batch.purge_failed", level=logging.ERROR, error_class=type(exc).__name__)
+        return False
+    log_event(logger, "batch.purged", batches=batches, unsent_files=unsent)
+    return True
