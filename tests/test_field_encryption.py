@@ -27,9 +27,9 @@ from hcoint.encryption import (
 )
 from hcoint.fields import keyring
 from hcoint.phi import safe_exception_message
-from orders.models import ClinicalNote, InboundMessage, Redelivery
+from orders.models import BatchFile, ClinicalNote, InboundMessage, NotePreview, Redelivery
 from tests.conftest import PARTNER_TOKEN, sample_bytes, sample_json
-from tests.factories import SAMPLE_PDF, ClinicalNoteFactory, InboundMessageFactory
+from tests.factories import SAMPLE_PDF, TINY_PNG, BatchFileFactory, ClinicalNoteFactory, InboundMessageFactory
 
 # Run on SQLite too (BLOBs hold the same envelopes); CI runs them on PostgreSQL.
 
@@ -57,19 +57,34 @@ def redelivery(message, body=BODY):
     return Redelivery.objects.create(message=message, body=body, body_sha256=hashlib.sha256(body).hexdigest())
 
 
-@pytest.mark.parametrize("column", ["note", "message", "redelivery"])
-def test_each_column_is_ciphertext_in_the_database_and_plaintext_through_the_orm(db, column):
+def encrypted_row(column):
+    """(row, model, column name, plaintext) for each column that holds a patient's document or message."""
     if column == "note":
-        row, model, name, plaintext = ClinicalNoteFactory(), ClinicalNote, "content", SAMPLE_PDF
-    elif column == "message":
-        row, model, name, plaintext = InboundMessageFactory(body=BODY), InboundMessage, "body", BODY
-    else:
-        row, model, name, plaintext = redelivery(InboundMessageFactory()), Redelivery, "body", BODY
+        return ClinicalNoteFactory(), ClinicalNote, "content", SAMPLE_PDF
+    if column == "message":
+        return InboundMessageFactory(body=BODY), InboundMessage, "body", BODY
+    if column == "redelivery":
+        return redelivery(InboundMessageFactory()), Redelivery, "body", BODY
+    if column == "page image":
+        return (
+            NotePreview.objects.create(note=ClinicalNoteFactory(), page_index=0, png=TINY_PNG),
+            NotePreview,
+            "png",
+            TINY_PNG,
+        )
+    if column == "batch file":
+        return BatchFileFactory(), BatchFile, "content", SAMPLE_PDF
+    return BatchFileFactory(), BatchFile, "preview_png", TINY_PNG
+
+
+@pytest.mark.parametrize("column", ["note", "message", "redelivery", "page image", "batch file", "batch preview"])
+def test_each_column_is_ciphertext_in_the_database_and_plaintext_through_the_orm(db, column):
+    row, model, name, plaintext = encrypted_row(column)
 
     raw = stored(model, name, row.pk)
     assert raw.startswith(MAGIC + b"\x01" + key_id(parse_key(keyring_texts()[0])))
     assert len(raw) == len(plaintext) + OVERHEAD
-    assert plaintext[:16] not in raw and b"Testpatient" not in raw and b"%PDF" not in raw
+    assert plaintext[:16] not in raw and b"Testpatient" not in raw and b"%PDF" not in raw and b"PNG" not in raw
 
     assert bytes(getattr(model.objects.get(pk=row.pk), name)) == plaintext
     assert bytes(model.objects.values_list(name, flat=True).get(pk=row.pk)) == plaintext

@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from orders.delivery import DeliveryError, delivery_retry_now, delivery_send_once
-from orders.models import AuditEvent, ClinicalNote, Delivery, InboundMessage, Order
+from orders.models import AuditEvent, ClinicalNote, Delivery, InboundMessage, NotePreview, Order
 from orders.notes import NoteRefused, note_send
 from orders.retention import PDF_REMOVED, purge
 from tests.factories import ClinicalNoteFactory, DeliveryFactory, InboundMessageFactory, OrderFactory
@@ -77,6 +77,25 @@ def test_a_removed_pdf_answers_410_with_a_page_that_says_so(client, viewer, purg
     assert "90-day retention" in page
     event = AuditEvent.objects.filter(object_type="clinicalnote", object_id=str(note.pk)).latest("id")
     assert event.outcome == AuditEvent.Outcome.FAILURE
+
+
+def test_the_purge_takes_a_notes_page_images_with_its_pdf(client, viewer, partner, uploader):
+    """A page image shows what the PDF shows: it must not outlive the PDF's retention."""
+    order = OrderFactory(partner=partner)
+    delivery = DeliveryFactory(
+        order=order, created_by=uploader, sent=True, status=Delivery.Status.FILED, confirmed_at=LONG_AGO
+    )
+    client.force_login(viewer)
+    page_url = reverse("note_page", args=[delivery.note.pk, 1])
+    assert client.get(page_url).status_code == 200
+    assert NotePreview.objects.filter(note=delivery.note).exists()
+
+    assert purge()["notes"] == 1
+
+    assert not NotePreview.objects.filter(note=delivery.note).exists()
+    response = client.get(page_url)
+    assert response.status_code == 410
+    assert "removed under the retention policy" in response.content.decode()
 
 
 def test_the_review_page_of_a_removed_note_renders_without_the_pdf_and_refuses_to_send(client, uploader, purged):
