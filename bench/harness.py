@@ -2,8 +2,11 @@
 HTTP client with a session, percentiles and peak memory. Not a test; loopback only.
 """
 
+import base64
 import contextlib
 import glob
+import hashlib
+import hmac
 import http.client
 import json
 import os
@@ -12,6 +15,7 @@ import shlex
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -227,21 +231,39 @@ class Session:
         return self.request("GET", f"{path}?{urlencode(params)}" if params else path)
 
     def sign_in(self, username, password):
-        status, page = self.get("/accounts/login/")
+        """Password, then the authenticator code (seed.py enrols every bench user in TOTP), as
+        production asks with MFA_REQUIRED on."""
+        self._post_form("/accounts/login/", {"username": username, "password": password})
+        if "/2fa/" in self.last_location:
+            self._post_form(self.last_location, {"code": totp_code(TOTP_SECRET)})
+        if "/2fa/" in self.last_location or "/login" in self.last_location:
+            raise SystemExit(f"sign-in failed: sent to {self.last_location}")
+
+    def _post_form(self, path, fields):
+        status, page = self.get(path)
         found = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page)
         if not found:
-            raise SystemExit(f"no sign-in form ({status}): {page[:300]!r}")
-        token = found.group(1).decode()
-        body = urlencode({"username": username, "password": password, "csrfmiddlewaretoken": token})
-        status, _ = self.request(
-            "POST", "/accounts/login/", body, {"Content-Type": "application/x-www-form-urlencoded"}
-        )
+            raise SystemExit(f"no form at {path} ({status}): {page[:300]!r}")
+        body = urlencode({**fields, "csrfmiddlewaretoken": found.group(1).decode()})
+        status, _ = self.request("POST", path, body, {"Content-Type": "application/x-www-form-urlencoded"})
         if status != 302:
-            raise SystemExit(f"sign-in failed ({status})")
+            raise SystemExit(f"{path} answered {status}, not a redirect")
 
     def csrf(self, path):
         _, page = self.get(path)
         return re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1).decode()
+
+
+# The bench users' authenticator secret (seed.py enrols them; base32, as allauth stores it).
+TOTP_SECRET = "BENCHBENCHBENCHBENCHBENCHBENCH23"
+
+
+def totp_code(secret, now=None):
+    """The current six-digit TOTP code (RFC 6238: HMAC-SHA1, 30 s steps), as an authenticator app shows it."""
+    counter = int(time.time() if now is None else now) // 30
+    digest = hmac.new(base64.b32decode(secret), struct.pack(">Q", counter), hashlib.sha1).digest()
+    offset = digest[-1] & 0x0F
+    return f"{(struct.unpack('>I', digest[offset : offset + 4])[0] & 0x7FFFFFFF) % 1_000_000:06d}"
 
 
 def percentile(values, fraction):

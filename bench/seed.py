@@ -21,9 +21,11 @@ from datetime import timedelta
 from types import SimpleNamespace
 
 from benchenv import setup_django
+from harness import TOTP_SECRET
 
 setup_django()
 
+from allauth.mfa.totp.internal.auth import TOTP  # noqa: E402
 from django.contrib.auth.models import Group, User  # noqa: E402
 from django.db import DatabaseError, connection, transaction  # noqa: E402
 from django.utils import timezone  # noqa: E402
@@ -107,6 +109,7 @@ def seed(total, *, rng=None):
     for role in ("viewer", "uploader", "admin"):
         user = User.objects.create_user(f"bench-{role}", password=PASSWORD)
         user.groups.add(Group.objects.get(name=role))
+        TOTP.activate(user, TOTP_SECRET)  # production asks for a second factor (MFA_REQUIRED)
         staff.append(user)
     uploader = staff[1]
 
