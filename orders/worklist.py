@@ -22,7 +22,9 @@ from django.utils import timezone
 from orders.models import Order, Partner
 from orders.reconcile import group_filter, latest_deliveries, needs_person
 
-WORKLIST_ROWS = 100
+# A visit works down the oldest; 50 rows of each part keep the page quick to read and to
+# render (the rest is one click away, in the order list filtered to the same state).
+WORKLIST_ROWS = 50
 
 
 @dataclass(frozen=True)
