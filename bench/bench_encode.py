@@ -12,15 +12,13 @@ import base64
 import json
 import os
 import sys
-import time
-import tracemalloc
 from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchenv import setup_django  # noqa: E402
+from benchenv import setup_django, traced  # noqa: E402
 
 setup_django()
 
@@ -45,16 +43,6 @@ ORDER = OutboundOrder(
 )
 
 
-def peak(function):
-    tracemalloc.start()
-    started = time.perf_counter()
-    result = function()
-    elapsed = (time.perf_counter() - started) * 1000
-    _, top = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return result, top, elapsed
-
-
 def main():
     print("Building a Results.New body (peak extra memory over the PDF itself):")
     for size in SIZES:
@@ -67,8 +55,8 @@ def main():
             value = base64.b64encode(pdf).decode()
             return json.dumps(build_message(ORDER, Document("note.pdf", value)), separators=(",", ":")).encode()
 
-        body, ours, ours_ms = peak(streamed)
-        expected, theirs, theirs_ms = peak(naive)
+        body, ours_ms, ours = traced(streamed)
+        expected, theirs_ms, theirs = traced(naive)
         assert bytes(body) == expected, "encode_message must produce exactly the compact json.dumps body"
         print(
             f"  {size / 1e6:6.1f} MB PDF: encode_message {ours / 1e6:7.1f} MB in {ours_ms:6.1f} ms"

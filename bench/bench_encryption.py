@@ -27,10 +27,9 @@ import os
 import statistics
 import sys
 import time
-import tracemalloc
 from contextlib import contextmanager
 
-from benchenv import ROOT, setup_django
+from benchenv import ROOT, scratch_database, setup_django, traced
 
 SIZES_MB = (10, 25)
 NOTE_RUNS = 3
@@ -61,17 +60,6 @@ def switched(on):
     else:
         with encryption_off():
             yield
-
-
-def traced(function):
-    """(result, ms, peak bytes of Python allocations while it ran)."""
-    tracemalloc.start()
-    started = time.perf_counter()
-    result = function()
-    elapsed = (time.perf_counter() - started) * 1000
-    _, top = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return result, elapsed, top
 
 
 def timed(function, runs=5):
@@ -157,10 +145,7 @@ def run():
     results = {"cipher": {}, "note": {}, "ingest": {}, "database": connection.vendor}
     for megabytes in SIZES_MB:
         results["cipher"][str(megabytes)] = cipher(megabytes * 1024 * 1024)
-    creation = connection.creation
-    original = connection.settings_dict["NAME"]
-    creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
-    try:
+    with scratch_database():
         partner = Partner(name="Bench", destination_id="bench", destination_name="Bench")
         partner.set_tokens(TOKEN)
         partner.save()
@@ -182,8 +167,6 @@ def run():
             body = fresh(template)
             client.post("/redox/webhook/", body, content_type="application/json", HTTP_VERIFICATION_TOKEN=TOKEN)
         results["ingest"] = ingest(client, template)
-    finally:
-        creation.destroy_test_db(original, verbosity=0)
     return results
 
 

@@ -7,7 +7,10 @@ creates Django's test database on it and drops it afterwards.
 
 import os
 import sys
+import time
+import tracemalloc
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,3 +34,27 @@ def setup_django():
     import django
 
     django.setup()
+
+
+@contextmanager
+def scratch_database():
+    """Django's test database on DATABASE_URL's server for the block, dropped afterwards."""
+    from django.db import connection
+
+    original = connection.settings_dict["NAME"]
+    connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
+    try:
+        yield
+    finally:
+        connection.creation.destroy_test_db(original, verbosity=0)
+
+
+def traced(function):
+    """(result, ms, peak bytes of Python allocations while it ran)."""
+    tracemalloc.start()
+    started = time.perf_counter()
+    result = function()
+    elapsed = (time.perf_counter() - started) * 1000
+    _, top = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return result, elapsed, top
