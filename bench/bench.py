@@ -51,6 +51,8 @@ INGEST_SEQUENTIAL = int(os.environ.get("BENCH_INGEST_SEQUENTIAL", "300"))
 INGEST_CONCURRENT = int(os.environ.get("BENCH_INGEST_CONCURRENT", "1280"))
 CONNECTIONS = 32
 NOTE_SIZES_MB = [int(n) for n in os.environ.get("BENCH_NOTE_MB", "10,25").split(",")]
+# BENCH_ONLY=ingest: the ingest figures alone (about a minute), e.g. to compare a change.
+ONLY = os.environ.get("BENCH_ONLY", "")
 TOKEN = "bench-verification-token-0123456789"  # noqa: S105 (seed.py's first partner)
 SAMPLE = json.loads((ROOT / "redox" / "samples" / "order-new.json").read_bytes())
 RESULTS = ROOT / "bench" / "results" / "latest.json"  # ignored by git
@@ -276,7 +278,7 @@ def machine():
     }
 
 
-def table(results):
+def ingest_table(results):
     lines = []
     ingest_rows = results["ingest"]
     lines.append(
@@ -290,6 +292,13 @@ def table(results):
             f" | {anchor['p50']:6.1f} /{anchor['p95']:6.1f} {anchor['per_second']:7.0f}"
             f" | {ours['per_second'] / anchor['per_second']:5.2f}x"
         )
+    load = "/".join(f"{value:.1f}" for value in os.getloadavg())
+    lines.append(f"  (load average {load})")
+    return "\n".join(lines)
+
+
+def table(results):
+    lines = [ingest_table(results)]
     sizes = list(results["pages"])
     lines.append("")
     header = "Pages, p95 ms (p50)                " + "".join(f"{int(size):>20,}" for size in sizes) + "    ratio"
@@ -339,6 +348,9 @@ def main():
         print("Ingest: anchor ...", file=sys.stderr)
         results["ingest"]["anchor"] = {str(k): v for k, v in ingest_anchor(pg).items()}
         names.append("hcoint_bench_anchor")
+        if ONLY == "ingest":
+            print(ingest_table(results))
+            return
         urls, seeded = {}, {}
         for size in SIZES:
             print(f"Pages: seeding {size:,} orders ...", file=sys.stderr)
