@@ -119,9 +119,17 @@ def main():
 
         is_usable = connection.is_usable
         connection.is_usable = lambda: checks.append("SELECT 1") or is_usable()
+        spans = []
+        if args.trace:
+            from ddtrace.trace import tracer
+
+            finish = tracer._on_span_finish
+            tracer._on_span_finish = lambda span: spans.append(span.name) or finish(span)
         with connection.execute_wrapper(record):
             post(fresh())
         connection.is_usable = is_usable
+        if args.trace:
+            tracer._on_span_finish = finish
         bodies = [fresh() for _ in range(args.runs)]
         profiler = None
         if args.profile:
@@ -147,6 +155,8 @@ def main():
         )
         for sql in captured:
             print(f"    {sql[:120]}", file=_report)
+        if spans:
+            print(f"  {len(spans)} spans: {', '.join(sorted(set(spans)))}", file=_report)
         if profiler:
             import pstats
 
