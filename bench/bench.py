@@ -141,6 +141,24 @@ def ingest_anchor(pg):
         server.stop()
 
 
+def ingest_lines(results):
+    """The ingest rows of the table, HCOINT beside the anchor."""
+    lines = []
+    ingest_rows = results["ingest"]
+    lines.append(
+        "Ingest (Order.New over HTTP)       HCOINT p50/p95 ms   req/s | anchor p50/p95 ms   req/s | HCOINT/anchor"
+    )
+    for connections in ("1", str(CONNECTIONS)):
+        ours, anchor = ingest_rows["hcoint"][connections], ingest_rows["anchor"][connections]
+        lines.append(
+            f"  {connections:>2} connection(s)                   "
+            f"{ours['p50']:6.1f} /{ours['p95']:6.1f} {ours['per_second']:7.0f}"
+            f" | {anchor['p50']:6.1f} /{anchor['p95']:6.1f} {anchor['per_second']:7.0f}"
+            f" | {ours['per_second'] / anchor['per_second']:5.2f}x"
+        )
+    return lines
+
+
 def big_pdf(size):
     """A valid one-page PDF of about `size` bytes: one grey image of random pixels."""
     width = 1000
@@ -278,27 +296,8 @@ def machine():
     }
 
 
-def ingest_table(results):
-    lines = []
-    ingest_rows = results["ingest"]
-    lines.append(
-        "Ingest (Order.New over HTTP)       HCOINT p50/p95 ms   req/s | anchor p50/p95 ms   req/s | HCOINT/anchor"
-    )
-    for connections in ("1", str(CONNECTIONS)):
-        ours, anchor = ingest_rows["hcoint"][connections], ingest_rows["anchor"][connections]
-        lines.append(
-            f"  {connections:>2} connection(s)                   "
-            f"{ours['p50']:6.1f} /{ours['p95']:6.1f} {ours['per_second']:7.0f}"
-            f" | {anchor['p50']:6.1f} /{anchor['p95']:6.1f} {anchor['per_second']:7.0f}"
-            f" | {ours['per_second'] / anchor['per_second']:5.2f}x"
-        )
-    load = "/".join(f"{value:.1f}" for value in os.getloadavg())
-    lines.append(f"  (load average {load})")
-    return "\n".join(lines)
-
-
 def table(results):
-    lines = [ingest_table(results)]
+    lines = ingest_lines(results)
     sizes = list(results["pages"])
     lines.append("")
     header = "Pages, p95 ms (p50)                " + "".join(f"{int(size):>20,}" for size in sizes) + "    ratio"
@@ -349,7 +348,8 @@ def main():
         results["ingest"]["anchor"] = {str(k): v for k, v in ingest_anchor(pg).items()}
         names.append("hcoint_bench_anchor")
         if ONLY == "ingest":
-            print(ingest_table(results))
+            load = "/".join(f"{value:.1f}" for value in os.getloadavg())
+            print("\n".join([*ingest_lines(results), f"  (load average {load} at the end)"]))
             return
         urls, seeded = {}, {}
         for size in SIZES:
