@@ -7,7 +7,10 @@ it: nothing that goes wrong while applying can lose the message or turn the answ
 an error, because the savepoint rolls back only the effect and the message is kept,
 marked failed with a reason that carries no patient data, for
 `reprocess_messages --failed`. If the transaction itself cannot commit, nothing was
-stored and we did not answer 200, so Redox delivers the message again.
+stored and we did not answer 200, so Redox delivers the message again. The common case,
+new orders from a body that reads cleanly, is first tried as one statement that stores
+and applies everything or nothing (orders/ingest_statement.py); whatever it does not
+store comes here, to the transaction and its savepoint.
 
 Deduplication rests on the unique (partner, dedupe_key) constraint, not on a prior
 read, so two simultaneous deliveries of one message cannot both insert; the loser

@@ -25,12 +25,17 @@ before. A redelivery (the unique (partner, dedupe_key) constraint) raises
 IntegrityError, as the general path's insert does, for the caller to count it.
 """
 
+import logging
+
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
 from django.db.models.sql import InsertQuery
 
+from hcoint.events import log_event
 from orders.models import InboundMessage, Order
 from orders.order_apply import NEW_ORDER_EVENTS, created_events, new_order
 from orders.search import order_search_text
+
+logger = logging.getLogger(__name__)
 
 # The constraint a redelivery meets (orders/models.py, InboundMessage.Meta).
 DEDUPE_CONSTRAINT = "message_unique_per_partner"
@@ -58,18 +63,23 @@ def store_new_orders(message, read):
         for order in orders:
             order.search_text = order_search_text(order)  # as Order.save() does
         sql, params = _statement(message, orders)
-    except Exception:
-        # A bug in building the rows: the general path applies under a savepoint and
-        # keeps the message, failed, if it meets the same bug.
-        return None
-    try:
         rows = _execute(sql, params)
     except IntegrityError as exc:
         if _constraint(exc) == DEDUPE_CONSTRAINT:
             raise
-        return None  # an order we hold already: the general path updates it
-    except Exception:
-        return None  # a value refused, or anything else: the general path keeps the body
+        return None  # an order we hold already (as a rule): the general path updates it
+    except Exception as exc:
+        # A value the database refused, or a bug in building the rows: the general path
+        # keeps the body whatever applying does. Said once, by kind only (database errors
+        # quote the values they refused), so a path that always falls back is seen.
+        log_event(
+            logger,
+            "message.one_statement_refused",
+            level=logging.WARNING,
+            partner_id=message.partner_id,
+            error_kind=type(exc).__name__,
+        )
+        return None
     message_id = rows[0][0]
     ids = {ehr_order_id: pk for _, pk, ehr_order_id in rows}
     _saved(message, message_id)

@@ -106,3 +106,13 @@ def test_a_statement_the_database_refuses_leaves_the_message_to_the_general_path
     assert message.status == InboundMessage.Status.PROCESSED
     assert list(message.orders.all()) == [Order.objects.get()]
     assert len(events(caplog, "order.created")) == 1
+    (warning,) = events(caplog, "message.one_statement_refused")
+    assert warning.error_kind == "DataError"
+    assert "value refused" not in caplog.text  # the kind only, never the database's message
+
+
+def test_an_order_we_hold_falls_back_without_a_warning(partner, caplog):
+    message_ingest(partner=partner, body=sample_bytes("order-new.json"), headers={})
+    message_ingest(partner=partner, body=with_log_id("order-new.json", "again"), headers={})
+    assert InboundMessage.objects.count() == 2
+    assert not events(caplog, "message.one_statement_refused")
