@@ -2,11 +2,8 @@
 HTTP client with a session, percentiles and peak memory. Not a test; loopback only.
 """
 
-import base64
 import contextlib
 import glob
-import hashlib
-import hmac
 import http.client
 import json
 import os
@@ -15,7 +12,6 @@ import shlex
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -29,19 +25,6 @@ from psycopg2 import sql
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 SECRET_KEY = "bench-secret-key-not-a-secret-0123456789abcdefghijklmnop"  # noqa: S105
-
-
-# The bench users' TOTP secret (base32), set by bench/seed.py; bench only.
-TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"  # noqa: S105
-
-
-def totp(secret, period=30, digits=6):
-    """The current RFC 6238 code for `secret` (SHA-1, as allauth's TOTP uses by default)."""
-    counter = int(time.time()) // period
-    digest = hmac.new(base64.b32decode(secret), struct.pack(">Q", counter), hashlib.sha1).digest()
-    offset = digest[-1] & 0x0F
-    value = (int.from_bytes(digest[offset : offset + 4], "big") & 0x7FFFFFFF) % 10**digits
-    return f"{value:0{digits}d}"
 
 
 def free_port():
@@ -265,15 +248,6 @@ class Session:
         )
         if status != 302:
             raise SystemExit(f"sign-in failed ({status})")
-        if "/2fa/authenticate" in self.last_location:
-            # Production settings require a second factor (MFA_REQUIRED); bench/seed.py
-            # gives every bench user a TOTP authenticator with TOTP_SECRET.
-            path = urlsplit(self.last_location).path
-            token = self.csrf(path)
-            body = urlencode({"code": totp(TOTP_SECRET), "csrfmiddlewaretoken": token})
-            status, _ = self.request("POST", path, body, {"Content-Type": "application/x-www-form-urlencoded"})
-            if status != 302 or "/2fa/" in self.last_location:
-                raise SystemExit(f"second factor refused ({status})")
 
     def csrf(self, path):
         _, page = self.get(path)
