@@ -59,6 +59,8 @@ INGEST_SEQUENTIAL = int(os.environ.get("BENCH_INGEST_SEQUENTIAL", "300"))
 INGEST_CONCURRENT = int(os.environ.get("BENCH_INGEST_CONCURRENT", "1280"))
 CONNECTIONS = 32
 NOTE_SIZES_MB = [int(n) for n in os.environ.get("BENCH_NOTE_MB", "10,25").split(",")]
+# BENCH_ONLY=ingest: the ingest figures alone (about a minute), e.g. to compare a change.
+ONLY = os.environ.get("BENCH_ONLY", "")
 TOKEN = "bench-verification-token-0123456789"  # noqa: S105 (seed.py's first partner)
 SAMPLE = json.loads((ROOT / "redox" / "samples" / "order-new.json").read_bytes())
 RESULTS = ROOT / "bench" / "results" / "latest.json"  # ignored by git
@@ -145,6 +147,24 @@ def ingest_anchor(pg):
         return ingest(port)
     finally:
         server.stop()
+
+
+def ingest_lines(results):
+    """The ingest rows of the table, HCOINT beside the anchor."""
+    lines = []
+    ingest_rows = results["ingest"]
+    lines.append(
+        "Ingest (Order.New over HTTP)       HCOINT p50/p95 ms   req/s | anchor p50/p95 ms   req/s | HCOINT/anchor"
+    )
+    for connections in ("1", str(CONNECTIONS)):
+        ours, anchor = ingest_rows["hcoint"][connections], ingest_rows["anchor"][connections]
+        lines.append(
+            f"  {connections:>2} connection(s)                   "
+            f"{ours['p50']:6.1f} /{ours['p95']:6.1f} {ours['per_second']:7.0f}"
+            f" | {anchor['p50']:6.1f} /{anchor['p95']:6.1f} {anchor['per_second']:7.0f}"
+            f" | {ours['per_second'] / anchor['per_second']:5.2f}x"
+        )
+    return lines
 
 
 def big_pdf(size):
@@ -306,19 +326,7 @@ def encryption(pg):
 
 
 def table(results):
-    lines = []
-    ingest_rows = results["ingest"]
-    lines.append(
-        "Ingest (Order.New over HTTP)       HCOINT p50/p95 ms   req/s | anchor p50/p95 ms   req/s | HCOINT/anchor"
-    )
-    for connections in ("1", str(CONNECTIONS)):
-        ours, anchor = ingest_rows["hcoint"][connections], ingest_rows["anchor"][connections]
-        lines.append(
-            f"  {connections:>2} connection(s)                   "
-            f"{ours['p50']:6.1f} /{ours['p95']:6.1f} {ours['per_second']:7.0f}"
-            f" | {anchor['p50']:6.1f} /{anchor['p95']:6.1f} {anchor['per_second']:7.0f}"
-            f" | {ours['per_second'] / anchor['per_second']:5.2f}x"
-        )
+    lines = ingest_lines(results)
     sizes = list(results["pages"])
     lines.append("")
     header = "Pages, p95 ms (p50)                " + "".join(f"{int(size):>20,}" for size in sizes) + "    ratio"
@@ -386,6 +394,10 @@ def main():
         print("Ingest: anchor ...", file=sys.stderr)
         results["ingest"]["anchor"] = {str(k): v for k, v in ingest_anchor(pg).items()}
         names.append("hcoint_bench_anchor")
+        if ONLY == "ingest":
+            load = "/".join(f"{value:.1f}" for value in os.getloadavg())
+            print("\n".join([*ingest_lines(results), f"  (load average {load} at the end)"]))
+            return
         urls, seeded = {}, {}
         for size in SIZES:
             print(f"Pages: seeding {size:,} orders ...", file=sys.stderr)

@@ -84,16 +84,23 @@ class Postgres:
         self.pg_ctl = bindir / "pg_ctl"
         return f"postgres://postgres@127.0.0.1:{port}/postgres"
 
+    @staticmethod
+    def name(name):
+        # BENCH_DB_SUFFIX keeps the databases of runs from two checkouts on one server apart:
+        # each run drops and recreates its own (WITH (FORCE) ends the other run's connections).
+        return name + os.environ.get("BENCH_DB_SUFFIX", "")
+
     def url(self, name):
         parts = urlsplit(self.base)
-        return parts._replace(path=f"/{name}").geturl()
+        return parts._replace(path=f"/{self.name(name)}").geturl()
 
     def recreate(self, name):
         conn = psycopg2.connect(self.base)
         conn.autocommit = True
+        database = sql.Identifier(self.name(name))
         with conn.cursor() as cursor:
-            cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-            cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(database))
+            cursor.execute(sql.SQL("CREATE DATABASE {}").format(database))
         conn.close()
         return self.url(name)
 
@@ -101,7 +108,7 @@ class Postgres:
         conn = psycopg2.connect(self.base)
         conn.autocommit = True
         with conn.cursor() as cursor:
-            cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name(name))))
         conn.close()
 
     def stop(self):
@@ -110,9 +117,16 @@ class Postgres:
             shutil.rmtree(self.cluster, ignore_errors=True)
 
 
+def image_tracer_env(dockerfile=ROOT / "Dockerfile"):
+    """The DD_* values the image sets (the Dockerfile's ENV lines), which ddtrace-run reads in production."""
+    return dict(re.findall(r"^\s*(?:ENV\s+)?(DD_[A-Z0-9_]+)=(\S+)", dockerfile.read_text(), re.MULTILINE))
+
+
 def app_env(database_url, **extra):
-    """Production settings (DEBUG off, JSON logs, tracing on with no agent) on loopback."""
+    """Production settings (DEBUG off, JSON logs, the image's tracer settings, tracing on with
+    no agent) on loopback. The anchor gets the same, so both sides pay the same tracer."""
     env = {
+        **image_tracer_env(),
         "PATH": f"{Path(PYTHON).parent}:{os.environ.get('PATH', '')}",
         "HOME": os.environ.get("HOME", "/tmp"),  # noqa: S108
         "DEBUG": "false",

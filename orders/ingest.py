@@ -7,7 +7,10 @@ it: nothing that goes wrong while applying can lose the message or turn the answ
 an error, because the savepoint rolls back only the effect and the message is kept,
 marked failed with a reason that carries no patient data, for
 `reprocess_messages --failed`. If the transaction itself cannot commit, nothing was
-stored and we did not answer 200, so Redox delivers the message again.
+stored and we did not answer 200, so Redox delivers the message again. The common case,
+new orders from a body that reads cleanly, is first tried as one statement that stores
+and applies everything or nothing (orders/ingest_statement.py); whatever it does not
+store comes here, to the transaction and its savepoint.
 
 Deduplication rests on the unique (partner, dedupe_key) constraint, not on a prior
 read, so two simultaneous deliveries of one message cannot both insert; the loser
@@ -29,6 +32,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from hcoint.events import log_event
+from orders import ingest_statement
 from orders.models import InboundMessage, Redelivery
 from orders.order_apply import OrderExists, apply_orders, fit
 from redox import inbound
@@ -117,9 +121,17 @@ def _store_and_apply(*, meta, key, read, settled, **stored):
     Otherwise (the metadata was refused) it is inserted as received, and applying writes
     the metadata and the status, as reprocessing does.
     """
+    marked = _marked(read) if settled else {}
+    if settled and ingest_statement.applies(read):
+        # The common case, new orders: one statement (orders/ingest_statement.py), or
+        # None, having stored nothing, for the general path below.
+        message = _new_message(meta=meta, key=key, **marked, **stored)
+        done = ingest_statement.store_new_orders(message, read)
+        if done is not None:
+            return message, done[1]
     with transaction.atomic():
-        marked = _marked(read) if settled else {}
-        message = _insert(meta=meta, key=key, **marked, **stored)
+        message = _new_message(meta=meta, key=key, **marked, **stored)
+        message.save(force_insert=True)
         return message, _apply_fresh(message, read, settled=settled)
 
 
@@ -144,8 +156,9 @@ def _read(body):
         return exc
 
 
-def _insert(*, partner, meta, key, body, body_sha256, headers, received_at, **marked):
-    return InboundMessage.objects.create(
+def _new_message(*, partner, meta, key, body, body_sha256, headers, received_at, **marked):
+    """The message row to insert (unsaved)."""
+    return InboundMessage(
         partner=partner,
         dedupe_key=key,
         redox_log_id=fit(InboundMessage, "redox_log_id", meta.log_id),

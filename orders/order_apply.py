@@ -60,15 +60,15 @@ def apply_orders(message, parsed, *, fresh=False):
 def _create_orders(message, parsed):
     orders, logged = [], []
     for info in parsed.orders:
-        order = _new_order(message, parsed, info)
+        order = new_order(message, parsed, info)
         order.save()
         orders.append(order)
         ids = {"order_id": order.pk, "partner_id": message.partner_id, "message_id": message.pk}
-        logged.extend((event, ids) for event in _created_events(order))
+        logged.extend((event, ids) for event in created_events(order))
     return orders, logged
 
 
-def _created_events(order):
+def created_events(order):
     return ["order.created", "order.cancelled"] if order.is_cancelled else ["order.created"]
 
 
@@ -77,13 +77,13 @@ def _apply_order(message, parsed, info, order):
     if order is None:
         order = _create_order(message, parsed, info)
         if order is not None:
-            return order, _created_events(order)
+            return order, created_events(order)
         # Another message created it between our read and our insert.
         order = Order.objects.select_for_update().get(partner_id=message.partner_id, ehr_order_id=info.ehr_order_id)
     return order, _update_order(order, message, parsed, info)
 
 
-def _new_order(message, parsed, info):
+def new_order(message, parsed, info):
     order = Order(
         partner_id=message.partner_id,
         ehr_order_id=info.ehr_order_id,
@@ -99,7 +99,7 @@ def _new_order(message, parsed, info):
 
 def _create_order(message, parsed, info):
     """Insert a new order, or return None when another transaction inserted it first."""
-    order = _new_order(message, parsed, info)
+    order = new_order(message, parsed, info)
     try:
         with transaction.atomic():
             order.save()

@@ -1,0 +1,145 @@
+"""A delivery of new orders, stored and applied in one SQL statement: ingest's common case.
+
+Most deliveries are a New (or GroupedOrders) event for orders we do not hold yet. For
+those, the message row, the order rows and the links between them are one
+`INSERT … RETURNING` statement with data-modifying CTEs
+(https://www.postgresql.org/docs/current/queries-with.html#QUERIES-WITH-MODIFYING):
+
+    WITH message AS (INSERT INTO orders_inboundmessage … RETURNING id),
+         orders AS (INSERT INTO orders_order … RETURNING id, ehr_order_id),
+         links AS (INSERT INTO orders_inboundmessage_orders … SELECT … FROM message, orders)
+    SELECT (SELECT id FROM message), id, ehr_order_id FROM orders
+
+A statement is atomic, and outside a transaction PostgreSQL commits it on its own: one
+round trip where `BEGIN`, the three inserts, a savepoint and `COMMIT` took seven
+(docs/performance.md, "Ingest"). Either everything is stored or nothing is. Each
+INSERT is the one the ORM builds (Django's SQL compiler, with every field's own
+preparation of its value), so the rows are what `Model.save()` would write.
+
+Anything else is left to the general path in orders/ingest.py (`store_new_orders`
+returns None and has written nothing): another event type, a body that cannot be read
+or applied, an order we hold already (the unique (partner, ehr_order_id) constraint
+refuses the statement), a value the database refuses, or a crash while building the
+rows. The general path then stores the raw body whatever happens to applying it, as
+before. A redelivery (the unique (partner, dedupe_key) constraint) raises
+IntegrityError, as the general path's insert does, for the caller to count it.
+"""
+
+import logging
+
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
+from django.db.models.sql import InsertQuery
+
+from hcoint.events import log_event
+from orders.models import InboundMessage, Order
+from orders.order_apply import NEW_ORDER_EVENTS, created_events, new_order
+from orders.search import order_search_text
+
+logger = logging.getLogger(__name__)
+
+# The constraint a redelivery meets (orders/models.py, InboundMessage.Meta).
+DEDUPE_CONSTRAINT = "message_unique_per_partner"
+
+
+def applies(read):
+    """Whether `read` (a reading of a body, or the exception reading it raised) can take this path."""
+    return (
+        not isinstance(read, Exception)
+        and read.error is None
+        and read.order_message is not None
+        and read.meta.event_type in NEW_ORDER_EVENTS
+        and connections[DEFAULT_DB_ALIAS].vendor == "postgresql"
+    )
+
+
+def store_new_orders(message, read):
+    """Insert `message` (unsaved, already marked processed), its new orders and their links
+    in one statement. Returns (orders, events to log) with primary keys set, or None when
+    nothing was stored and the general path must take the message. Raises IntegrityError
+    for a redelivery (the message's dedupe key is taken)."""
+    parsed = read.order_message
+    try:
+        orders = [new_order(message, parsed, info) for info in parsed.orders]
+        for order in orders:
+            order.search_text = order_search_text(order)  # as Order.save() does
+        sql, params = _statement(message, orders)
+        rows = _execute(sql, params)
+    except IntegrityError as exc:
+        if _constraint(exc) == DEDUPE_CONSTRAINT:
+            raise
+        return None  # an order we hold already (as a rule): the general path updates it
+    except Exception as exc:
+        # A value the database refused, or a bug in building the rows: the general path
+        # keeps the body whatever applying does. Said once, by kind only (database errors
+        # quote the values they refused), so a path that always falls back is seen.
+        log_event(
+            logger,
+            "message.one_statement_refused",
+            level=logging.WARNING,
+            partner_id=message.partner_id,
+            error_kind=type(exc).__name__,
+        )
+        return None
+    message_id = rows[0][0]
+    ids = {ehr_order_id: pk for _, pk, ehr_order_id in rows}
+    _saved(message, message_id)
+    logged = []
+    for order in orders:
+        _saved(order, ids[order.ehr_order_id])
+        event_ids = {"order_id": order.pk, "partner_id": message.partner_id, "message_id": message_id}
+        logged.extend((event, event_ids) for event in created_events(order))
+    return orders, logged
+
+
+def _insert_sql(model, objs, returning, connection):
+    """The ORM's own INSERT of `objs` (every concrete field but the primary key), returning `returning`."""
+    meta = model._meta
+    fields = [field for field in meta.local_concrete_fields if not field.generated and field is not meta.auto_field]
+    query = InsertQuery(model)
+    query.insert_values(fields, objs)
+    compiler = query.get_compiler(connection=connection)
+    compiler.returning_fields = [meta.get_field(name) for name in returning]
+    ((sql, params),) = compiler.as_sql()
+    return sql, params
+
+
+def _statement(message, orders):
+    connection = connections[DEFAULT_DB_ALIAS]
+    qn = connection.ops.quote_name
+    message_sql, message_params = _insert_sql(InboundMessage, [message], ["id"], connection)
+    orders_sql, orders_params = _insert_sql(Order, orders, ["id", "ehr_order_id"], connection)
+    link = InboundMessage.orders.through._meta
+    # Only the ORM's own SQL and quoted table and column names; every value is a parameter.
+    sql = (
+        f"WITH message AS ({message_sql}), orders AS ({orders_sql}), "  # noqa: S608
+        f"links AS (INSERT INTO {qn(link.db_table)} ({qn(link.get_field('inboundmessage').column)}, "
+        f"{qn(link.get_field('order').column)}) SELECT message.id, orders.id FROM message, orders) "
+        "SELECT (SELECT id FROM message), id, ehr_order_id FROM orders"
+    )
+    return sql, (*message_params, *orders_params)
+
+
+def _execute(sql, params):
+    """Run the statement atomically: on its own (autocommit) it is its own transaction; inside
+    a caller's transaction (an import, a test) it runs under a savepoint, so a refusal leaves
+    that transaction usable for the general path."""
+    connection = connections[DEFAULT_DB_ALIAS]
+    if connection.get_autocommit():
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _constraint(exc):
+    diag = getattr(exc.__cause__, "diag", None)
+    return getattr(diag, "constraint_name", None)
+
+
+def _saved(instance, pk):
+    """Mark `instance` as `Model.save()` leaves a row it inserted."""
+    instance.pk = pk
+    instance._state.adding = False
+    instance._state.db = DEFAULT_DB_ALIAS
