@@ -15,7 +15,7 @@ that finds nothing, with the default settings (orders/retention.py).
 import os
 import time
 
-from benchenv import setup_django
+from benchenv import scratch_database, setup_django
 
 setup_django()
 
@@ -47,10 +47,7 @@ def file_everything_accepted():
 def main():
     if connection.vendor != "postgresql":
         raise SystemExit("bench/bench_retention.py needs DATABASE_URL=postgres://...")
-    creation = connection.creation
-    original = connection.settings_dict["NAME"]
-    creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
-    try:
+    with scratch_database():
         started = time.perf_counter()
         seed(ORDERS)
         file_everything_accepted()
@@ -62,8 +59,6 @@ def main():
         timed(f"one worker pass ({passes} x {batch} rows per kind)", lambda: purge(now, max_batches=passes))
         timed("the rest of the backlog (manage.py purge)", lambda: purge(now))
         timed("again: nothing left", lambda: purge(now))
-    finally:
-        creation.destroy_test_db(original, verbosity=0)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import statistics
 import time
 from datetime import timedelta
 
-from benchenv import setup_django  # noqa: E402
+from benchenv import scratch_database, setup_django  # noqa: E402
 
 setup_django()
 
@@ -106,10 +106,7 @@ def timed(label, function):
 
 
 def main():
-    creation = connection.creation
-    original = connection.settings_dict["NAME"]
-    creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
-    try:
+    with scratch_database():
         now = timezone.now()
         started = time.perf_counter()
         seed(now)
@@ -120,8 +117,6 @@ def main():
         for weeks in (12, 52, 260):
             timed(f"usage_figures(weeks={weeks})", lambda weeks=weeks: usage_figures(weeks=weeks, now=now))
         timed("awaiting_backlog()", lambda: awaiting_backlog(now=now))
-    finally:
-        creation.destroy_test_db(original, verbosity=0)
 
 
 if __name__ == "__main__":

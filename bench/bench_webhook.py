@@ -18,7 +18,7 @@ import statistics
 import time
 import uuid
 
-from benchenv import ROOT, setup_django  # noqa: E402
+from benchenv import ROOT, scratch_database, setup_django  # noqa: E402
 
 setup_django()
 
@@ -61,10 +61,7 @@ def measure(label, client, bodies):
 
 
 def main():
-    creation = connection.creation
-    original = connection.settings_dict["NAME"]
-    creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
-    try:
+    with scratch_database():
         partner = Partner(name="Bench", destination_id="bench", destination_name="Bench")
         partner.set_tokens(TOKEN)
         partner.save()
@@ -76,8 +73,6 @@ def main():
         measure("Order.New (new order)", client, new_bodies)
         measure("duplicate (redelivery)", client, new_bodies[: RUNS // 2])
         measure("GroupedOrders (2 orders)", client, [fresh(grouped) for _ in range(RUNS // 2)])
-    finally:
-        creation.destroy_test_db(original, verbosity=0)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ def scratch_database():
     try:
         yield
     finally:
+        connection.close()
         connection.creation.destroy_test_db(original, verbosity=0)
 
 

@@ -47,7 +47,7 @@ if args.trace:
 _report = sys.stderr
 sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the life of the process)
 
-from benchenv import ROOT, setup_django  # noqa: E402
+from benchenv import ROOT, scratch_database, setup_django  # noqa: E402
 
 setup_django()
 
@@ -101,10 +101,7 @@ def post(body):
 
 
 def main():
-    creation = connection.creation
-    original = connection.settings_dict["NAME"]
-    creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
-    try:
+    with scratch_database():
         partner = Partner(name="Bench", destination_id="bench", destination_name="Bench")
         partner.set_tokens(TOKEN)
         partner.save()
@@ -163,9 +160,6 @@ def main():
             pstats.Stats(profiler, stream=_report).sort_stats("cumulative").print_stats(args.top)
             if args.dump:
                 profiler.dump_stats(args.dump)
-    finally:
-        connection.close()
-        creation.destroy_test_db(original, verbosity=0)
 
 
 if __name__ == "__main__":
