@@ -89,18 +89,43 @@ def open_orders():
     return Order.objects.exclude(state__in=DONE_STATES).annotate(retrying=_retrying())
 
 
+# The states of the orders that need a person now (with the retrying ones among SENDING):
+# every group but the notes Redox accepted and is still being asked about (SENT, the
+# confirmer's job). Each is bounded by the work at hand, not by the history.
+ATTENTION_STATES = (
+    Order.State.AWAITING_NOTE,
+    Order.State.FAILED,
+    Order.State.UNCONFIRMED,
+    Order.State.FAILED_DOWNSTREAM,
+    Order.State.FILTERED,
+)
+
+
+def attention_count():
+    """The number in the nav, on every page: orders that need a person now.
+
+    Counting every open order there would count each accepted note until Redox confirms it,
+    and, with confirmation off, every note ever sent: a cost that grows with the history.
+    """
+    waiting = Order.objects.filter(state__in=ATTENTION_STATES).count()
+    return waiting + _retrying_count()
+
+
+def _retrying_count():
+    return Order.objects.filter(state=Order.State.SENDING).filter(_retrying()).count()
+
+
 def group_counts():
     """{group key: number of orders}, every group present, in two queries.
 
-    Shown in the nav on every page, so it must not grow with the history: the orders are
-    counted per state (COUNT(*): an index-only scan of `order_state_newest`), and only the few still sending are
-    asked whether their delivery is retrying.
+    The orders are counted per state (COUNT(*): an index-only scan of `order_state_newest`),
+    and only the few still sending are asked whether their delivery is retrying.
     """
     counts = dict.fromkeys(GROUP_BY_KEY, 0)
     per_state = dict(
         Order.objects.exclude(state__in=DONE_STATES).values_list("state").annotate(n=Count("*")).order_by()
     )
-    retrying = Order.objects.filter(state=Order.State.SENDING).filter(_retrying()).count()
+    retrying = _retrying_count()
     counts["awaiting_note"] = per_state.get(Order.State.AWAITING_NOTE, 0)
     counts["delivery_problem"] = per_state.get(Order.State.FAILED, 0) + retrying
     counts["unconfirmed"] = per_state.get(Order.State.SENT, 0) + per_state.get(Order.State.UNCONFIRMED, 0)
@@ -109,17 +134,10 @@ def group_counts():
     return counts
 
 
-def request_group_counts(request):
-    """group_counts(), counted once per request: the nav and the page body both show them."""
-    if not hasattr(request, "_hcoint_group_counts"):
-        request._hcoint_group_counts = group_counts()
-    return request._hcoint_group_counts
-
-
-def reconciliation(now=None, limit=ROWS_PER_GROUP, *, counts=None):
+def reconciliation(now=None, limit=ROWS_PER_GROUP):
     """Each group with its count and its oldest `limit` orders (age and latest delivery attached)."""
     now = now or timezone.now()
-    counts = group_counts() if counts is None else counts
+    counts = group_counts()
     groups = []
     for group in GROUPS:
         orders = list(

@@ -30,7 +30,7 @@ from orders.forms import NoteUploadForm, OrderFilterForm, ReasonForm
 from orders.models import AuditEvent, ClinicalNote, Delivery, DeliveryAttempt, Order
 from orders.pdf.preview import PreviewError
 from orders.previews import note_page_png
-from orders.reconcile import GROUPS, reconciliation, request_group_counts
+from orders.reconcile import GROUPS, group_counts, reconciliation
 from orders.search import BoundedPaginator
 
 ORDERS_PER_PAGE = 50
@@ -72,16 +72,16 @@ def order_list(request):
             "page": page,
             "query": query.urlencode(),
             "searching": bool(query),
-            "reconcile_counts": _reconcile_counts(request),
+            "reconcile_counts": _reconcile_counts(request.user),
         },
     )
 
 
-def _reconcile_counts(request):
+def _reconcile_counts(user):
     """What needs doing, per group, for those who can act on it (uploaders and admins)."""
-    if not request.user.has_perm("orders.upload_note"):
+    if not user.has_perm("orders.upload_note"):
         return None
-    counts = request_group_counts(request)
+    counts = group_counts()
     return [{"group": group, "count": counts[group.key]} for group in GROUPS]
 
 
@@ -93,7 +93,7 @@ def reconcile(request):
         request,
         "orders/reconcile.html",
         {
-            "groups": reconciliation(counts=request_group_counts(request)),
+            "groups": reconciliation(),
             "confirmation_configured": confirmer_configured(),
         },
     )
