@@ -219,7 +219,9 @@ class Partner(LegalHold):
         return "A production message (Meta.Test false) arrived on a test connection."
 
 
-# What says who the patient is: what the retention purge empties (orders/retention.py).
+# What says who the patient is, and clinical text about them: what the retention purge
+# empties (orders/retention.py). Kept: ids, dates, states, the partner, the procedure and the
+# ordering provider (what billing is reconciled on; none of it says who the patient is).
 PATIENT_DETAIL_FIELDS = (
     "patient_identifiers",
     "patient_demographics",
@@ -231,6 +233,8 @@ PATIENT_DETAIL_FIELDS = (
     "patient_dob",
     "patient_sex",
     "visit_number",
+    "comments",
+    "diagnoses",
 )
 
 
@@ -257,11 +261,6 @@ class OrderQuerySet(models.QuerySet):
 class Order(LegalHold):
     """One order per (partner, EHR `Order.ID`), as the latest applied event describes it."""
 
-    # The states in which nothing more happens to an order: the retention clock runs from
-    # its last change in one of these (orders/retention.py). Failed downstream, filtered and
-    # unconfirmed are not here: staff still have to act on them (the To reconcile page).
-    CLOSED_STATES = ("filed", "cancelled", "closed")
-
     class State(models.TextChoices):
         AWAITING_NOTE = "awaiting_note", "Awaiting note"
         SENDING = "sending", "Note sending"
@@ -277,6 +276,11 @@ class Order(LegalHold):
         UNCONFIRMED = "unconfirmed", "Unconfirmed"
         # An imported order whose note went out through the old system: not backlog.
         CLOSED = "closed", "Closed before HCOINT"
+
+    # The states in which nothing more happens to an order: done for the To reconcile page,
+    # and the retention clock runs from its last change in one of these (orders/retention.py).
+    # Failed downstream, filtered and unconfirmed are not here: staff still have to act on them.
+    CLOSED_STATES = (State.FILED, State.CANCELLED, State.CLOSED)
 
     partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="orders")
     # Whole, never cut: an Update or Cancel must find the order its New created. Longer
@@ -381,10 +385,6 @@ class Order(LegalHold):
     @property
     def is_cancelled(self):
         return self.state == self.State.CANCELLED
-
-    @property
-    def is_closed(self):
-        return self.state in self.CLOSED_STATES
 
     @property
     def has_patient_details(self):

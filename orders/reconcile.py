@@ -14,7 +14,6 @@ from django.utils import timezone
 
 from orders.models import Delivery, Order
 
-DONE_STATES = (Order.State.FILED, Order.State.CANCELLED, Order.State.CLOSED)
 ROWS_PER_GROUP = 100
 # A delivery retrying this long after it was queued needs a person (the worklist, the digest
 # email); the "Delivery still retrying after an hour" monitor (ops/datadog/monitors/
@@ -86,7 +85,7 @@ def needs_person(now):
 
 
 def open_orders():
-    return Order.objects.exclude(state__in=DONE_STATES).annotate(retrying=_retrying())
+    return Order.objects.exclude(state__in=Order.CLOSED_STATES).annotate(retrying=_retrying())
 
 
 # The states of the orders that need a person now (with the retrying ones among SENDING):
@@ -123,7 +122,7 @@ def group_counts():
     """
     counts = dict.fromkeys(GROUP_BY_KEY, 0)
     per_state = dict(
-        Order.objects.exclude(state__in=DONE_STATES).values_list("state").annotate(n=Count("*")).order_by()
+        Order.objects.exclude(state__in=Order.CLOSED_STATES).values_list("state").annotate(n=Count("*")).order_by()
     )
     retrying = _retrying_count()
     counts["awaiting_note"] = per_state.get(Order.State.AWAITING_NOTE, 0)

@@ -40,6 +40,7 @@ from django.utils import timezone
 
 from hcoint.events import log_event
 from orders.models import (
+    PATIENT_DETAIL_FIELDS,
     AuditEvent,
     ClinicalNote,
     Delivery,
@@ -144,25 +145,6 @@ def _purge_messages(ids, now):
     Redelivery.objects.filter(message_id__in=ids).update(body=b"", headers={}, body_purged_at=now)
 
 
-# Emptied on a purged order. Kept: ids, dates, states, the partner, the procedure and the
-# ordering provider (what billing is reconciled on; none of it says who the patient is).
-PATIENT_FIELDS_EMPTY = {
-    "patient_identifiers": list,
-    "patient_demographics": dict,
-    "identifiers_text": str,
-    "patient_mrn": str,
-    "patient_first_name": str,
-    "patient_middle_name": str,
-    "patient_last_name": str,
-    "patient_dob": lambda: None,
-    "patient_sex": str,
-    "visit_number": str,
-    # Free text and diagnoses are clinical information about the patient.
-    "comments": str,
-    "diagnoses": list,
-}
-
-
 IDENTIFIER_FIELDS = ("patient_mrn", "visit_number", "patient_identifiers", "identifier_hashes")
 
 
@@ -186,7 +168,7 @@ def _purge_orders(ids, now):
     # One UPDATE for what every row loses alike, and a small bulk_update for the two columns
     # that differ per row; neither goes through save(), which would move updated_at (the
     # retention clock) on.
-    emptied = {field: empty() for field, empty in PATIENT_FIELDS_EMPTY.items()}
+    emptied = {field: Order._meta.get_field(field).get_default() for field in PATIENT_DETAIL_FIELDS}
     Order.objects.filter(pk__in=ids).update(patient_purged_at=now, **emptied)
     Order.objects.bulk_update(orders, ["identifier_hashes", "search_text"])
 

@@ -31,6 +31,7 @@ from orders.models import AuditEvent, ClinicalNote, Delivery, DeliveryAttempt, O
 from orders.pdf.preview import PreviewError
 from orders.previews import note_page_png
 from orders.reconcile import GROUPS, group_counts, reconciliation
+from orders.retention import PDF_REMOVED
 from orders.search import BoundedPaginator
 
 ORDERS_PER_PAGE = 50
@@ -289,7 +290,7 @@ def note_page(request, pk, number):
     if not 1 <= number <= min(note.page_count, settings.NOTE_PREVIEW_MAX_PAGES):
         raise Http404("No such page.")
     if note.is_purged:  # the PDF and its page images went together (orders/retention.py)
-        return HttpResponse(PDF_REMOVED_TEXT, status=410, content_type="text/plain; charset=utf-8")
+        return HttpResponse(PDF_REMOVED, status=410, content_type="text/plain; charset=utf-8")
     try:
         png = note_page_png(note, number - 1)
     except PreviewError as failed:
@@ -321,9 +322,6 @@ def _pdf_response(request, pk, *, as_attachment, action):
     # Patient documents must not linger in browser or proxy caches.
     response["Cache-Control"] = "no-store, private"
     return response
-
-
-PDF_REMOVED_TEXT = "This note's PDF was removed under the retention policy; its pages cannot be shown."
 
 
 def pdf_file_name(note):

@@ -95,7 +95,7 @@ def test_the_purge_takes_a_notes_page_images_with_its_pdf(client, viewer, partne
     assert not NotePreview.objects.filter(note=delivery.note).exists()
     response = client.get(page_url)
     assert response.status_code == 410
-    assert "removed under the retention policy" in response.content.decode()
+    assert response.content.decode() == PDF_REMOVED
 
 
 def test_the_review_page_of_a_removed_note_renders_without_the_pdf_and_refuses_to_send(client, uploader, purged):

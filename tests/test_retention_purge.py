@@ -7,7 +7,6 @@ import pytest
 from django.utils import timezone
 
 from orders.models import (
-    PATIENT_DETAIL_FIELDS,
     AuditEvent,
     ClinicalNote,
     Delivery,
@@ -16,7 +15,7 @@ from orders.models import (
     Redelivery,
     identifier_hash,
 )
-from orders.retention import PATIENT_FIELDS_EMPTY, purge, purge_preview
+from orders.retention import purge, purge_preview
 from orders.search import order_search_text, search_orders
 from tests.conftest import events
 from tests.factories import (
@@ -238,8 +237,17 @@ def test_was_this_mrn_ever_here_is_answered_before_and_after_the_purge():
     assert not Order.objects.with_identifier("").exists()
 
 
-def test_every_patient_detail_field_is_emptied():
-    assert set(PATIENT_DETAIL_FIELDS) <= set(PATIENT_FIELDS_EMPTY)
+def test_every_patient_detail_field_is_emptied_and_a_late_comment_is_purged_again():
+    order = closed_order(366)
+    purge(now=NOW)
+    order.refresh_from_db()
+    assert not order.has_patient_details
+    assert order.comments == "" and order.diagnoses == [] and order.patient_dob is None
+    # A later EHR event brings back only clinical text: it is new data, purged by the same rule.
+    order.comments = "Follow-up requested"
+    order.save(update_fields=["comments"])
+    order.refresh_from_db()
+    assert order.patient_purged_at is None
 
 
 def test_a_purged_order_is_still_found_by_its_ehr_order_id():

@@ -17,7 +17,6 @@ from django.utils import timezone
 
 from orders.confirm import confirm_one, confirmer_configured, take_request_budget
 from orders.models import Delivery, Order
-from orders.reconcile import DONE_STATES
 
 COLUMNS = (
     "order_id",
@@ -113,5 +112,5 @@ class Command(BaseCommand):
     def _table(self, rows):
         for row in rows:
             self.stdout.write("  ".join(str(row[column]) or "-" for column in COLUMNS))
-        not_done = sum(1 for row in rows if row["order_state"] not in DONE_STATES)
+        not_done = sum(1 for row in rows if row["order_state"] not in Order.CLOSED_STATES)
         self.stdout.write(f"{len(rows)} order(s); {not_done} not filed (see the reconciliation page).")
