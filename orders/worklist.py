@@ -4,8 +4,8 @@ Two parts, each oldest first and bounded (WORKLIST_ROWS, then "N more" and a lin
 
 - orders awaiting a note (reconcile's "awaiting_note" group), each with its age and its
   partner's expectation (`Partner.note_due_days`); past it, the order is overdue;
-- orders whose delivery needs a person (reconcile.needs_person: failed, failed downstream,
-  filtered, or retrying for long), each with its latest delivery.
+- orders whose delivery needs a person (reconcile.needs_person: failed, unconfirmed,
+  failed downstream, filtered, or retrying for long), each with its latest delivery.
 
 The counts (`worklist_counts`) are the digest email's content too, so the email and the
 page always agree. Every query reads an index (`order_state_newest`, `delivery_due`) and
