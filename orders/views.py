@@ -30,7 +30,7 @@ from orders.forms import NoteUploadForm, OrderFilterForm, ReasonForm
 from orders.models import AuditEvent, ClinicalNote, Delivery, DeliveryAttempt, Order
 from orders.pdf.preview import PreviewError
 from orders.previews import note_page_png
-from orders.reconcile import GROUPS, group_counts, reconciliation
+from orders.reconcile import GROUPS, open_counts, reconciliation
 from orders.retention import PDF_REMOVED
 from orders.search import BoundedPaginator
 
@@ -65,37 +65,28 @@ def order_list(request):
     # The filters, without the page number, for the pagination links.
     query = request.GET.copy()
     query.pop("page", None)
-    return render(
-        request,
-        "orders/order_list.html",
-        {
-            "form": form,
-            "page": page,
-            "query": query.urlencode(),
-            "searching": bool(query),
-            "reconcile_counts": _reconcile_counts(request.user),
-        },
-    )
-
-
-def _reconcile_counts(user):
-    """What needs doing, per group, for those who can act on it (uploaders and admins)."""
-    if not user.has_perm("orders.upload_note"):
-        return None
-    counts = group_counts()
-    return [{"group": group, "count": counts[group.key]} for group in GROUPS]
+    context = {"form": form, "page": page, "query": query.urlencode(), "searching": bool(query)}
+    if request.user.has_perm("orders.upload_note"):
+        # What needs doing, per group, for those who can act on it (uploaders and admins);
+        # the nav's number comes from the same counts (the context processor counts no more).
+        counts = open_counts()
+        context["reconcile_counts"] = [{"group": group, "count": counts.groups[group.key]} for group in GROUPS]
+        context["reconcile_open"] = counts.attention
+    return render(request, "orders/order_list.html", context)
 
 
 @require_GET
 @permission_required("orders.upload_note", raise_exception=True)
 def reconcile(request):
     """Orders not yet Filed, grouped by why, oldest first, each with the next action."""
+    counts = open_counts()
     return render(
         request,
         "orders/reconcile.html",
         {
-            "groups": reconciliation(),
+            "groups": reconciliation(counts=counts.groups),
             "confirmation_configured": confirmer_configured(),
+            "reconcile_open": counts.attention,  # the nav's number, from the same counts
         },
     )
 

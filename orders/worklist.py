@@ -37,6 +37,11 @@ class WorklistCounts:
     def anything(self):
         return bool(self.awaiting or self.needs_person)
 
+    @property
+    def attention(self):
+        """The nav's number (reconcile.attention_count): the two totals added."""
+        return self.awaiting + self.needs_person
+
 
 @dataclass
 class Worklist:

@@ -6,6 +6,8 @@ shows the worklist's two totals added, and an order whose confirmation Redox nev
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -69,3 +71,26 @@ def test_the_nav_number_is_the_worklists_two_totals(client, uploader, mixed):
     for page in ("home", "order_list", "reconcile", "usage"):
         html = client.get(reverse(page)).content.decode()
         assert '<span class="nav-count">6</span>' in html, page
+
+
+def test_the_worklist_page_counts_once(client, uploader, mixed):
+    """The worklist's own counts give the nav's number: the processor's query never runs."""
+    client.force_login(uploader)
+    with CaptureQueriesContext(connection) as captured:
+        html = client.get(reverse("home")).content.decode()
+    assert '<span class="nav-count">6</span>' in html
+    counting = [query["sql"] for query in captured.captured_queries if query["sql"].startswith("SELECT COUNT")]
+    # The awaiting count (with the overdue ones) and the needs-a-person count, once each.
+    assert len([sql for sql in counting if "'awaiting_note'" in sql]) == 1, counting
+    assert len([sql for sql in counting if "'unconfirmed'" in sql]) == 1, counting
+
+
+@pytest.mark.parametrize("page", ["order_list", "reconcile"])
+def test_the_pages_with_group_counts_do_not_count_again_for_the_nav(client, uploader, mixed, page):
+    client.force_login(uploader)
+    with CaptureQueriesContext(connection) as captured:
+        html = client.get(reverse(page)).content.decode()
+    assert '<span class="nav-count">6</span>' in html
+    counting = [q["sql"] for q in captured.captured_queries if "COUNT(" in q["sql"] and '"orders_order"' in q["sql"]]
+    # Per state, and the retrying ones among those sending: nothing more.
+    assert len(counting) == 2, counting
