@@ -20,7 +20,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from orders.models import Order, Partner
-from orders.reconcile import group_filter, latest_deliveries, needs_person
+from orders.reconcile import latest_deliveries, needs_person
 
 # A visit works down the oldest; 50 rows of each part keep the page quick to read and to
 # render (the rest is one click away, in the order list filtered to the same state).
@@ -58,10 +58,6 @@ class Worklist:
         return max(self.counts.needs_person - len(self.needs_person), 0)
 
 
-def awaiting_orders():
-    return Order.objects.filter(group_filter("awaiting_note"))
-
-
 def overdue_filter(now, partners):
     """Q: orders first received before their partner's expectation ran out (one term per partner)."""
     terms = [Q(partner_id=p.pk, first_received_at__lt=p.note_overdue_before(now)) for p in partners]
@@ -81,7 +77,7 @@ def worklist_counts(now=None, *, partners=None):
     """How many orders await a note, how many of them are overdue, how many need a person."""
     now = now or timezone.now()
     partners = _partners() if partners is None else partners
-    awaiting = awaiting_orders().aggregate(
+    awaiting = Order.objects.awaiting_note().aggregate(
         awaiting=Count("id"), overdue=Count("id", filter=overdue_filter(now, partners))
     )
     return WorklistCounts(
@@ -94,7 +90,7 @@ def worklist(now=None, *, limit=None):
     now = now or timezone.now()
     limit = WORKLIST_ROWS if limit is None else limit
     counts = worklist_counts(now)
-    awaiting = list(awaiting_orders().select_related("partner").order_by("first_received_at", "id")[:limit])
+    awaiting = list(Order.objects.awaiting_note().select_related("partner").order_by("first_received_at", "id")[:limit])
     for order in awaiting:
         order.age_days = (now - order.first_received_at).days
         order.due_days = order.partner.note_due_days
