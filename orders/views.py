@@ -23,7 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from hcoint.admin import can_open_admin
 from hcoint.events import log_event
 from orders import notes
-from orders.audit import audit_record, order_events, view_summary
+from orders.audit import audit_record, order_events, view_summaries
 from orders.confirm import confirmer_configured
 from orders.delivery import STAFF_ACTION_STATUSES, DeliveryError, delivery_abandon, delivery_retry_now
 from orders.forms import NoteUploadForm, OrderFilterForm, ReasonForm
@@ -156,8 +156,8 @@ def _timeline(order, *, can_open_messages):
         entries.append({"kind": "cancelled", "at": order.cancelled_at, "obj": order})
     for event in order_events(order):
         entries.append({"kind": "audit", "at": event.created_at, "obj": event})
-    # Views are one line, "viewed 7 times, last by …", placed at the latest view.
-    if views := view_summary(order):
+    # Views are one line per action, "Viewed PDF 7 times, last by …", placed at the latest one.
+    for views in view_summaries(order):
         entries.append({"kind": "views", "at": views.last.created_at, "obj": views.last, "summary": views})
     # Stable sort: entries at the same instant keep the order they were gathered in.
     entries.sort(key=lambda entry: entry["at"])
