@@ -178,7 +178,7 @@ def reconciliation(now=None, limit=ROWS_PER_GROUP, *, counts=None):
 
 
 def latest_deliveries(order_ids):
-    """{order id: its newest delivery} for `order_ids` (one query)."""
+    """{order id: its newest delivery} for `order_ids` (a list, or a queryset of ids; one query)."""
     latest = {}
     for delivery in Delivery.objects.filter(order_id__in=order_ids).order_by("order_id", "created_at", "id"):
         latest[delivery.order_id] = delivery
