@@ -210,7 +210,8 @@ def review_note(request, pk):
 
 
 def _render_review(request, note, *, resend_form, status=200):
-    blocker = notes.note_send_blocker(note=note)
+    delivery = Delivery.objects.filter(note=note).first()
+    blocker = notes.note_send_blocker(note=note, delivery=delivery)
     shown_pages = min(note.page_count, settings.NOTE_PREVIEW_MAX_PAGES)
     return render(
         request,
@@ -218,7 +219,7 @@ def _render_review(request, note, *, resend_form, status=200):
         {
             "note": note,
             "order": note.order,
-            "delivery": Delivery.objects.filter(note=note).first(),
+            "delivery": delivery,
             "blocker": blocker[0] if blocker else "",
             "can_send": blocker is None,
             "can_resend": blocker is not None and blocker[1] == "already_sent",
