@@ -36,8 +36,16 @@ class LegalHoldFormMixin(forms.Form):
         # The admin's ModelForm copies the fields onto the instance before save: remember them.
         self._hold_before = (self.instance.legal_hold, self.instance.legal_hold_reason)
 
+    @property
+    def edits_legal_hold(self):
+        """False when the admin showed the hold read-only (no orders.set_legal_hold): the
+        fields are then not in the form, and whatever was posted for them is ignored."""
+        return "legal_hold" in self.fields
+
     def clean(self):
         cleaned = super().clean()
+        if not self.edits_legal_hold:
+            return cleaned
         problem = self.instance.legal_hold_problem(cleaned.get("legal_hold"), cleaned.get("legal_hold_reason"))
         if problem:
             self.add_error("legal_hold_reason", problem)
@@ -45,6 +53,8 @@ class LegalHoldFormMixin(forms.Form):
 
     def apply_legal_hold(self):
         self.instance.legal_hold, self.instance.legal_hold_reason = self._hold_before
+        if not self.edits_legal_hold:
+            return
         self.hold_action = self.instance.change_legal_hold(
             bool(self.cleaned_data.get("legal_hold")), self.cleaned_data.get("legal_hold_reason")
         )

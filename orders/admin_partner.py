@@ -88,6 +88,7 @@ class PartnerAdmin(admin.ModelAdmin):
     list_filter = ["is_active", "is_production", "outbound_model", "legal_hold"]
     search_fields = ["name", "destination_id"]
     readonly_fields = ["token_status", "legal_hold_since", "created_at", "updated_at"]
+    HOLD_FIELDS = ("legal_hold", "legal_hold_reason")
     fieldsets = [
         (None, {"fields": ["name", "is_active", "is_production"]}),
         ("Worklist", {"fields": ["note_due_days"]}),
@@ -114,6 +115,15 @@ class PartnerAdmin(admin.ModelAdmin):
         if obj.second_token_hash:
             return "Verification token and a second token are set (rotation in progress)."
         return "Verification token is set."
+
+    def get_readonly_fields(self, request, obj=None):
+        # A partner-wide hold covers every order of the partner: it needs the same permission
+        # as one order's hold (OrderAdmin). Without it the hold is shown, not editable, and
+        # the form leaves it as it is whatever is posted (LegalHoldFormMixin.edits_legal_hold).
+        readonly = list(super().get_readonly_fields(request, obj))
+        if not request.user.has_perm("orders.set_legal_hold"):
+            readonly[:0] = self.HOLD_FIELDS
+        return readonly
 
     def has_delete_permission(self, request, obj=None):
         # Partners are deactivated, not deleted: their messages and orders refer to them.

@@ -32,13 +32,16 @@ def audit_record(*, request=None, user=None, action, obj=None, order=None, outco
     )
 
 
-# The events an order's timeline shows as one line: after months of views, one row each
-# would bury the events that matter.
-GROUPED_VIEW = {"action": AuditEvent.Action.VIEW_ORDER, "outcome": AuditEvent.Outcome.SUCCESS}
+# The events an order's timeline shows as one line per action: after months of views (and
+# every page image of a note's preview is a "Viewed PDF"), one row each would bury the
+# events that matter. A failed view (a removed PDF, say) keeps its own line.
+GROUPED_VIEWS = (AuditEvent.Action.VIEW_ORDER, AuditEvent.Action.VIEW_PDF)
+GROUPED_VIEW = {"action__in": GROUPED_VIEWS, "outcome": AuditEvent.Outcome.SUCCESS}
 
 
 @dataclass(frozen=True)
 class ViewSummary:
+    action: str
     count: int
     people: int
     last: AuditEvent  # the latest view: who, when, from where
@@ -49,14 +52,25 @@ def order_events(order):
     return order.audit_events.exclude(**GROUPED_VIEW)
 
 
-def view_summary(order):
-    """How often the order was viewed, by how many people, and the latest view; None if never.
+def view_summaries(order):
+    """Per viewing action (order, PDF), in GROUPED_VIEWS' order: how often, by how many
+    people, and the latest view; only the actions that happened.
 
     Two queries, whatever the number of views (the audit table's order_id index).
     """
     views = order.audit_events.filter(**GROUPED_VIEW)
-    figures = views.aggregate(count=Count("id"), people=Count("actor_username", distinct=True))
-    if not figures["count"]:
-        return None
-    last = views.order_by("-created_at", "-id").first()
-    return ViewSummary(count=figures["count"], people=figures["people"], last=last)
+    figures = {
+        row["action"]: row
+        for row in views.values("action").annotate(count=Count("id"), people=Count("actor_username", distinct=True))
+    }
+    if not figures:
+        return []
+    # The newest view of each action: DISTINCT ON (action), PostgreSQL's.
+    latest = {event.action: event for event in views.order_by("action", "-created_at", "-id").distinct("action")}
+    return [
+        ViewSummary(
+            action=action, count=figures[action]["count"], people=figures[action]["people"], last=latest[action]
+        )
+        for action in GROUPED_VIEWS
+        if action in figures
+    ]

@@ -6,7 +6,7 @@ never a patient's name, identifier or date, nor an order id, so the email is saf
 inbox. One email per recipient, so nobody sees who else gets it.
 
 A period starts at DIGEST_HOUR o'clock in TIME_ZONE, every day (`daily`) or every Monday
-(`weekly`). The worker asks every DIGEST_CHECK_SECONDS (orders/worker.py, `digest_once`);
+(`weekly`). The worker asks every DIGEST_CHECK_SECONDS (orders/worker.py runs `digest_send_if_due`);
 the first ask at or after a period's start decides it: send if anything waits, else nothing.
 A worker that was down all period does not send it late in the next one.
 
@@ -23,7 +23,7 @@ from datetime import datetime, time, timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import EmailMessage, get_connection
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -117,17 +117,3 @@ def _send(counts, period, recipients):
     messages = [EmailMessage(subject=subject, body=body, to=[address]) for address in recipients]
     with get_connection() as connection:
         return connection.send_messages(messages) or 0
-
-
-def digest_once():
-    """The worker's periodic step. Never raises for a mail failure (logged; the next check tries
-    again); a lost database propagates, for the worker's loop to treat as such."""
-    try:
-        digest_send_if_due()
-    except (InterfaceError, OperationalError):
-        raise
-    except Exception as exc:
-        # The class name only: an SMTP error's text can quote addresses.
-        log_event(logger, "digest.failed", level=logging.ERROR, error_class=type(exc).__name__)
-        return False
-    return True

@@ -245,6 +245,11 @@ def identifier_hash(value):
 
 
 class OrderQuerySet(models.QuerySet):
+    def awaiting_note(self):
+        """Orders no note has been sent for yet: the worklist's first part, the matcher's
+        candidates, the usage page's backlog (`order_state_newest` serves it)."""
+        return self.filter(state=Order.State.AWAITING_NOTE)
+
     def with_identifier(self, value):
         """Orders that hold, or once held, the patient identifier `value` (an MRN, say).
 

@@ -124,18 +124,25 @@ def note_send(*, note, user, request=None, correction_reason=None):
     return delivery
 
 
-def note_send_blocker(*, note):
+# note_send_blocker's default: no delivery given, so it asks the database.
+_ASK = object()
+
+
+def note_send_blocker(*, note, delivery=_ASK):
     """Why `note` cannot be sent plainly right now, as (message, reason), or None.
 
     The review page uses this to decide between a Send button, a corrected-resend
     form and an explanation; `note_send` applies the same rules under a lock.
+    `delivery`: the note's delivery (None if it has none) when the caller has already
+    fetched it (the review page shows it); by default it is looked up here.
     """
     order = note.order
     if not order.is_cancelled and order.patient_purged_at is None:
         # A result carries the PDF: it cannot be sent once the bytes are removed.
         if note.content_purged_at is not None:
             return PDF_REMOVED, "pdf_removed"
-        if Delivery.objects.filter(note=note).exists():
+        sent = Delivery.objects.filter(note=note).exists() if delivery is _ASK else delivery is not None
+        if sent:
             return NOTE_ALREADY_SENT, "note_already_sent"
     return order_send_blocker(order=order)
 

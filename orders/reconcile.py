@@ -74,25 +74,12 @@ def group_filter(key):
     }[key]
 
 
-def needs_person(now):
-    """Orders whose delivery needs a person: failed, failed downstream, filtered by Redox, or
-    retrying for RETRYING_LONG. The "delivery_problem", "failed_downstream" and "filtered"
-    groups above, less the retries that are young enough to succeed on their own."""
-    return Order.objects.filter(
-        Q(state__in=[Order.State.FAILED, Order.State.FAILED_DOWNSTREAM, Order.State.FILTERED])
-        | Q(_retrying(queued_before=now - RETRYING_LONG), state=Order.State.SENDING)
-    )
-
-
-def open_orders():
-    return Order.objects.exclude(state__in=Order.CLOSED_STATES).annotate(retrying=_retrying())
-
-
-# The states of the orders that need a person now (with the retrying ones among SENDING):
-# every group but the notes Redox accepted and is still being asked about (SENT, the
-# confirmer's job). Each is bounded by the work at hand, not by the history.
-ATTENTION_STATES = (
-    Order.State.AWAITING_NOTE,
+# The orders that need a person now, whatever page or email counts them (the worklist, the
+# digest, the nav's number): a delivery that failed, that Redox accepted but whose
+# confirmation we gave up on (contact Redox), that failed downstream or that Redox filtered,
+# and a delivery retrying for RETRYING_LONG (younger retries usually succeed alone). The
+# reconcile page's groups are something else: every order not yet Filed, by why.
+NEEDS_PERSON_STATES = (
     Order.State.FAILED,
     Order.State.UNCONFIRMED,
     Order.State.FAILED_DOWNSTREAM,
@@ -100,43 +87,80 @@ ATTENTION_STATES = (
 )
 
 
-def attention_count():
-    """The number in the nav, on every page: orders that need a person now.
+def _retrying_long(now):
+    return _retrying(queued_before=now - RETRYING_LONG)
 
-    Counting every open order there would count each accepted note until Redox confirms it,
-    and, with confirmation off, every note ever sent: a cost that grows with the history.
+
+def needs_person_filter(now):
+    """The Q selecting the orders that need a person at `now` (NEEDS_PERSON_STATES, long retries)."""
+    return Q(state__in=NEEDS_PERSON_STATES) | Q(_retrying_long(now), state=Order.State.SENDING)
+
+
+def needs_person(now):
+    """Orders whose delivery needs a person at `now` (see NEEDS_PERSON_STATES)."""
+    return Order.objects.filter(needs_person_filter(now))
+
+
+def open_orders():
+    return Order.objects.exclude(state__in=Order.CLOSED_STATES).annotate(retrying=_retrying())
+
+
+def attention_count(now=None):
+    """The number in the nav, on every page: orders awaiting a note plus those that need a
+    person (the worklist's two totals), in one query.
+
+    Only the states that hold them are counted, never every open order: that would count each
+    accepted note until Redox confirms it and, with confirmation off, every note ever sent.
     """
-    waiting = Order.objects.filter(state__in=ATTENTION_STATES).count()
-    return waiting + _retrying_count()
+    now = now or timezone.now()
+    return Order.objects.filter(Q(state=Order.State.AWAITING_NOTE) | needs_person_filter(now)).count()
 
 
-def _retrying_count():
-    return Order.objects.filter(state=Order.State.SENDING).filter(_retrying()).count()
+@dataclass(frozen=True)
+class OpenCounts:
+    groups: dict  # {group key: number of orders}, every group present
+    attention: int  # attention_count(), from the same numbers
 
 
-def group_counts():
-    """{group key: number of orders}, every group present, in two queries.
+def _retrying_counts(now):
+    """(retrying, retrying for RETRYING_LONG) among the orders still sending, in one query."""
+    counts = Order.objects.filter(state=Order.State.SENDING).aggregate(
+        retrying=Count("id", filter=Q(_retrying())), retrying_long=Count("id", filter=Q(_retrying_long(now)))
+    )
+    return counts["retrying"], counts["retrying_long"]
+
+
+def open_counts(now=None):
+    """The groups' counts and the nav's number together, in two queries.
 
     The orders are counted per state (COUNT(*): an index-only scan of `order_state_newest`),
-    and only the few still sending are asked whether their delivery is retrying.
+    and only the few still sending are asked whether their delivery is retrying (and since when).
     """
-    counts = dict.fromkeys(GROUP_BY_KEY, 0)
+    now = now or timezone.now()
     per_state = dict(
         Order.objects.exclude(state__in=Order.CLOSED_STATES).values_list("state").annotate(n=Count("*")).order_by()
     )
-    retrying = _retrying_count()
+    retrying, retrying_long = _retrying_counts(now)
+    counts = dict.fromkeys(GROUP_BY_KEY, 0)
     counts["awaiting_note"] = per_state.get(Order.State.AWAITING_NOTE, 0)
     counts["delivery_problem"] = per_state.get(Order.State.FAILED, 0) + retrying
     counts["unconfirmed"] = per_state.get(Order.State.SENT, 0) + per_state.get(Order.State.UNCONFIRMED, 0)
     counts["failed_downstream"] = per_state.get(Order.State.FAILED_DOWNSTREAM, 0)
     counts["filtered"] = per_state.get(Order.State.FILTERED, 0)
-    return counts
+    needing = sum(per_state.get(state, 0) for state in NEEDS_PERSON_STATES) + retrying_long
+    return OpenCounts(groups=counts, attention=counts["awaiting_note"] + needing)
 
 
-def reconciliation(now=None, limit=ROWS_PER_GROUP):
-    """Each group with its count and its oldest `limit` orders (age and latest delivery attached)."""
+def group_counts():
+    """{group key: number of orders}, every group present (open_counts' groups)."""
+    return open_counts().groups
+
+
+def reconciliation(now=None, limit=ROWS_PER_GROUP, *, counts=None):
+    """Each group with its count (`counts`, default group_counts()) and its oldest `limit`
+    orders (age and latest delivery attached)."""
     now = now or timezone.now()
-    counts = group_counts()
+    counts = group_counts() if counts is None else counts
     groups = []
     for group in GROUPS:
         orders = list(
@@ -154,7 +178,7 @@ def reconciliation(now=None, limit=ROWS_PER_GROUP):
 
 
 def latest_deliveries(order_ids):
-    """{order id: its newest delivery} for `order_ids` (one query)."""
+    """{order id: its newest delivery} for `order_ids` (a list, or a queryset of ids; one query)."""
     latest = {}
     for delivery in Delivery.objects.filter(order_id__in=order_ids).order_by("order_id", "created_at", "id"):
         latest[delivery.order_id] = delivery

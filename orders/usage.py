@@ -305,7 +305,7 @@ def _times_to_accept_postgresql(sent):
 def awaiting_backlog(*, include_test=False, names=None, now=None):
     """Per partner: how many orders await a note now, and when the oldest arrived."""
     now = now or timezone.now()
-    orders = Order.objects.filter(state=Order.State.AWAITING_NOTE)
+    orders = Order.objects.awaiting_note()
     if not include_test:
         orders = orders.filter(is_test=False)
     names = names if names is not None else dict(Partner.objects.values_list("pk", "name"))

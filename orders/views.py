@@ -23,14 +23,14 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from hcoint.admin import can_open_admin
 from hcoint.events import log_event
 from orders import notes
-from orders.audit import audit_record, order_events, view_summary
+from orders.audit import audit_record, order_events, view_summaries
 from orders.confirm import confirmer_configured
 from orders.delivery import STAFF_ACTION_STATUSES, DeliveryError, delivery_abandon, delivery_retry_now
 from orders.forms import NoteUploadForm, OrderFilterForm, ReasonForm
 from orders.models import AuditEvent, ClinicalNote, Delivery, DeliveryAttempt, Order
 from orders.pdf.preview import PreviewError
 from orders.previews import note_page_png
-from orders.reconcile import GROUPS, group_counts, reconciliation
+from orders.reconcile import GROUPS, open_counts, reconciliation
 from orders.retention import PDF_REMOVED
 from orders.search import BoundedPaginator
 
@@ -65,37 +65,28 @@ def order_list(request):
     # The filters, without the page number, for the pagination links.
     query = request.GET.copy()
     query.pop("page", None)
-    return render(
-        request,
-        "orders/order_list.html",
-        {
-            "form": form,
-            "page": page,
-            "query": query.urlencode(),
-            "searching": bool(query),
-            "reconcile_counts": _reconcile_counts(request.user),
-        },
-    )
-
-
-def _reconcile_counts(user):
-    """What needs doing, per group, for those who can act on it (uploaders and admins)."""
-    if not user.has_perm("orders.upload_note"):
-        return None
-    counts = group_counts()
-    return [{"group": group, "count": counts[group.key]} for group in GROUPS]
+    context = {"form": form, "page": page, "query": query.urlencode(), "searching": bool(query)}
+    if request.user.has_perm("orders.upload_note"):
+        # What needs doing, per group, for those who can act on it (uploaders and admins);
+        # the nav's number comes from the same counts (the context processor counts no more).
+        counts = open_counts()
+        context["reconcile_counts"] = [{"group": group, "count": counts.groups[group.key]} for group in GROUPS]
+        context["reconcile_open"] = counts.attention
+    return render(request, "orders/order_list.html", context)
 
 
 @require_GET
 @permission_required("orders.upload_note", raise_exception=True)
 def reconcile(request):
     """Orders not yet Filed, grouped by why, oldest first, each with the next action."""
+    counts = open_counts()
     return render(
         request,
         "orders/reconcile.html",
         {
-            "groups": reconciliation(),
+            "groups": reconciliation(counts=counts.groups),
             "confirmation_configured": confirmer_configured(),
+            "reconcile_open": counts.attention,  # the nav's number, from the same counts
         },
     )
 
@@ -165,8 +156,8 @@ def _timeline(order, *, can_open_messages):
         entries.append({"kind": "cancelled", "at": order.cancelled_at, "obj": order})
     for event in order_events(order):
         entries.append({"kind": "audit", "at": event.created_at, "obj": event})
-    # Views are one line, "viewed 7 times, last by …", placed at the latest view.
-    if views := view_summary(order):
+    # Views are one line per action, "Viewed PDF 7 times, last by …", placed at the latest one.
+    for views in view_summaries(order):
         entries.append({"kind": "views", "at": views.last.created_at, "obj": views.last, "summary": views})
     # Stable sort: entries at the same instant keep the order they were gathered in.
     entries.sort(key=lambda entry: entry["at"])
@@ -219,7 +210,8 @@ def review_note(request, pk):
 
 
 def _render_review(request, note, *, resend_form, status=200):
-    blocker = notes.note_send_blocker(note=note)
+    delivery = Delivery.objects.filter(note=note).first()
+    blocker = notes.note_send_blocker(note=note, delivery=delivery)
     shown_pages = min(note.page_count, settings.NOTE_PREVIEW_MAX_PAGES)
     return render(
         request,
@@ -227,7 +219,7 @@ def _render_review(request, note, *, resend_form, status=200):
         {
             "note": note,
             "order": note.order,
-            "delivery": Delivery.objects.filter(note=note).first(),
+            "delivery": delivery,
             "blocker": blocker[0] if blocker else "",
             "can_send": blocker is None,
             "can_resend": blocker is not None and blocker[1] == "already_sent",

@@ -23,4 +23,8 @@ def home(request):
         return redirect(f"{reverse('order_list')}?{request.GET.urlencode()}")
     if not request.user.has_perm("orders.upload_note"):
         return redirect("order_list")
-    return render(request, "orders/worklist.html", {"worklist": worklist()})
+    content = worklist()
+    # The nav's number is the worklist's two totals: shown from the page's own counts, the
+    # context processor's query never runs.
+    context = {"worklist": content, "reconcile_open": content.counts.attention}
+    return render(request, "orders/worklist.html", context)

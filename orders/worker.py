@@ -43,12 +43,14 @@ from hcoint.events import log_event
 from orders.batches import batch_purge_once
 from orders.confirm import confirm_due
 from orders.delivery import NOTIFY_CHANNEL, delivery_send_once
-from orders.digest import digest_once
+from orders.digest import digest_send_if_due
 from orders.retention import purge
 from orders.usage import usage_report
 
 logger = logging.getLogger(__name__)
 usage_logger = logging.getLogger("orders.usage")
+digest_logger = logging.getLogger("orders.digest")
+batch_logger = logging.getLogger("orders.batches")
 
 # What a lost or restarting database raises (Django wraps the driver's errors in these).
 DB_ERRORS = (InterfaceError, OperationalError)
@@ -56,40 +58,18 @@ BACKOFF_FIRST_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 30.0
 
 
-def report_usage_once():
-    """The usage report, as `manage.py report_usage` runs it. Never raises: the next one comes at the next interval."""
+def report_usage():
+    """The usage report, as `manage.py report_usage` runs it, on a fresh connection."""
     close_old_connections()
     try:
         usage_report(weeks=2, include_test=False)
-    except Exception as exc:
-        log_event(usage_logger, "usage.report_failed", level=logging.ERROR, error_class=type(exc).__name__)
-        return False
     finally:
         close_old_connections()
-    return True
 
 
-def confirm_once():
-    """One confirmer pass (orders/confirm.py). Never raises: the next pass comes at the next poll."""
-    try:
-        confirm_due()
-    except Exception as exc:
-        # Its message could carry anything; the class name is enough to find it.
-        log_event(logger, "delivery.confirm_failed", level=logging.ERROR, error_class=type(exc).__name__)
-        _close_quietly(connection)
-        return False
-    return True
-
-
-def purge_once():
-    """One retention pass, bounded to RETENTION_MAX_BATCHES per kind (orders/retention.py). Never raises."""
-    try:
-        purge(max_batches=settings.RETENTION_MAX_BATCHES)
-    except Exception as exc:
-        log_event(logger, "retention.purge_failed", level=logging.ERROR, error_class=type(exc).__name__)
-        _close_quietly(connection)
-        return False
-    return True
+def retention_purge():
+    """One retention pass, bounded to RETENTION_MAX_BATCHES per kind (orders/retention.py)."""
+    purge(max_batches=settings.RETENTION_MAX_BATCHES)
 
 
 def close_old_connections():
@@ -199,19 +179,37 @@ class Listener:
 class Periodic:
     """A job the worker runs between turns, at most once every `seconds` (monotonic clock).
 
-    The job itself must never raise for an ordinary failure (log it; the next interval tries
-    again). Database errors may propagate: the turn treats them as the database being away.
+    The job is a plain function. An ordinary failure is logged as `failed_event` (on `log`),
+    by the exception's class name only (its message could carry anything, patient data
+    included), and the next interval tries again. A lost database (DB_ERRORS) propagates:
+    the turn treats it as the database being away, whichever job met it.
     """
 
-    def __init__(self, job, seconds):
+    def __init__(self, job, seconds, *, failed_event, log=logger):
         self.job = job
         self.seconds = seconds
+        self.failed_event = failed_event
+        self.log = log
         self.due_at = 0.0  # the first turn runs it
 
     def run_if_due(self):
-        if time.monotonic() >= self.due_at:
-            self.due_at = time.monotonic() + self.seconds
+        """Run the job if its interval has passed: None if not due, else what `run` says."""
+        if time.monotonic() < self.due_at:
+            return None
+        self.due_at = time.monotonic() + self.seconds
+        return self.run()
+
+    def run(self):
+        """Run the job now: True if it succeeded, False if it failed (logged)."""
+        try:
             self.job()
+        except DB_ERRORS:
+            raise
+        except Exception as exc:
+            log_event(self.log, self.failed_event, level=logging.ERROR, error_class=type(exc).__name__)
+            _close_quietly(connection)
+            return False
+        return True
 
 
 class Worker:
@@ -224,11 +222,20 @@ class Worker:
         self.listener = Listener()
         # The jobs run between turns, each at most once per its interval; the first turn runs them all.
         self.periodic = [
-            Periodic(report_usage_once, self.report_seconds),
-            Periodic(confirm_once, settings.REDOX_CONFIRM_POLL_SECONDS),
-            Periodic(digest_once, settings.DIGEST_CHECK_SECONDS),
-            Periodic(purge_once, settings.RETENTION_PURGE_INTERVAL_SECONDS),
-            Periodic(batch_purge_once, settings.UPLOAD_BATCH_PURGE_SECONDS),
+            Periodic(report_usage, self.report_seconds, failed_event="usage.report_failed", log=usage_logger),
+            Periodic(confirm_due, settings.REDOX_CONFIRM_POLL_SECONDS, failed_event="delivery.confirm_failed"),
+            # The class name only: an SMTP error's text can quote addresses.
+            Periodic(
+                digest_send_if_due, settings.DIGEST_CHECK_SECONDS, failed_event="digest.failed", log=digest_logger
+            ),
+            Periodic(retention_purge, settings.RETENTION_PURGE_INTERVAL_SECONDS, failed_event="retention.purge_failed"),
+            # batch_purge_once logs its own failures (orders/batches.py); the wrapper is a safety net.
+            Periodic(
+                batch_purge_once,
+                settings.UPLOAD_BATCH_PURGE_SECONDS,
+                failed_event="batch.purge_failed",
+                log=batch_logger,
+            ),
         ]
         self.down_since = None
         self.delays = backoff_delays()

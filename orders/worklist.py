@@ -4,8 +4,8 @@ Two parts, each oldest first and bounded (WORKLIST_ROWS, then "N more" and a lin
 
 - orders awaiting a note (reconcile's "awaiting_note" group), each with its age and its
   partner's expectation (`Partner.note_due_days`); past it, the order is overdue;
-- orders whose delivery needs a person (reconcile.needs_person: failed, failed downstream,
-  filtered, or retrying for long), each with its latest delivery.
+- orders whose delivery needs a person (reconcile.needs_person: failed, unconfirmed,
+  failed downstream, filtered, or retrying for long), each with its latest delivery.
 
 The counts (`worklist_counts`) are the digest email's content too, so the email and the
 page always agree. Every query reads an index (`order_state_newest`, `delivery_due`) and
@@ -20,7 +20,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from orders.models import Order, Partner
-from orders.reconcile import group_filter, latest_deliveries, needs_person
+from orders.reconcile import latest_deliveries, needs_person
 
 # A visit works down the oldest; 50 rows of each part keep the page quick to read and to
 # render (the rest is one click away, in the order list filtered to the same state).
@@ -37,6 +37,11 @@ class WorklistCounts:
     def anything(self):
         return bool(self.awaiting or self.needs_person)
 
+    @property
+    def attention(self):
+        """The nav's number (reconcile.attention_count): the two totals added."""
+        return self.awaiting + self.needs_person
+
 
 @dataclass
 class Worklist:
@@ -51,10 +56,6 @@ class Worklist:
     @property
     def needs_person_more(self):
         return max(self.counts.needs_person - len(self.needs_person), 0)
-
-
-def awaiting_orders():
-    return Order.objects.filter(group_filter("awaiting_note"))
 
 
 def overdue_filter(now, partners):
@@ -76,7 +77,7 @@ def worklist_counts(now=None, *, partners=None):
     """How many orders await a note, how many of them are overdue, how many need a person."""
     now = now or timezone.now()
     partners = _partners() if partners is None else partners
-    awaiting = awaiting_orders().aggregate(
+    awaiting = Order.objects.awaiting_note().aggregate(
         awaiting=Count("id"), overdue=Count("id", filter=overdue_filter(now, partners))
     )
     return WorklistCounts(
@@ -89,7 +90,7 @@ def worklist(now=None, *, limit=None):
     now = now or timezone.now()
     limit = WORKLIST_ROWS if limit is None else limit
     counts = worklist_counts(now)
-    awaiting = list(awaiting_orders().select_related("partner").order_by("first_received_at", "id")[:limit])
+    awaiting = list(Order.objects.awaiting_note().select_related("partner").order_by("first_received_at", "id")[:limit])
     for order in awaiting:
         order.age_days = (now - order.first_received_at).days
         order.due_days = order.partner.note_due_days

@@ -187,7 +187,7 @@ def test_an_orders_views_are_one_timeline_line(client, viewer, uploader, partner
     assert html.count("Viewed order") == 1
     assert "Viewed order 9 times by 2 people," in html and f"last by {viewer.username} from 10.1.2.3" in html
 
-    # Any other audit event keeps its own line.
+    # A PDF view is a line of its own, beside the order's views.
     AuditEvent.objects.create(actor=uploader, actor_username=uploader.username, action="view_pdf", order=order)
     html = client.get(reverse("order_detail", args=[order.pk])).content.decode()
     assert "Viewed order 10 times by 2 people," in html and html.count("Viewed PDF") == 1

@@ -9,10 +9,16 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from orders import worker as worker_module
-from orders.worker import Worker, report_usage_once
+from orders.worker import Worker, report_usage
 from tests.factories import OrderFactory
 
 pytestmark = pytest.mark.usefixtures("restore_signal_handlers")
+
+
+def usage_job():
+    """The worker's usage report job (a Periodic: it logs a failure and never raises)."""
+    (job,) = [job for job in Worker().periodic if job.job is report_usage]
+    return job
 
 
 def turns_at(worker, seconds, *, report=True):
@@ -98,7 +104,7 @@ def test_the_workers_report_logs_the_figures_manage_py_report_usage_logs(partner
     OrderFactory(partner=partner, ehr_order_id="2", is_test=True, first_received_at=timezone.now() - timedelta(days=9))
 
     with caplog.at_level(logging.INFO, logger="orders.usage"):
-        assert report_usage_once() is True
+        assert usage_job().run() is True
     from_worker = usage_events(caplog)
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="orders.usage"):

@@ -4,8 +4,11 @@
 
 For audits and for the move to confirmed deliveries: `--refresh` asks Redox's Platform API
 about every delivery still "Accepted by Redox" in the range at once (whatever its schedule),
-within REDOX_CONFIRM_MAX_PER_MINUTE, and records the answers as the confirmer would. The
-output carries opaque ids and order numbers only, never patient data, so it may be shared.
+within REDOX_CONFIRM_MAX_PER_MINUTE, and records the answers as the confirmer would.
+
+The output has no patient name, identifier or date, but it does hold each order's EHR order
+id, which hcoint/phi.py treats as sensitive (it can lead back to a patient in the partner's
+EHR): share it only with the partner concerned or with Redox, never more widely.
 """
 
 import csv
@@ -17,6 +20,7 @@ from django.utils import timezone
 
 from orders.confirm import confirm_one, confirmer_configured, take_request_budget
 from orders.models import Delivery, Order
+from orders.reconcile import latest_deliveries
 
 COLUMNS = (
     "order_id",
@@ -60,9 +64,7 @@ class Command(BaseCommand):
             first_received_at__gte=datetime.combine(start, datetime.min.time(), zone),
             first_received_at__lt=datetime.combine(end + timedelta(days=1), datetime.min.time(), zone),
         ).order_by("first_received_at", "id")
-        latest = {}
-        for delivery in Delivery.objects.filter(order__in=orders).order_by("order_id", "created_at", "id"):
-            latest[delivery.order_id] = delivery
+        latest = latest_deliveries(orders.values("pk"))
         redox_status = {}
         if refresh:
             if not confirmer_configured():

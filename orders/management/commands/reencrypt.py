@@ -74,31 +74,38 @@ class Command(BaseCommand):
         for model, field in encrypted_columns():
             column = f"{model._meta.db_table}.{field.column}"
             pending = pending_rows(model, field, decrypt=decrypt)
-            plaintext = pending.exclude(_magic=MAGIC).count()
-            older_key = pending.filter(_magic=MAGIC).count() if not decrypt else 0
-            encrypted = pending.count() if decrypt else 0
             if dry_run:
-                if decrypt:
-                    self.stdout.write(f"{column}: {encrypted} encrypted row(s) would be written back as plaintext.")
-                else:
-                    self.stdout.write(
-                        f"{column}: {plaintext} plaintext row(s) and {older_key} under an older key would be "
-                        "re-encrypted under the newest key."
-                    )
-                log_event(
-                    logger,
-                    "encryption.reencrypt_dry_run",
-                    column=column,
-                    plaintext_rows=plaintext if not decrypt else 0,
-                    older_key_rows=older_key,
-                    encrypted_rows=encrypted,
-                    decrypt=decrypt,
-                )
+                self._count(column, pending, decrypt=decrypt)
                 continue
             rewritten = self._rewrite(model, field, pending, batch_size=batch_size, decrypt=decrypt)
             verb = "decrypted" if decrypt else "re-encrypted"
             self.stdout.write(f"{column}: {rewritten} row(s) {verb}.")
             log_event(logger, "encryption.reencrypted", column=column, rows=rewritten, decrypt=decrypt)
+
+    def _count(self, column, pending, *, decrypt):
+        """--dry-run: print and log what a run would rewrite (a real run counts nothing ahead;
+        each count scans the column's first bytes)."""
+        plaintext = older_key = encrypted = 0
+        if decrypt:
+            # Every pending row is enveloped (pending_rows): one count.
+            encrypted = pending.count()
+            self.stdout.write(f"{column}: {encrypted} encrypted row(s) would be written back as plaintext.")
+        else:
+            plaintext = pending.exclude(_magic=MAGIC).count()
+            older_key = pending.filter(_magic=MAGIC).count()
+            self.stdout.write(
+                f"{column}: {plaintext} plaintext row(s) and {older_key} under an older key would be "
+                "re-encrypted under the newest key."
+            )
+        log_event(
+            logger,
+            "encryption.reencrypt_dry_run",
+            column=column,
+            plaintext_rows=plaintext,
+            older_key_rows=older_key,
+            encrypted_rows=encrypted,
+            decrypt=decrypt,
+        )
 
     def _rewrite(self, model, field, pending, *, batch_size, decrypt):
         rewritten, last_pk = 0, None
