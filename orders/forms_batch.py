@@ -122,5 +122,8 @@ class BatchSendForm(forms.Form):
 
 
 def rows_for_page(batch):
-    """The batch's files in upload order, without their bytes (the preview has its own URL)."""
-    return list(BatchFile.objects.filter(batch=batch).defer("content", "preview_png").select_related("note"))
+    """The batch's files in upload order, without their bytes (the preview has its own URL).
+
+    Not the notes: a sent row names its order by chosen_order_id (mark_sent sets it), and
+    loading a note would read and decrypt its PDF on every view of the page."""
+    return list(BatchFile.objects.filter(batch=batch).defer("content", "preview_png"))

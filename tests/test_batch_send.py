@@ -203,3 +203,17 @@ def test_another_uploader_cannot_send_my_batch(client, batch, orders):
     client.force_login(UserFactory(uploader=True))
     assert send(client, batch, [(row, orders[0].pk)]).status_code == 404
     assert not orders[0].notes.exists()
+
+
+def test_the_page_of_a_sent_batch_reads_no_note(client, uploader, batch, orders):
+    """A sent row names its order from the row itself: a view never loads (and decrypts) a note's PDF."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    row = BatchFileFactory(batch=batch, proposed_order=orders[0])
+    client.force_login(uploader)
+    send(client, batch, [(row, orders[0].pk)])
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get(reverse("batch_detail", args=[batch.pk])).content.decode()
+    assert f'href="{reverse("order_detail", args=[orders[0].pk])}"' in page
+    assert not [query["sql"] for query in queries if "orders_clinicalnote" in query["sql"]]
