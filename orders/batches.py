@@ -11,8 +11,9 @@ reason, so nothing dropped is lost silently. The text read from a file (patient 
 used for matching and dropped: a row keeps only the proposal (candidate order ids, scores
 and reasons). Each confirmed row becomes a note and a delivery through `note_upload` and
 `note_send` (orders/notes.py), so the single-upload rules hold, one billable result per
-order included, with one audit record each. Two rows of one batch chosen for the same
-order: the second is refused. Unsent files are deleted UPLOAD_BATCH_EXPIRY_DAYS after the
+order included (note_send enforces it under the order's lock), with one audit record each.
+Two rows of one batch chosen for the same order: the second finds the first's delivery in
+flight and is refused. Unsent files are deleted UPLOAD_BATCH_EXPIRY_DAYS after the
 upload, by the worker (orders/worker.py).
 """
 
@@ -25,18 +26,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from hcoint.events import log_event
+from orders.audit import audit_record
 from orders.matching import propose_all
-from orders.models import BatchFile, NotePreview, Order, UploadBatch
-from orders.notes import NoteRefused, clean_file_name, note_send, note_upload, note_upload_rejected, order_send_blocker
+from orders.models import AuditEvent, BatchFile, NotePreview, Order, UploadBatch
+from orders.notes import NoteRefused, clean_file_name, note_send, note_upload
 from orders.pdf import PdfRejected, pdf_check, pdf_check_size
 from orders.pdf.preview import TEXT_GROUP_BYTES, PreviewError, first_pages_texts, render_page
 
 logger = logging.getLogger(__name__)
-
-SAME_ORDER_TWICE = (
-    "Another file of this batch was just sent to this order, and an order takes one note. "
-    "Choose another order for this file, or skip it."
-)
 
 
 def batch_create(*, user, uploads, now=None):
@@ -184,19 +181,12 @@ def batch_send(*, batch, choices, user, request=None):
         )
         if recorded:
             confirmed.append((row, order))
-    sent_to = set()
     for row, order in confirmed:
-        if order.pk in sent_to:
-            _refuse(row, order, SAME_ORDER_TWICE, "same_order_in_batch", user=user, request=request)
-            outcome.refused.append((row, SAME_ORDER_TWICE))
-            continue
         try:
             _send_row(row, order, user=user, request=request, now=now)
         except NoteRefused as refused:
-            _refuse(row, order, refused.message, refused.reason, user=user, request=request)
             outcome.refused.append((row, refused.message))
         else:
-            sent_to.add(order.pk)
             outcome.sent.append(row)
     log_event(
         logger,
@@ -217,40 +207,59 @@ def _open_rows(batch):
 
 
 def _send_row(row, order, *, user, request, now):
-    """The row's file as a note for `order`, and its delivery: both or neither."""
-    blocker = order_send_blocker(order=order)
-    if blocker:
-        raise NoteRefused(*blocker)
-    with transaction.atomic():
-        # The row lock: a second tab sending the same batch finds it sent and leaves it.
-        locked = BatchFile.objects.select_for_update().get(pk=row.pk)
-        if locked.decision != BatchFile.Decision.CONFIRMED:
-            raise NoteRefused("This file was already dealt with, in another window.", "already_decided")
-        note = note_upload(
-            order=order,
-            file_name=locked.file_name,
-            content=bytes(locked.content),
-            page_count=locked.page_count,
-            original_sha256=locked.original_sha256,
-            user=user,
-            request=request,
-        )
-        note_send(note=note, user=user, request=request)
-        if locked.preview_png:
-            # The same copy, rendered the same way: the note's first page need not be rendered again.
-            NotePreview.objects.bulk_create(
-                [NotePreview(note=note, page_index=0, png=bytes(locked.preview_png))], ignore_conflicts=True
+    """The row's file as a note for `order`, and its delivery: both or neither.
+
+    note_upload and note_send apply the rules (a cancelled order, a note in flight or
+    accepted: one billable result per order) under the order's lock. A refusal rolls back
+    the note stored for it, and with it the failure record note_upload or note_send wrote;
+    `_refuse` then records the one failure that stays, after the rollback.
+    """
+    action = AuditEvent.Action.UPLOAD_NOTE
+    try:
+        with transaction.atomic():
+            # The row lock: a second tab sending the same batch finds it sent and leaves it.
+            locked = BatchFile.objects.select_for_update().get(pk=row.pk)
+            if locked.decision != BatchFile.Decision.CONFIRMED:
+                raise NoteRefused("This file was already dealt with, in another window.", "already_decided")
+            note = note_upload(
+                order=order,
+                file_name=locked.file_name,
+                content=bytes(locked.content),
+                page_count=locked.page_count,
+                original_sha256=locked.original_sha256,
+                user=user,
+                request=request,
             )
-        locked.mark_sent(note, now)
+            action = AuditEvent.Action.SEND_NOTE
+            note_send(note=note, user=user, request=request)
+            if locked.preview_png:
+                # The same copy, rendered the same way: the note's first page need not be rendered again.
+                NotePreview.objects.bulk_create(
+                    [NotePreview(note=note, page_index=0, png=bytes(locked.preview_png))], ignore_conflicts=True
+                )
+            locked.mark_sent(note, now)
+    except NoteRefused as refused:
+        _refuse(row, order, refused, action, user=user, request=request)
+        raise
     log_event(logger, "batch.file_sent", batch_id=row.batch_id, batch_file_id=row.pk, note_id=note.pk)
 
 
-def _refuse(row, order, message, reason, *, user, request):
-    """Back to pending, saying why; the refused attempt is audited against the order, as a single upload's is."""
+def _refuse(row, order, refused, action, *, user, request):
+    """Back to pending, saying why; the refused attempt is audited against the order as the
+    single path audits it (`action`: the upload or the send that refused). The note, if one
+    was stored, is gone with the rollback, so neither the record nor the log names it."""
     BatchFile.objects.filter(pk=row.pk, decision=BatchFile.Decision.CONFIRMED).update(
-        decision=BatchFile.Decision.PENDING, chosen_order=None, problem=message, reason=reason
+        decision=BatchFile.Decision.PENDING, chosen_order=None, problem=refused.message, reason=refused.reason
     )
-    note_upload_rejected(order=order, user=user, request=request, reason=reason)
+    audit_record(request=request, user=user, action=action, obj=order, order=order, outcome=AuditEvent.Outcome.FAILURE)
+    log_event(
+        logger,
+        "batch.send_refused",
+        batch_id=row.batch_id,
+        batch_file_id=row.pk,
+        order_id=order.pk,
+        reason=refused.reason,
+    )
 
 
 def batches_open_for(user, now=None):
