@@ -150,11 +150,17 @@ def batch_file_png(row):
 
 @dataclass
 class SendOutcome:
-    """What one send of a batch did: rows sent, skipped, and refused (each with its message)."""
+    """What one send of a batch did: rows sent, skipped, refused (each with its message), and
+    rows already decided elsewhere (another tab sent or skipped them first), left as they are."""
 
     sent: list = field(default_factory=list)
     skipped: list = field(default_factory=list)
     refused: list = field(default_factory=list)
+    already_decided: list = field(default_factory=list)
+
+
+class AlreadyDecided(Exception):
+    """The row was sent or skipped in another window since this page was shown."""
 
 
 def batch_send(*, batch, choices, user, request=None):
@@ -169,21 +175,25 @@ def batch_send(*, batch, choices, user, request=None):
     outcome = SendOutcome()
     confirmed = []
     for row, order in choices:
+        still_open = _open_rows(batch).filter(pk=row.pk)
         if order is None:
-            if _open_rows(batch).filter(pk=row.pk).exists():
-                row.mark_skipped(now)
-                outcome.skipped.append(row)
-            continue
-        recorded = (
-            _open_rows(batch)
-            .filter(pk=row.pk)
-            .update(decision=BatchFile.Decision.CONFIRMED, chosen_order=order, decided_at=now, problem="", reason="")
-        )
-        if recorded:
+            # One conditional UPDATE: a row another tab has just sent keeps its note.
+            changed = still_open.update(decision=BatchFile.Decision.SKIPPED, decided_at=now, **DISCARDED)
+        else:
+            changed = still_open.update(
+                decision=BatchFile.Decision.CONFIRMED, chosen_order=order, decided_at=now, problem="", reason=""
+            )
+        if not changed:
+            outcome.already_decided.append(row)
+        elif order is None:
+            outcome.skipped.append(row)
+        else:
             confirmed.append((row, order))
     for row, order in confirmed:
         try:
             _send_row(row, order, user=user, request=request, now=now)
+        except AlreadyDecided:
+            outcome.already_decided.append(row)
         except NoteRefused as refused:
             outcome.refused.append((row, refused.message))
         else:
@@ -195,11 +205,14 @@ def batch_send(*, batch, choices, user, request=None):
         sent=len(outcome.sent),
         skipped=len(outcome.skipped),
         refused=len(outcome.refused),
+        already_decided=len(outcome.already_decided),
     )
     return outcome
 
 
 OPEN = (BatchFile.Decision.PENDING, BatchFile.Decision.CONFIRMED)
+# What a skipped row lets go of, as BatchFile.mark_skipped does: its bytes and any refusal.
+DISCARDED = {"content": b"", "preview_png": b"", "problem": "", "reason": ""}
 
 
 def _open_rows(batch):
@@ -220,7 +233,8 @@ def _send_row(row, order, *, user, request, now):
             # The row lock: a second tab sending the same batch finds it sent and leaves it.
             locked = BatchFile.objects.select_for_update().get(pk=row.pk)
             if locked.decision != BatchFile.Decision.CONFIRMED:
-                raise NoteRefused("This file was already dealt with, in another window.", "already_decided")
+                # Not a refusal: nothing was attempted, so nothing is audited.
+                raise AlreadyDecided
             note = note_upload(
                 order=order,
                 file_name=locked.file_name,

@@ -144,6 +144,8 @@ def batch_send(request, pk):
         messages.info(request, f"{_count(outcome.skipped, 'file')} skipped.")
     if outcome.refused:
         messages.error(request, f"{_count(outcome.refused, 'file')} not sent; each says why below.")
+    if outcome.already_decided:
+        messages.info(request, f"{_count(outcome.already_decided, 'file')} already dealt with, in another window.")
     return redirect("batch_detail", pk=batch.pk)
 
 

@@ -243,3 +243,26 @@ def test_a_refused_send_keeps_one_failure_record_and_no_note(client, uploader, b
     refused = [record for record in batch_logs if record.getMessage() == "batch.send_refused"]
     assert len(refused) == 1 and (refused[0].batch_file_id, refused[0].reason) == (row.pk, "in_flight")
     assert not [record for record in batch_logs if hasattr(record, "note_id")]
+
+
+def test_a_skip_never_overwrites_a_row_another_window_sent(uploader, batch, orders):
+    from orders.batches import batch_send
+
+    row = BatchFileFactory(batch=batch, proposed_order=orders[0])
+    batch_send(batch=batch, choices=[(row, orders[0])], user=uploader)
+    # The other window still shows the row as waiting, and skips it.
+    outcome = batch_send(batch=batch, choices=[(row, None)], user=uploader)
+    assert (outcome.skipped, outcome.already_decided) == ([], [row])
+    row.refresh_from_db()
+    assert row.decision == BatchFile.Decision.SENT and row.note == orders[0].notes.get()
+
+
+def test_a_row_decided_meanwhile_is_reported_as_such_not_audited_as_a_failure(uploader, batch, orders):
+    from orders.batches import batch_send
+
+    row = BatchFileFactory(batch=batch, proposed_order=orders[0])
+    # The same row twice in one send: the second finds it sent under the row lock.
+    outcome = batch_send(batch=batch, choices=[(row, orders[0]), (row, orders[0])], user=uploader)
+    assert (outcome.sent, outcome.refused, outcome.already_decided) == ([row], [], [row])
+    assert not AuditEvent.objects.filter(outcome=AuditEvent.Outcome.FAILURE).exists()
+    assert orders[0].notes.count() == 1
