@@ -133,14 +133,16 @@ def test_rendering_happens_in_a_limited_child_without_the_environment(monkeypatc
     real_run = subprocess.run
 
     def spy(*args, **kwargs):
-        seen.append(kwargs)
+        seen.append({**kwargs, "argv": args[0]})
         return real_run(*args, **kwargs)
 
     monkeypatch.setattr(sandbox_module.subprocess, "run", spy)
     render_page(basic())
     [call] = seen
     assert call["env"] == {"LC_ALL": "C.UTF-8"}
-    header = call["input"].partition(b"\n")[0]
+    # The job's header is the child's last argument; stdin carries the file alone.
+    header = call["argv"][-1].encode()
+    assert call["input"] == basic()
     assert b'"job": "render"' in header
     assert b'"cpu_seconds": 9' in header and b'"memory_bytes": %d' % (700 << 20) in header
 
@@ -175,7 +177,7 @@ def test_a_batch_of_files_is_read_in_one_child_each_file_as_alone(monkeypatch):
     real_run = subprocess.run
 
     def spy(*args, **kwargs):
-        calls.append(kwargs["input"].partition(b"\n")[0])
+        calls.append(args[0][-1].encode())
         return real_run(*args, **kwargs)
 
     monkeypatch.setattr(sandbox_module.subprocess, "run", spy)
