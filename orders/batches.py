@@ -30,7 +30,7 @@ from orders.audit import audit_record
 from orders.matching import propose_all
 from orders.models import AuditEvent, BatchFile, NotePreview, Order, UploadBatch
 from orders.notes import NoteRefused, clean_file_name, note_send, note_upload
-from orders.pdf import PdfRejected, pdf_check, pdf_check_size
+from orders.pdf import PdfRejected, pdf_check_upload
 from orders.pdf.preview import TEXT_GROUP_BYTES, PreviewError, first_pages_texts, render_page
 
 logger = logging.getLogger(__name__)
@@ -75,9 +75,7 @@ def _check_file(batch, position, upload):
     still in memory."""
     row = BatchFile(batch=batch, position=position, file_name=clean_file_name(upload.name), size=upload.size or 0)
     try:
-        # The size first, so an oversized file is never read into memory.
-        pdf_check_size(row.size)
-        checked = pdf_check(_read(upload))
+        checked = pdf_check_upload(upload)
     except PdfRejected as rejected:
         row.decision, row.problem, row.reason = BatchFile.Decision.REFUSED, rejected.message, rejected.reason
         row.save()
@@ -89,13 +87,6 @@ def _check_file(batch, position, upload):
     row.save()
     row.content = b""
     return row, len(checked.content)
-
-
-def _read(upload):
-    try:
-        return b"".join(upload.chunks())
-    finally:
-        upload.close()
 
 
 def _groups(accepted):
