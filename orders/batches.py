@@ -31,7 +31,7 @@ from orders.matching import propose_all
 from orders.models import AuditEvent, BatchFile, NotePreview, Order, UploadBatch
 from orders.notes import NoteRefused, clean_file_name, note_send, note_upload
 from orders.pdf import PdfRejected, pdf_check_upload
-from orders.pdf.preview import TEXT_GROUP_BYTES, PreviewError, first_pages_texts, render_page
+from orders.pdf.preview import PreviewError, first_pages_texts, render_page, text_groups
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,8 @@ def batch_create(*, user, uploads, now=None):
         row, stored = _check_file(batch, position, upload)
         if row.decision != BatchFile.Decision.REFUSED:
             accepted.append((row, stored))
-    preselected = sum(_match(group) for group in _groups(accepted))
+    # In groups of files whose copies together fit one text-reading child.
+    preselected = sum(_match([row for row, _ in group]) for group in text_groups(accepted, lambda pair: pair[1]))
     log_event(
         logger,
         "batch.created",
@@ -87,20 +88,6 @@ def _check_file(batch, position, upload):
     row.save()
     row.content = b""
     return row, len(checked.content)
-
-
-def _groups(accepted):
-    """The rows of `accepted` [(row, size)] in runs whose copies together fit one
-    text-reading child (TEXT_GROUP_BYTES)."""
-    group, total = [], 0
-    for row, size in accepted:
-        if group and total + size > TEXT_GROUP_BYTES:
-            yield group
-            group, total = [], 0
-        group.append(row)
-        total += size
-    if group:
-        yield group
 
 
 def _match(rows):

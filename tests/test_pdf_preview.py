@@ -232,3 +232,9 @@ def test_the_child_jobs_answer_the_same_when_called_directly():
     answer, text = render.texts_job({"pages": 1, "sizes": [len(data), 5]}, data + b"%PDF-")
     assert [item["ok"] for item in answer["files"]] == [True, False]
     assert text == b"first page"
+
+
+def test_groups_fit_the_child_in_order_and_an_oversized_file_goes_alone(monkeypatch):
+    monkeypatch.setattr(preview, "TEXT_GROUP_BYTES", 10)
+    sizes = {"a": 5, "b": 5, "c": 20, "d": 1, "e": 9, "f": 1}
+    assert list(preview.text_groups(sizes, sizes.get)) == [["a", "b"], ["c"], ["d", "e"], ["f"]]

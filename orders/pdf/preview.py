@@ -17,7 +17,7 @@ from django.conf import settings
 from orders.pdf.refusals import PDF_MAGIC
 from orders.pdf.sandbox import ChildFailed, run_in_child
 
-__all__ = ["PreviewError", "first_pages_text", "first_pages_texts", "render_page"]
+__all__ = ["PreviewError", "first_pages_text", "first_pages_texts", "render_page", "text_groups"]
 
 PAGE_BREAK = "\f"
 # Most bytes of PDFs one child reads for first_pages_texts: with their copies and PDFium's
@@ -65,18 +65,30 @@ def first_pages_texts(files: list[bytes], pages: int = 2) -> list[str | PreviewE
     (time, memory, a crash), each file of its group is read again in a child of its own."""
     pages = max(1, min(pages, settings.NOTE_PREVIEW_MAX_PAGES))
     results: list[str | PreviewError] = [""] * len(files)
-    group: list[int] = []
+    readable = []
     for index, data in enumerate(files):
         if not data or not data.startswith(PDF_MAGIC):
             results[index] = PreviewError("not_pdf")
-            continue
-        if group and sum(len(files[i]) for i in group) + len(data) > TEXT_GROUP_BYTES:
-            _read_group(files, group, pages, results)
-            group = []
-        group.append(index)
-    if group:
+        else:
+            readable.append(index)
+    for group in text_groups(readable, lambda index: len(files[index])):
         _read_group(files, group, pages, results)
     return results
+
+
+def text_groups(items, size):
+    """`items` in runs, in order, whose sizes (`size(item)`, in bytes) together fit one
+    text-reading child (TEXT_GROUP_BYTES); an item larger than that makes a run of its own."""
+    group: list = []
+    total = 0
+    for item in items:
+        if group and total + size(item) > TEXT_GROUP_BYTES:
+            yield group
+            group, total = [], 0
+        group.append(item)
+        total += size(item)
+    if group:
+        yield group
 
 
 def _read_group(files, indexes, pages, results):
