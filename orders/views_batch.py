@@ -169,6 +169,4 @@ def batch_file_preview(request, pk):
         raise Http404("No preview") from None
     response = HttpResponse(image, content_type="image/png")
     response["Content-Length"] = str(len(image))
-    # A patient document: never in a browser's or a proxy's cache.
-    response["Cache-Control"] = "no-store, private"
-    return response
+    return response  # Cache-Control: no-store, private from hcoint.middleware.NoStoreMiddleware
