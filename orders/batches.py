@@ -268,9 +268,9 @@ def batches_open_for(user, now=None):
 
 
 def candidate_orders(rows):
-    """{order id: Order} for every order proposed to any of `rows`, in one query."""
+    """{order id: Order} for every order proposed to any of `rows` (a chosen order is one of
+    them), in one query."""
     ids = {candidate["order"] for row in rows for candidate in row.proposal}
-    ids |= {row.chosen_order_id for row in rows if row.chosen_order_id}
     return Order.objects.select_related("partner").in_bulk(ids)
 
 
