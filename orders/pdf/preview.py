@@ -15,11 +15,11 @@ there raises `PreviewError`: `message` in plain words for staff, `reason` for lo
 from django.conf import settings
 
 from orders.pdf.refusals import PDF_MAGIC
+from orders.pdf.render import PAGE_BREAK
 from orders.pdf.sandbox import ChildFailed, run_in_child
 
-__all__ = ["PreviewError", "first_pages_text", "first_pages_texts", "render_page", "text_groups"]
+__all__ = ["PAGE_BREAK", "PreviewError", "first_pages_text", "first_pages_texts", "render_page", "text_groups"]
 
-PAGE_BREAK = "\f"
 # Most bytes of PDFs one child reads for first_pages_texts: with their copies and PDFium's
 # work they must fit well within the child's memory limit (NOTE_CHECK_MEMORY_MB).
 TEXT_GROUP_BYTES = 16 * 1024 * 1024
