@@ -1,7 +1,7 @@
 """Bulk upload: many PDFs at once, each through the upload gate, matched to the order it
 belongs to, and sent only for the rows a person confirmed.
 
-    batch = batch_create(user=user, uploads=files)          # the gate per file, then matching in groups
+    batch, refused = batch_create(user=user, uploads=files)  # the gate per file, then matching in groups
     png = batch_file_png(row)                                # the first page, rendered once when first shown
     outcome = batch_send(batch=batch, choices=[(row, order or None), ...], user=user, request=request)
     batch_purge_expired()                                    # the worker's periodic job
@@ -37,7 +37,8 @@ logger = logging.getLogger(__name__)
 
 
 def batch_create(*, user, uploads, now=None):
-    """A stored batch of `uploads` (Django UploadedFiles), each file checked and matched.
+    """A stored batch of `uploads` (Django UploadedFiles), each file checked and matched, and
+    how many files the gate refused: (batch, refused).
 
     First each file through the gate, one at a time (the upload handler put each in a
     temporary file), its row saved at once: an upload cut short keeps what was done. Then
@@ -59,15 +60,16 @@ def batch_create(*, user, uploads, now=None):
             accepted.append((row, stored))
     # In groups of files whose copies together fit one text-reading child.
     preselected = sum(_match([row for row, _ in group]) for group in text_groups(accepted, lambda pair: pair[1]))
+    refused = len(uploads) - len(accepted)
     log_event(
         logger,
         "batch.created",
         batch_id=batch.pk,
         files=len(uploads),
-        refused=len(uploads) - len(accepted),
+        refused=refused,
         preselected=preselected,
     )
-    return batch
+    return batch, refused
 
 
 def _check_file(batch, position, upload):

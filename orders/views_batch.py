@@ -72,8 +72,7 @@ def _upload(request):
     form = BatchUploadForm(request.POST, request.FILES)
     if not form.is_valid():
         return _render_list(request, form, status=400)
-    batch = batches.batch_create(user=request.user, uploads=form.cleaned_data["pdfs"])
-    refused = batch.files.filter(decision=BatchFile.Decision.REFUSED).count()
+    batch, refused = batches.batch_create(user=request.user, uploads=form.cleaned_data["pdfs"])
     summary = f"{_count(range(batch.file_count), 'file')} uploaded"
     messages.info(request, f"{summary}; {refused} refused by the PDF check." if refused else f"{summary}.")
     return redirect("batch_detail", pk=batch.pk)
