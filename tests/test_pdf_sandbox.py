@@ -119,7 +119,7 @@ def test_a_child_that_fails_before_answering_is_a_refusal_and_logged(monkeypatch
     with caplog.at_level(logging.WARNING, logger="orders.pdf"), pytest.raises(PdfRejected) as caught:
         check_in_child(SAMPLE, LIMITS)
     assert caught.value.reason == "too_complex"
-    (record,) = [record for record in caplog.records if record.getMessage() == "pdf_check.child_failed"]
+    (record,) = [record for record in caplog.records if record.getMessage() == "pdf_child.failed"]
     assert record.returncode == returncode
     assert "Samplepatient" not in caplog.text
 

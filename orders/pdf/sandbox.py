@@ -71,7 +71,7 @@ def run_in_child(job, data, *, cpu_seconds, memory_bytes, **params):
         answer = None
     if not isinstance(answer, dict):
         # Killed for CPU time (SIGXCPU/SIGKILL), out of memory, or failed before it could answer.
-        log_event(logger, "pdf_check.child_failed", level=logging.WARNING, job=job, returncode=finished.returncode)
+        log_event(logger, "pdf_child.failed", level=logging.WARNING, job=job, returncode=finished.returncode)
         raise ChildFailed(str(finished.returncode))
     return answer, memoryview(output)[end + 1 :]
 
