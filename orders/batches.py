@@ -1,7 +1,7 @@
 """Bulk upload: many PDFs at once, each through the upload gate, matched to the order it
 belongs to, and sent only for the rows a person confirmed.
 
-    batch = batch_create(user=user, uploads=files)          # the gate per file, then matching in groups
+    batch, refused = batch_create(user=user, uploads=files)  # the gate per file, then matching in groups
     png = batch_file_png(row)                                # the first page, rendered once when first shown
     outcome = batch_send(batch=batch, choices=[(row, order or None), ...], user=user, request=request)
     batch_purge_expired()                                    # the worker's periodic job
@@ -11,8 +11,9 @@ reason, so nothing dropped is lost silently. The text read from a file (patient 
 used for matching and dropped: a row keeps only the proposal (candidate order ids, scores
 and reasons). Each confirmed row becomes a note and a delivery through `note_upload` and
 `note_send` (orders/notes.py), so the single-upload rules hold, one billable result per
-order included, with one audit record each. Two rows of one batch chosen for the same
-order: the second is refused. Unsent files are deleted UPLOAD_BATCH_EXPIRY_DAYS after the
+order included (note_send enforces it under the order's lock), with one audit record each.
+Two rows of one batch chosen for the same order: the second finds the first's delivery in
+flight and is refused. Unsent files are deleted UPLOAD_BATCH_EXPIRY_DAYS after the
 upload, by the worker (orders/worker.py).
 """
 
@@ -25,22 +26,19 @@ from django.db import transaction
 from django.utils import timezone
 
 from hcoint.events import log_event
+from orders.audit import audit_record
 from orders.matching import propose_all
-from orders.models import BatchFile, NotePreview, Order, UploadBatch
-from orders.notes import NoteRefused, clean_file_name, note_send, note_upload, note_upload_rejected, order_send_blocker
-from orders.pdf import PdfRejected, pdf_check, pdf_check_size
-from orders.pdf.preview import TEXT_GROUP_BYTES, PreviewError, first_pages_texts, render_page
+from orders.models import AuditEvent, BatchFile, NotePreview, Order, UploadBatch
+from orders.notes import NoteRefused, clean_file_name, note_send, note_upload
+from orders.pdf import PdfRejected, pdf_check_upload
+from orders.pdf.preview import PreviewError, first_pages_texts, render_page, text_groups
 
 logger = logging.getLogger(__name__)
 
-SAME_ORDER_TWICE = (
-    "Another file of this batch was just sent to this order, and an order takes one note. "
-    "Choose another order for this file, or skip it."
-)
-
 
 def batch_create(*, user, uploads, now=None):
-    """A stored batch of `uploads` (Django UploadedFiles), each file checked and matched.
+    """A stored batch of `uploads` (Django UploadedFiles), each file checked and matched, and
+    how many files the gate refused: (batch, refused).
 
     First each file through the gate, one at a time (the upload handler put each in a
     temporary file), its row saved at once: an upload cut short keeps what was done. Then
@@ -60,16 +58,18 @@ def batch_create(*, user, uploads, now=None):
         row, stored = _check_file(batch, position, upload)
         if row.decision != BatchFile.Decision.REFUSED:
             accepted.append((row, stored))
-    preselected = sum(_match(group) for group in _groups(accepted))
+    # In groups of files whose copies together fit one text-reading child.
+    preselected = sum(_match([row for row, _ in group]) for group in text_groups(accepted, lambda pair: pair[1]))
+    refused = len(uploads) - len(accepted)
     log_event(
         logger,
         "batch.created",
         batch_id=batch.pk,
         files=len(uploads),
-        refused=len(uploads) - len(accepted),
+        refused=refused,
         preselected=preselected,
     )
-    return batch
+    return batch, refused
 
 
 def _check_file(batch, position, upload):
@@ -78,9 +78,7 @@ def _check_file(batch, position, upload):
     still in memory."""
     row = BatchFile(batch=batch, position=position, file_name=clean_file_name(upload.name), size=upload.size or 0)
     try:
-        # The size first, so an oversized file is never read into memory.
-        pdf_check_size(row.size)
-        checked = pdf_check(_read(upload))
+        checked = pdf_check_upload(upload)
     except PdfRejected as rejected:
         row.decision, row.problem, row.reason = BatchFile.Decision.REFUSED, rejected.message, rejected.reason
         row.save()
@@ -92,27 +90,6 @@ def _check_file(batch, position, upload):
     row.save()
     row.content = b""
     return row, len(checked.content)
-
-
-def _read(upload):
-    try:
-        return b"".join(upload.chunks())
-    finally:
-        upload.close()
-
-
-def _groups(accepted):
-    """The rows of `accepted` [(row, size)] in runs whose copies together fit one
-    text-reading child (TEXT_GROUP_BYTES)."""
-    group, total = [], 0
-    for row, size in accepted:
-        if group and total + size > TEXT_GROUP_BYTES:
-            yield group
-            group, total = [], 0
-        group.append(row)
-        total += size
-    if group:
-        yield group
 
 
 def _match(rows):
@@ -153,11 +130,17 @@ def batch_file_png(row):
 
 @dataclass
 class SendOutcome:
-    """What one send of a batch did: rows sent, skipped, and refused (each with its message)."""
+    """What one send of a batch did: rows sent, skipped, refused (each with its message), and
+    rows already decided elsewhere (another tab sent or skipped them first), left as they are."""
 
     sent: list = field(default_factory=list)
     skipped: list = field(default_factory=list)
     refused: list = field(default_factory=list)
+    already_decided: list = field(default_factory=list)
+
+
+class AlreadyDecided(Exception):
+    """The row was sent or skipped in another window since this page was shown."""
 
 
 def batch_send(*, batch, choices, user, request=None):
@@ -172,31 +155,28 @@ def batch_send(*, batch, choices, user, request=None):
     outcome = SendOutcome()
     confirmed = []
     for row, order in choices:
+        still_open = _open_rows(batch).filter(pk=row.pk)
         if order is None:
-            if _open_rows(batch).filter(pk=row.pk).exists():
-                row.mark_skipped(now)
-                outcome.skipped.append(row)
-            continue
-        recorded = (
-            _open_rows(batch)
-            .filter(pk=row.pk)
-            .update(decision=BatchFile.Decision.CONFIRMED, chosen_order=order, decided_at=now, problem="", reason="")
-        )
-        if recorded:
+            # One conditional UPDATE: a row another tab has just sent keeps its note.
+            changed = still_open.update(decision=BatchFile.Decision.SKIPPED, decided_at=now, **DISCARDED)
+        else:
+            changed = still_open.update(
+                decision=BatchFile.Decision.CONFIRMED, chosen_order=order, decided_at=now, problem="", reason=""
+            )
+        if not changed:
+            outcome.already_decided.append(row)
+        elif order is None:
+            outcome.skipped.append(row)
+        else:
             confirmed.append((row, order))
-    sent_to = set()
     for row, order in confirmed:
-        if order.pk in sent_to:
-            _refuse(row, order, SAME_ORDER_TWICE, "same_order_in_batch", user=user, request=request)
-            outcome.refused.append((row, SAME_ORDER_TWICE))
-            continue
         try:
             _send_row(row, order, user=user, request=request, now=now)
+        except AlreadyDecided:
+            outcome.already_decided.append(row)
         except NoteRefused as refused:
-            _refuse(row, order, refused.message, refused.reason, user=user, request=request)
             outcome.refused.append((row, refused.message))
         else:
-            sent_to.add(order.pk)
             outcome.sent.append(row)
     log_event(
         logger,
@@ -205,11 +185,14 @@ def batch_send(*, batch, choices, user, request=None):
         sent=len(outcome.sent),
         skipped=len(outcome.skipped),
         refused=len(outcome.refused),
+        already_decided=len(outcome.already_decided),
     )
     return outcome
 
 
 OPEN = (BatchFile.Decision.PENDING, BatchFile.Decision.CONFIRMED)
+# What a skipped row lets go of, as BatchFile.mark_skipped does: its bytes and any refusal.
+DISCARDED = {"content": b"", "preview_png": b"", "problem": "", "reason": ""}
 
 
 def _open_rows(batch):
@@ -217,40 +200,60 @@ def _open_rows(batch):
 
 
 def _send_row(row, order, *, user, request, now):
-    """The row's file as a note for `order`, and its delivery: both or neither."""
-    blocker = order_send_blocker(order=order)
-    if blocker:
-        raise NoteRefused(*blocker)
-    with transaction.atomic():
-        # The row lock: a second tab sending the same batch finds it sent and leaves it.
-        locked = BatchFile.objects.select_for_update().get(pk=row.pk)
-        if locked.decision != BatchFile.Decision.CONFIRMED:
-            raise NoteRefused("This file was already dealt with, in another window.", "already_decided")
-        note = note_upload(
-            order=order,
-            file_name=locked.file_name,
-            content=bytes(locked.content),
-            page_count=locked.page_count,
-            original_sha256=locked.original_sha256,
-            user=user,
-            request=request,
-        )
-        note_send(note=note, user=user, request=request)
-        if locked.preview_png:
-            # The same copy, rendered the same way: the note's first page need not be rendered again.
-            NotePreview.objects.bulk_create(
-                [NotePreview(note=note, page_index=0, png=bytes(locked.preview_png))], ignore_conflicts=True
+    """The row's file as a note for `order`, and its delivery: both or neither.
+
+    note_upload and note_send apply the rules (a cancelled order, a note in flight or
+    accepted: one billable result per order) under the order's lock. A refusal rolls back
+    the note stored for it, and with it the failure record note_upload or note_send wrote;
+    `_refuse` then records the one failure that stays, after the rollback.
+    """
+    action = AuditEvent.Action.UPLOAD_NOTE
+    try:
+        with transaction.atomic():
+            # The row lock: a second tab sending the same batch finds it sent and leaves it.
+            locked = BatchFile.objects.select_for_update().get(pk=row.pk)
+            if locked.decision != BatchFile.Decision.CONFIRMED:
+                # Not a refusal: nothing was attempted, so nothing is audited.
+                raise AlreadyDecided
+            note = note_upload(
+                order=order,
+                file_name=locked.file_name,
+                content=bytes(locked.content),
+                page_count=locked.page_count,
+                original_sha256=locked.original_sha256,
+                user=user,
+                request=request,
             )
-        locked.mark_sent(note, now)
+            action = AuditEvent.Action.SEND_NOTE
+            note_send(note=note, user=user, request=request)
+            if locked.preview_png:
+                # The same copy, rendered the same way: the note's first page need not be rendered again.
+                NotePreview.objects.bulk_create(
+                    [NotePreview(note=note, page_index=0, png=bytes(locked.preview_png))], ignore_conflicts=True
+                )
+            locked.mark_sent(note, now)
+    except NoteRefused as refused:
+        _refuse(row, order, refused, action, user=user, request=request)
+        raise
     log_event(logger, "batch.file_sent", batch_id=row.batch_id, batch_file_id=row.pk, note_id=note.pk)
 
 
-def _refuse(row, order, message, reason, *, user, request):
-    """Back to pending, saying why; the refused attempt is audited against the order, as a single upload's is."""
+def _refuse(row, order, refused, action, *, user, request):
+    """Back to pending, saying why; the refused attempt is audited against the order as the
+    single path audits it (`action`: the upload or the send that refused). The note, if one
+    was stored, is gone with the rollback, so neither the record nor the log names it."""
     BatchFile.objects.filter(pk=row.pk, decision=BatchFile.Decision.CONFIRMED).update(
-        decision=BatchFile.Decision.PENDING, chosen_order=None, problem=message, reason=reason
+        decision=BatchFile.Decision.PENDING, chosen_order=None, problem=refused.message, reason=refused.reason
     )
-    note_upload_rejected(order=order, user=user, request=request, reason=reason)
+    audit_record(request=request, user=user, action=action, obj=order, order=order, outcome=AuditEvent.Outcome.FAILURE)
+    log_event(
+        logger,
+        "batch.send_refused",
+        batch_id=row.batch_id,
+        batch_file_id=row.pk,
+        order_id=order.pk,
+        reason=refused.reason,
+    )
 
 
 def batches_open_for(user, now=None):
@@ -267,9 +270,9 @@ def batches_open_for(user, now=None):
 
 
 def candidate_orders(rows):
-    """{order id: Order} for every order proposed to any of `rows`, in one query."""
+    """{order id: Order} for every order proposed to any of `rows` (a chosen order is one of
+    them), in one query."""
     ids = {candidate["order"] for row in rows for candidate in row.proposal}
-    ids |= {row.chosen_order_id for row in rows if row.chosen_order_id}
     return Order.objects.select_related("partner").in_bulk(ids)
 
 

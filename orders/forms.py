@@ -5,7 +5,7 @@ from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 
 from orders.models import Order, Partner
-from orders.pdf import PdfRejected, pdf_check, pdf_check_size
+from orders.pdf import PdfRejected, pdf_check_upload
 from orders.search import search_orders
 
 
@@ -69,9 +69,7 @@ class NoteUploadForm(forms.Form):
                 "Choose one PDF. To upload the notes of many orders at once, use Bulk upload.", code="many_files"
             )
         try:
-            # The size first, so an oversized upload is never read into memory.
-            pdf_check_size(upload.size)
-            self.checked = pdf_check(b"".join(upload.chunks()))
+            self.checked = pdf_check_upload(upload)
         except PdfRejected as rejected:
             raise forms.ValidationError(rejected.message, code=rejected.reason) from None
         return upload

@@ -48,12 +48,9 @@ class BatchUploadForm(forms.Form):
         )
 
     def clean_pdfs(self):
+        # No count check here: DATA_UPLOAD_MAX_NUMBER_FILES is UPLOAD_BATCH_MAX_FILES, so Django
+        # refuses more files while parsing the request (views_batch._receive answers it in words).
         files = self.cleaned_data["pdfs"]
-        if len(files) > settings.UPLOAD_BATCH_MAX_FILES:
-            raise forms.ValidationError(
-                f"That is {len(files)} files; upload at most {settings.UPLOAD_BATCH_MAX_FILES} at once.",
-                code="too_many_files",
-            )
         total = sum(upload.size or 0 for upload in files)
         if total > settings.UPLOAD_BATCH_MAX_BYTES:
             raise forms.ValidationError(
@@ -79,9 +76,8 @@ class BatchSendForm(forms.Form):
         self.orders = candidate_orders(self.rows)
         self.choices = []
         for row in self.rows:
+            # An order chosen before is one of these: only a proposed order can be chosen.
             allowed = [str(candidate["order"]) for candidate in row.proposal if candidate["order"] in self.orders]
-            if row.chosen_order_id and str(row.chosen_order_id) not in allowed:
-                allowed.append(str(row.chosen_order_id))
             initial = row.chosen_order_id or row.proposed_order_id
             self.fields[self.field_name(row)] = forms.ChoiceField(
                 label=row.file_name,
@@ -122,5 +118,8 @@ class BatchSendForm(forms.Form):
 
 
 def rows_for_page(batch):
-    """The batch's files in upload order, without their bytes (the preview has its own URL)."""
-    return list(BatchFile.objects.filter(batch=batch).defer("content", "preview_png").select_related("note"))
+    """The batch's files in upload order, without their bytes (the preview has its own URL).
+
+    Not the notes: a sent row names its order by chosen_order_id (mark_sent sets it), and
+    loading a note would read and decrypt its PDF on every view of the page."""
+    return list(BatchFile.objects.filter(batch=batch).defer("content", "preview_png"))

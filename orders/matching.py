@@ -20,8 +20,9 @@ Pre-selected only when the best candidate is strong (85 or more) and every other
 scores at least 8 lower: an order id beats the same patient's other orders found by MRN and
 date of birth; two orders of one patient found by MRN and date of birth do not pre-select.
 
-Candidates are the orders still awaiting a note with nothing in flight or accepted (the
-one-billable-result rule, orders/notes.py), unless the caller passes its own queryset.
+Candidates are the orders still awaiting a note, unless the caller passes its own queryset:
+note_send (orders/notes.py) creates an order's delivery and moves it out of awaiting_note in
+one transaction, so an awaiting order has nothing in flight or accepted.
 Two queries per call: the candidates' identifying columns (the awaiting orders are the
 backlog, hundreds to a few thousand; they are compared here, where case, accents and
 leading zeros are handled the same way on PostgreSQL and SQLite, and set lookups rule out
@@ -31,10 +32,8 @@ batch in those same two queries.
 
 from dataclasses import dataclass
 
-from django.db.models import Exists, OuterRef
-
 from orders.matching_text import Facts, find_facts, first_word, name_key, order_id_keys
-from orders.models import Delivery, Order
+from orders.models import Order
 
 MAX_CANDIDATES = 5
 STRONG = 85
@@ -73,14 +72,8 @@ class Proposal:
 
 
 def awaiting_orders():
-    """Orders a new note may go to: awaiting a note, with no delivery in flight.
-
-    The state already says so (orders/order_state.py keeps it in step with the deliveries);
-    the in-flight check, served by the partial unique index on in-flight deliveries, keeps a
-    send that is committing right now out of the candidates. Unordered: propose ranks.
-    """
-    in_flight = Delivery.objects.filter(order=OuterRef("pk"), status__in=Delivery.IN_FLIGHT_STATUSES)
-    return Order.objects.filter(state=Order.State.AWAITING_NOTE).exclude(Exists(in_flight)).order_by()
+    """Orders a new note may go to: those awaiting a note. Unordered: propose ranks."""
+    return Order.objects.filter(state=Order.State.AWAITING_NOTE).order_by()
 
 
 def propose(file_name, text, orders=None):

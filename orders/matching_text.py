@@ -25,10 +25,10 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from orders.pdf.render import PAGE_BREAK
 from orders.search import search_fold
 
 MIN_ID_CHARS = 3
-PAGE_BREAK = "\f"
 # Labels that may be glued to an identifier ("MRN123", "ORD000123", "V12345").
 ID_LABELS = re.compile(r"^(?:MRN|MR|ORDER|ORD|VISIT|VIS|VN|V|ACCT|ACC|FIN|CSN|ENC|ID|NO)(?=\d)")
 # A run of letters and digits, possibly joined by - _ . / (an identifier, a file name).

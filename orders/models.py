@@ -510,12 +510,18 @@ class ClinicalNote(models.Model):
 
 class NotePreview(models.Model):
     """One page of a note as a PNG (orders/previews.py), rendered once and kept here:
-    containers have no durable disk, and rendering costs a child process. A cache: it goes
-    with its note."""
+    containers have no durable disk, and rendering costs a child process. A page that
+    could not be rendered is kept too, with no image and why (`problem`), so it costs one
+    child, not one per view. A cache: it goes with its note."""
 
     note = models.ForeignKey(ClinicalNote, on_delete=models.CASCADE, related_name="previews")
     page_index = models.PositiveIntegerField(help_text="0 is the first page.")
     png = EncryptedBinaryField()
+    problem = models.CharField(
+        max_length=20,
+        blank=True,
+        help_text="Why the page could not be rendered (a PreviewError reason).",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -5,8 +5,11 @@
 Rendering runs PDFium in a limited child process (orders/pdf/preview.py) and costs a
 tenth of a second or more, so each page is rendered on first view and kept in NotePreview
 (containers have no durable disk). A note's content never changes once stored, so an image
-never goes stale. Two requests rendering the same page at once both answer; the second
-insert is ignored by the unique constraint.
+never goes stale, and neither does a failure: a page that cannot be rendered is kept as a
+row with no image and the reason, and raises the same PreviewError without a child on
+every later view (as orders/batches.py batch_file_png remembers a batch file's). Two
+requests rendering the same page at once both answer; the second insert is ignored by the
+unique constraint.
 """
 
 import logging
@@ -14,22 +17,31 @@ import time
 
 from hcoint.events import log_event
 from orders.models import ClinicalNote, NotePreview
-from orders.pdf.preview import render_page
+from orders.pdf.preview import PreviewError, render_page
 
 logger = logging.getLogger(__name__)
 
 
+# Not remembered: a page past NOTE_PREVIEW_MAX_PAGES is refused before any child runs.
+NOT_KEPT = {"no_such_page"}
+
+
 def note_page_png(note, page_index):
-    cached = NotePreview.objects.filter(note=note, page_index=page_index).values_list("png", flat=True).first()
+    cached = NotePreview.objects.filter(note=note, page_index=page_index).values_list("png", "problem").first()
     if cached is not None:
-        return bytes(cached)
+        png, problem = cached
+        if problem:
+            raise PreviewError(problem)
+        return bytes(png)
     content = ClinicalNote.objects.values_list("content", flat=True).get(pk=note.pk)
     started = time.monotonic()
-    png = render_page(bytes(content), page_index)
-    NotePreview.objects.bulk_create(
-        [NotePreview(note=note, page_index=page_index, png=png)],
-        ignore_conflicts=True,
-    )
+    try:
+        png = render_page(bytes(content), page_index)
+    except PreviewError as failed:
+        if failed.reason not in NOT_KEPT:
+            _keep(NotePreview(note=note, page_index=page_index, png=b"", problem=failed.reason))
+        raise
+    _keep(NotePreview(note=note, page_index=page_index, png=png))
     log_event(
         logger,
         "note.preview_rendered",
@@ -39,3 +51,7 @@ def note_page_png(note, page_index):
         duration_ms=round((time.monotonic() - started) * 1000),
     )
     return png
+
+
+def _keep(preview):
+    NotePreview.objects.bulk_create([preview], ignore_conflicts=True)

@@ -72,8 +72,7 @@ def _upload(request):
     form = BatchUploadForm(request.POST, request.FILES)
     if not form.is_valid():
         return _render_list(request, form, status=400)
-    batch = batches.batch_create(user=request.user, uploads=form.cleaned_data["pdfs"])
-    refused = batch.files.filter(decision=BatchFile.Decision.REFUSED).count()
+    batch, refused = batches.batch_create(user=request.user, uploads=form.cleaned_data["pdfs"])
     summary = f"{_count(range(batch.file_count), 'file')} uploaded"
     messages.info(request, f"{summary}; {refused} refused by the PDF check." if refused else f"{summary}.")
     return redirect("batch_detail", pk=batch.pk)
@@ -144,6 +143,8 @@ def batch_send(request, pk):
         messages.info(request, f"{_count(outcome.skipped, 'file')} skipped.")
     if outcome.refused:
         messages.error(request, f"{_count(outcome.refused, 'file')} not sent; each says why below.")
+    if outcome.already_decided:
+        messages.info(request, f"{_count(outcome.already_decided, 'file')} already dealt with, in another window.")
     return redirect("batch_detail", pk=batch.pk)
 
 
@@ -167,6 +168,4 @@ def batch_file_preview(request, pk):
         raise Http404("No preview") from None
     response = HttpResponse(image, content_type="image/png")
     response["Content-Length"] = str(len(image))
-    # A patient document: never in a browser's or a proxy's cache.
-    response["Cache-Control"] = "no-store, private"
-    return response
+    return response  # Cache-Control: no-store, private from hcoint.middleware.NoStoreMiddleware

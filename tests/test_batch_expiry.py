@@ -18,7 +18,8 @@ pytestmark = pytest.mark.django_db
 def test_a_new_batch_expires_after_the_configured_days(uploader, settings):
     settings.UPLOAD_BATCH_EXPIRY_DAYS = 3
     now = timezone.now()
-    batch = batches.batch_create(user=uploader, uploads=[], now=now)
+    batch, refused = batches.batch_create(user=uploader, uploads=[], now=now)
+    assert refused == 0
     assert batch.expires_at == now + timedelta(days=3)
 
 

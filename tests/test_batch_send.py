@@ -105,7 +105,9 @@ def test_a_file_is_never_sent_to_an_order_with_a_note_in_flight(client, uploader
     assert row.reason == "in_flight" and "already on its way" in row.problem
     assert busy.notes.count() == 1  # the delivery's own note; none from the batch
     assert Delivery.objects.filter(order=busy).count() == 1
-    assert [event.order_id for event in audit(AuditEvent.Action.UPLOAD_NOTE, AuditEvent.Outcome.FAILURE)] == [busy.pk]
+    # Refused by the send, as a single send is: one failure record of the send, none of an upload.
+    assert [event.order_id for event in audit(AuditEvent.Action.SEND_NOTE, AuditEvent.Outcome.FAILURE)] == [busy.pk]
+    assert not audit(AuditEvent.Action.UPLOAD_NOTE, AuditEvent.Outcome.FAILURE)
     page = client.get(reverse("batch_detail", args=[batch.pk])).content.decode()
     assert "1 file not sent; each says why below." in page
     assert "already on its way to the partner" in page
@@ -132,8 +134,9 @@ def test_two_rows_choosing_the_same_order_the_second_is_refused(client, uploader
     first.refresh_from_db()
     second.refresh_from_db()
     assert first.decision == BatchFile.Decision.SENT
-    assert second.decision == BatchFile.Decision.PENDING and second.reason == "same_order_in_batch"
-    assert "Another file of this batch was just sent to this order" in second.problem
+    # note_send refuses it under the order's lock: the first file's delivery is in flight.
+    assert second.decision == BatchFile.Decision.PENDING and second.reason == "in_flight"
+    assert "already on its way to the partner" in second.problem
     assert [note.file_name for note in order.notes.all()] == ["one.pdf"]
     assert Delivery.objects.filter(order=order).count() == 1
 
@@ -195,7 +198,8 @@ def test_a_send_refused_after_the_note_was_stored_leaves_neither(client, uploade
     assert row.decision == BatchFile.Decision.PENDING and row.reason == "in_flight"
     assert not order.notes.exists()
     assert not audit(AuditEvent.Action.UPLOAD_NOTE)
-    assert len(audit(AuditEvent.Action.UPLOAD_NOTE, AuditEvent.Outcome.FAILURE)) == 1
+    assert not audit(AuditEvent.Action.UPLOAD_NOTE, AuditEvent.Outcome.FAILURE)
+    assert [event.order_id for event in audit(AuditEvent.Action.SEND_NOTE, AuditEvent.Outcome.FAILURE)] == [order.pk]
 
 
 def test_another_uploader_cannot_send_my_batch(client, batch, orders):
@@ -203,3 +207,62 @@ def test_another_uploader_cannot_send_my_batch(client, batch, orders):
     client.force_login(UserFactory(uploader=True))
     assert send(client, batch, [(row, orders[0].pk)]).status_code == 404
     assert not orders[0].notes.exists()
+
+
+def test_the_page_of_a_sent_batch_reads_no_note(client, uploader, batch, orders):
+    """A sent row names its order from the row itself: a view never loads (and decrypts) a note's PDF."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    row = BatchFileFactory(batch=batch, proposed_order=orders[0])
+    client.force_login(uploader)
+    send(client, batch, [(row, orders[0].pk)])
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get(reverse("batch_detail", args=[batch.pk])).content.decode()
+    assert f'href="{reverse("order_detail", args=[orders[0].pk])}"' in page
+    assert not [query["sql"] for query in queries if "orders_clinicalnote" in query["sql"]]
+
+
+def test_a_refused_send_keeps_one_failure_record_and_no_note(client, uploader, batch, orders, caplog):
+    """The real note_send refuses (a delivery in flight) after the note was stored: the note and
+    note_send's own failure record roll back with it, and exactly one failure record stays."""
+    import logging
+
+    busy = orders[0]
+    DeliveryFactory(order=busy, sending=True)
+    row = BatchFileFactory(batch=batch, proposed_order=busy)
+    client.force_login(uploader)
+    with caplog.at_level(logging.INFO, logger="orders.batches"):
+        send(client, batch, [(row, busy.pk)])
+    assert busy.notes.count() == 1  # the delivery's own note only
+    failures = AuditEvent.objects.filter(outcome=AuditEvent.Outcome.FAILURE)
+    assert [(event.action, event.object_type, event.order_id) for event in failures] == [
+        (AuditEvent.Action.SEND_NOTE, "order", busy.pk)
+    ]
+    batch_logs = [record for record in caplog.records if record.name == "orders.batches"]
+    refused = [record for record in batch_logs if record.getMessage() == "batch.send_refused"]
+    assert len(refused) == 1 and (refused[0].batch_file_id, refused[0].reason) == (row.pk, "in_flight")
+    assert not [record for record in batch_logs if hasattr(record, "note_id")]
+
+
+def test_a_skip_never_overwrites_a_row_another_window_sent(uploader, batch, orders):
+    from orders.batches import batch_send
+
+    row = BatchFileFactory(batch=batch, proposed_order=orders[0])
+    batch_send(batch=batch, choices=[(row, orders[0])], user=uploader)
+    # The other window still shows the row as waiting, and skips it.
+    outcome = batch_send(batch=batch, choices=[(row, None)], user=uploader)
+    assert (outcome.skipped, outcome.already_decided) == ([], [row])
+    row.refresh_from_db()
+    assert row.decision == BatchFile.Decision.SENT and row.note == orders[0].notes.get()
+
+
+def test_a_row_decided_meanwhile_is_reported_as_such_not_audited_as_a_failure(uploader, batch, orders):
+    from orders.batches import batch_send
+
+    row = BatchFileFactory(batch=batch, proposed_order=orders[0])
+    # The same row twice in one send: the second finds it sent under the row lock.
+    outcome = batch_send(batch=batch, choices=[(row, orders[0]), (row, orders[0])], user=uploader)
+    assert (outcome.sent, outcome.refused, outcome.already_decided) == ([row], [], [row])
+    assert not AuditEvent.objects.filter(outcome=AuditEvent.Outcome.FAILURE).exists()
+    assert orders[0].notes.count() == 1

@@ -7,9 +7,10 @@ import datetime
 import pytest
 
 from orders.matching import MAX_CANDIDATES, STRONG, awaiting_orders, propose, propose_all
-from orders.models import Delivery, Order
+from orders.models import Order
+from orders.notes import note_send
 from orders.pdf.preview import first_pages_text
-from tests.factories import DeliveryFactory, OrderFactory
+from tests.factories import ClinicalNoteFactory, DeliveryFactory, OrderFactory, UserFactory
 from tests.pdf_text import text_pdf
 
 pytestmark = pytest.mark.django_db
@@ -164,9 +165,9 @@ def test_an_order_id_singles_out_one_of_the_patients_orders():
 
 def test_only_orders_still_awaiting_a_note_are_candidates():
     awaiting = patient(ehr_order_id="ORD-1")
-    # A send committing right now: the order's state has not caught up with its delivery.
+    # Sent through note_send: its delivery and its new state commit together, so it is no candidate.
     in_flight = patient(ehr_order_id="ORD-2")
-    DeliveryFactory(order=in_flight, status=Delivery.Status.PENDING)
+    note_send(note=ClinicalNoteFactory(order=in_flight), user=UserFactory())
     accepted = patient(ehr_order_id="ORD-3", state=Order.State.SENT)
     DeliveryFactory(order=accepted, sent=True)
     patient(ehr_order_id="ORD-6", state=Order.State.SENDING)

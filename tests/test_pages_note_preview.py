@@ -92,17 +92,22 @@ def test_pages_past_the_bound_are_not_rendered(client, viewer, note, settings, r
     assert renders == []
 
 
-def test_a_note_that_cannot_be_rendered_says_so_in_words_and_is_not_audited(client, viewer, note, caplog):
+def test_a_note_that_cannot_be_rendered_says_so_in_words_and_is_not_audited(client, viewer, note, caplog, renders):
     type(note).objects.filter(pk=note.pk).update(content=b"%PDF-1.7 broken beyond repair")
     client.force_login(viewer)
     with caplog.at_level(logging.WARNING):
         response = client.get(page_url(note, 1))
     assert response.status_code == 422
     assert "Open the PDF" in response.content.decode()
-    assert not NotePreview.objects.exists()
+    # The failure is remembered, without an image, so the next view runs no child.
+    [kept] = NotePreview.objects.all()
+    assert (kept.page_index, bytes(kept.png), kept.problem) == (0, b"", "unreadable")
+    again = client.get(page_url(note, 1))
+    assert (again.status_code, again.content) == (422, response.content)
+    assert renders == [0]
     assert not AuditEvent.objects.filter(action=AuditEvent.Action.VIEW_PDF).exists()
-    [record] = events(caplog, "note.preview_failed")
-    assert (record.note_id, record.reason) == (note.pk, "unreadable")
+    first, second = events(caplog, "note.preview_failed")
+    assert (first.note_id, first.reason) == (second.note_id, second.reason) == (note.pk, "unreadable")
 
 
 def test_the_review_page_shows_every_page_as_an_image_later_ones_lazily(client, uploader, note):

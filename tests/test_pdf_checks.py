@@ -331,3 +331,20 @@ def test_messages_are_plain_words(data):
     assert message[0].isupper() and message.endswith(".")
     for jargon in ("Error", "pypdf", "Traceback", "xref", "/"):
         assert jargon not in message
+
+
+def test_an_upload_is_checked_by_size_before_it_is_read_and_closed_either_way(settings):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from orders.pdf import pdf_check_upload
+
+    settings.NOTE_MAX_BYTES = 1000
+    big = SimpleUploadedFile("big.pdf", b"%PDF-1.7 " + b"x" * 2000, content_type="application/pdf")
+    read = []
+    big.chunks = lambda *args, **kwargs: read.append(True) or iter(())
+    with pytest.raises(PdfRejected) as refused:
+        pdf_check_upload(big)
+    assert refused.value.reason == "too_large" and not read and big.closed
+
+    small = SimpleUploadedFile("note.pdf", sample_bytes("clinical-note.pdf"), content_type="application/pdf")
+    assert pdf_check_upload(small).page_count == 1 and small.closed

@@ -133,14 +133,16 @@ def test_rendering_happens_in_a_limited_child_without_the_environment(monkeypatc
     real_run = subprocess.run
 
     def spy(*args, **kwargs):
-        seen.append(kwargs)
+        seen.append({**kwargs, "argv": args[0]})
         return real_run(*args, **kwargs)
 
     monkeypatch.setattr(sandbox_module.subprocess, "run", spy)
     render_page(basic())
     [call] = seen
     assert call["env"] == {"LC_ALL": "C.UTF-8"}
-    header = call["input"].partition(b"\n")[0]
+    # The job's header is the child's last argument; stdin carries the file alone.
+    header = call["argv"][-1].encode()
+    assert call["input"] == basic()
     assert b'"job": "render"' in header
     assert b'"cpu_seconds": 9' in header and b'"memory_bytes": %d' % (700 << 20) in header
 
@@ -175,7 +177,7 @@ def test_a_batch_of_files_is_read_in_one_child_each_file_as_alone(monkeypatch):
     real_run = subprocess.run
 
     def spy(*args, **kwargs):
-        calls.append(kwargs["input"].partition(b"\n")[0])
+        calls.append(args[0][-1].encode())
         return real_run(*args, **kwargs)
 
     monkeypatch.setattr(sandbox_module.subprocess, "run", spy)
@@ -230,3 +232,9 @@ def test_the_child_jobs_answer_the_same_when_called_directly():
     answer, text = render.texts_job({"pages": 1, "sizes": [len(data), 5]}, data + b"%PDF-")
     assert [item["ok"] for item in answer["files"]] == [True, False]
     assert text == b"first page"
+
+
+def test_groups_fit_the_child_in_order_and_an_oversized_file_goes_alone(monkeypatch):
+    monkeypatch.setattr(preview, "TEXT_GROUP_BYTES", 10)
+    sizes = {"a": 5, "b": 5, "c": 20, "d": 1, "e": 9, "f": 1}
+    assert list(preview.text_groups(sizes, sizes.get)) == [["a", "b"], ["c"], ["d", "e"], ["f"]]

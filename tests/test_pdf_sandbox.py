@@ -61,7 +61,7 @@ def test_the_child_limits_its_own_cpu_time_and_memory():
     code = (
         "import json, resource, sys; sys.path.insert(0, sys.argv[1]);"
         "from orders.pdf.refusals import Limits; from orders.pdf.child import _limit_self;"
-        "_limit_self(Limits(**json.loads(sys.argv[2])));"
+        "limits = Limits(**json.loads(sys.argv[2])); _limit_self(limits.cpu_seconds, limits.memory_bytes);"
         "print(json.dumps([resource.getrlimit(resource.RLIMIT_CPU), resource.getrlimit(resource.RLIMIT_AS)]))"
     )
     result = subprocess.run(
@@ -119,7 +119,7 @@ def test_a_child_that_fails_before_answering_is_a_refusal_and_logged(monkeypatch
     with caplog.at_level(logging.WARNING, logger="orders.pdf"), pytest.raises(PdfRejected) as caught:
         check_in_child(SAMPLE, LIMITS)
     assert caught.value.reason == "too_complex"
-    (record,) = [record for record in caplog.records if record.getMessage() == "pdf_check.child_failed"]
+    (record,) = [record for record in caplog.records if record.getMessage() == "pdf_child.failed"]
     assert record.returncode == returncode
     assert "Samplepatient" not in caplog.text
 

@@ -20,6 +20,7 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('page_index', models.PositiveIntegerField(help_text='0 is the first page.')),
                 ('png', hcoint.fields.EncryptedBinaryField()),
+                ('problem', models.CharField(blank=True, help_text='Why the page could not be rendered (a PreviewError reason).', max_length=20)),
                 ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
                 ('note', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='previews', to='orders.clinicalnote')),
             ],

@@ -1,6 +1,7 @@
 """Is this upload a PDF we are willing to send into a hospital's chart, and what do we send?
 
     checked = pdf_check(data)          # CheckedPdf(page_count, content, original_sha256)
+    checked = pdf_check_upload(upload) # the same for a Django UploadedFile, closed after
     pdf_check_size(upload.size)        # before reading an upload into memory
 
 `pdf_check` refuses with `PdfRejected` (a plain-words `message` for the uploader and a
@@ -11,7 +12,15 @@ limits (`sandbox.py`). docs/security.md ("PDF uploads") says what is refused and
 
 from orders.pdf.refusals import CheckedPdf, Limits, PdfRejected, refuse_basics
 
-__all__ = ["CheckedPdf", "Limits", "PdfRejected", "limits_from_settings", "pdf_check", "pdf_check_size"]
+__all__ = [
+    "CheckedPdf",
+    "Limits",
+    "PdfRejected",
+    "limits_from_settings",
+    "pdf_check",
+    "pdf_check_size",
+    "pdf_check_upload",
+]
 
 
 def limits_from_settings(*, max_bytes=None):
@@ -40,6 +49,17 @@ def pdf_check(data, *, max_bytes=None):
     # The cheap checks here, so an obvious refusal costs no child process.
     refuse_basics(data, limits)
     return check_in_child(data, limits)
+
+
+def pdf_check_upload(upload):
+    """pdf_check for a Django UploadedFile: its size first, so an oversized upload is never
+    read into memory; then its chunks, read once; the file is closed however it ends."""
+    try:
+        pdf_check_size(upload.size or 0)
+        data = b"".join(upload.chunks())
+    finally:
+        upload.close()
+    return pdf_check(data)
 
 
 def pdf_check_size(size, *, max_bytes=None):

@@ -8,7 +8,6 @@ import json
 import os
 import resource
 import sys
-from types import SimpleNamespace
 
 # Already loaded with the orders.pdf package on the way here; no Django in it.
 from orders.pdf.refusals import MESSAGES
@@ -23,17 +22,18 @@ JOBS = {
 OUT_OF_MEMORY = {"ok": False, "reason": "too_complex", "message": MESSAGES["too_complex"]}
 
 
-def _limit_self(limits):
-    """Bind this process to `limits` (anything with `cpu_seconds` and `memory_bytes`, such as Limits)."""
-    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 1))
-    resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+def _limit_self(cpu_seconds, memory_bytes):
+    """Bind this process to `cpu_seconds` of CPU time and `memory_bytes` of address space."""
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
+    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
 def child_main():
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    request = json.loads(stdin.readline())
-    _limit_self(SimpleNamespace(cpu_seconds=request["cpu_seconds"], memory_bytes=request["memory_bytes"]))
+    # The job's header is the last argument (orders/pdf/sandbox.py CHILD_CODE); the file is stdin.
+    request = json.loads(sys.argv[2])
+    _limit_self(request["cpu_seconds"], request["memory_bytes"])
     data = stdin.read()
     module_name, _, function_name = JOBS[request["job"]].partition(":")
     try:

@@ -15,14 +15,14 @@ there raises `PreviewError`: `message` in plain words for staff, `reason` for lo
 from django.conf import settings
 
 from orders.pdf.refusals import PDF_MAGIC
+from orders.pdf.render import PAGE_BREAK
 from orders.pdf.sandbox import ChildFailed, run_in_child
 
-__all__ = ["PreviewError", "first_pages_text", "first_pages_texts", "render_page"]
+__all__ = ["PAGE_BREAK", "PreviewError", "first_pages_text", "first_pages_texts", "render_page", "text_groups"]
 
-PAGE_BREAK = "\f"
 # Most bytes of PDFs one child reads for first_pages_texts: with their copies and PDFium's
 # work they must fit well within the child's memory limit (NOTE_CHECK_MEMORY_MB).
-TEXT_GROUP_BYTES = 64 * 1024 * 1024
+TEXT_GROUP_BYTES = 16 * 1024 * 1024
 
 MESSAGES = {
     "not_pdf": "This file is not a PDF, so it has no pages to show.",
@@ -47,7 +47,7 @@ def render_page(data: bytes, page_index: int = 0) -> bytes:
     if not 0 <= page_index < settings.NOTE_PREVIEW_MAX_PAGES:
         raise PreviewError("no_such_page")
     answer, content = _run("render", data, page_index=page_index, max_px=settings.NOTE_PREVIEW_MAX_PX)
-    return content
+    return bytes(content)
 
 
 def first_pages_text(data: bytes, pages: int = 2) -> str:
@@ -55,7 +55,7 @@ def first_pages_text(data: bytes, pages: int = 2) -> str:
     form feed ("\\f"); "" for pages that are pictures only (a scan has no text layer)."""
     pages = max(1, min(pages, settings.NOTE_PREVIEW_MAX_PAGES))
     answer, content = _run("text", data, pages=pages)
-    return content.decode("utf-8", "replace")
+    return str(content, "utf-8", "replace")
 
 
 def first_pages_texts(files: list[bytes], pages: int = 2) -> list[str | PreviewError]:
@@ -65,18 +65,30 @@ def first_pages_texts(files: list[bytes], pages: int = 2) -> list[str | PreviewE
     (time, memory, a crash), each file of its group is read again in a child of its own."""
     pages = max(1, min(pages, settings.NOTE_PREVIEW_MAX_PAGES))
     results: list[str | PreviewError] = [""] * len(files)
-    group: list[int] = []
+    readable = []
     for index, data in enumerate(files):
         if not data or not data.startswith(PDF_MAGIC):
             results[index] = PreviewError("not_pdf")
-            continue
-        if group and sum(len(files[i]) for i in group) + len(data) > TEXT_GROUP_BYTES:
-            _read_group(files, group, pages, results)
-            group = []
-        group.append(index)
-    if group:
+        else:
+            readable.append(index)
+    for group in text_groups(readable, lambda index: len(files[index])):
         _read_group(files, group, pages, results)
     return results
+
+
+def text_groups(items, size):
+    """`items` in runs, in order, whose sizes (`size(item)`, in bytes) together fit one
+    text-reading child (TEXT_GROUP_BYTES); an item larger than that makes a run of its own."""
+    group: list = []
+    total = 0
+    for item in items:
+        if group and total + size(item) > TEXT_GROUP_BYTES:
+            yield group
+            group, total = [], 0
+        group.append(item)
+        total += size(item)
+    if group:
+        yield group
 
 
 def _read_group(files, indexes, pages, results):
@@ -100,7 +112,7 @@ def _read_group(files, indexes, pages, results):
     for index, item in zip(indexes, answer["files"], strict=True):
         text = content[offset : offset + item["text_bytes"]]
         offset += item["text_bytes"]
-        results[index] = text.decode("utf-8", "replace") if item["ok"] else _error(item)
+        results[index] = str(text, "utf-8", "replace") if item["ok"] else _error(item)
 
 
 def _error(answer):

