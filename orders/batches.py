@@ -191,7 +191,7 @@ def batch_send(*, batch, choices, user, request=None):
 
 
 OPEN = (BatchFile.Decision.PENDING, BatchFile.Decision.CONFIRMED)
-# What a skipped row lets go of, as BatchFile.mark_skipped does: its bytes and any refusal.
+# What a skipped row lets go of: its bytes and any refusal.
 DISCARDED = {"content": b"", "preview_png": b"", "problem": "", "reason": ""}
 
 
@@ -290,12 +290,7 @@ def batch_purge_expired(now=None):
     return len(expired), unsent
 
 
-def batch_purge_once():
-    """The worker's periodic job: purge expired batches. Never raises; the next run tries again."""
-    try:
-        batches, unsent = batch_purge_expired()
-    except Exception as exc:
-        log_event(logger, "batch.purge_failed", level=logging.ERROR, error_class=type(exc).__name__)
-        return False
+def batch_purge():
+    """The worker's periodic job (orders/worker.py logs a failure as `batch.purge_failed`)."""
+    batches, unsent = batch_purge_expired()
     log_event(logger, "batch.purged", batches=batches, unsent_files=unsent)
-    return True

@@ -73,7 +73,7 @@ class Proposal:
 
 def awaiting_orders():
     """Orders a new note may go to: those awaiting a note. Unordered: propose ranks."""
-    return Order.objects.filter(state=Order.State.AWAITING_NOTE).order_by()
+    return Order.objects.awaiting_note().order_by()
 
 
 def propose(file_name, text, orders=None):

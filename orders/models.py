@@ -962,20 +962,14 @@ class BatchFile(models.Model):
         return self.decision in (self.Decision.PENDING, self.Decision.CONFIRMED)
 
     def mark_sent(self, note, now):
+        """Done with: the note holds the bytes now."""
         self.decision = self.Decision.SENT
         self.note = note
         self.chosen_order_id = note.order_id
-        self._close(now, "note", "chosen_order")
-
-    def mark_skipped(self, now):
-        self.decision = self.Decision.SKIPPED
-        self._close(now)
-
-    def _close(self, now, *fields):
-        # Done with: the note holds the bytes of a sent file; a skipped one is discarded.
         self.content = b""
         self.preview_png = b""
         self.problem = ""
         self.reason = ""
         self.decided_at = now
-        self.save(update_fields=["decision", "content", "preview_png", "problem", "reason", "decided_at", *fields])
+        fields = ["decision", "note", "chosen_order", "content", "preview_png", "problem", "reason", "decided_at"]
+        self.save(update_fields=fields)

@@ -150,8 +150,8 @@ def note_send_blocker(*, note, delivery=_ASK):
 def order_send_blocker(*, order):
     """Why no new note may be sent plainly for `order` right now, as (message, reason), or None.
 
-    The bulk upload asks this before it stores a file as a note for the order
-    (orders/batches.py); `note_send` applies the same rules under a lock.
+    `note_send_blocker` adds the note's own rules to these; `note_send` applies both under
+    the order's lock, for a single upload and for each row of a bulk upload alike.
     """
     if order.is_cancelled:
         return CANCELLED, "order_cancelled"

@@ -40,7 +40,7 @@ from django.db import close_old_connections as _close_old_connections
 from django.utils import timezone
 
 from hcoint.events import log_event
-from orders.batches import batch_purge_once
+from orders.batches import batch_purge
 from orders.confirm import confirm_due
 from orders.delivery import NOTIFY_CHANNEL, delivery_send_once
 from orders.digest import digest_send_if_due
@@ -229,9 +229,8 @@ class Worker:
                 digest_send_if_due, settings.DIGEST_CHECK_SECONDS, failed_event="digest.failed", log=digest_logger
             ),
             Periodic(retention_purge, settings.RETENTION_PURGE_INTERVAL_SECONDS, failed_event="retention.purge_failed"),
-            # batch_purge_once logs its own failures (orders/batches.py); the wrapper is a safety net.
             Periodic(
-                batch_purge_once,
+                batch_purge,
                 settings.UPLOAD_BATCH_PURGE_SECONDS,
                 failed_event="batch.purge_failed",
                 log=batch_logger,

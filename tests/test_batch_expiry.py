@@ -23,6 +23,11 @@ def test_a_new_batch_expires_after_the_configured_days(uploader, settings):
     assert batch.expires_at == now + timedelta(days=3)
 
 
+def purge_job():
+    """The bulk-upload purge as the worker runs it (failures logged, never raised)."""
+    return next(job for job in Worker().periodic if job.job is batches.batch_purge)
+
+
 def test_expired_batches_are_deleted_with_their_files_and_the_rest_stay(caplog):
     now = timezone.now()
     expired = UploadBatchFactory(expires_at=now - timedelta(seconds=1))
@@ -32,7 +37,7 @@ def test_expired_batches_are_deleted_with_their_files_and_the_rest_stay(caplog):
     BatchFileFactory(batch=expired, decision=BatchFile.Decision.SENT, note=sent.note, content=b"")
     current = BatchFileFactory(batch=UploadBatchFactory(expires_at=now + timedelta(hours=1)))
 
-    assert batches.batch_purge_once() is True
+    assert purge_job().run() is True
 
     assert list(UploadBatch.objects.all()) == [current.batch]
     assert list(BatchFile.objects.all()) == [current]
@@ -45,7 +50,7 @@ def test_expired_batches_are_deleted_with_their_files_and_the_rest_stay(caplog):
 
 def test_nothing_to_purge_is_a_quiet_success(caplog):
     BatchFileFactory()
-    assert batches.batch_purge_once() is True
+    assert purge_job().run() is True
     assert BatchFile.objects.count() == 1
     [purged] = events(caplog, "batch.purged")
     assert (purged.batches, purged.unsent_files) == (0, 0)
@@ -56,7 +61,7 @@ def test_a_failing_purge_is_logged_and_never_raises(monkeypatch, caplog):
         raise RuntimeError("boom, with words that could be anything")
 
     monkeypatch.setattr(batches, "batch_purge_expired", broken)
-    assert batches.batch_purge_once() is False
+    assert purge_job().run() is False
     [failed] = events(caplog, "batch.purge_failed")
     assert failed.error_class == "RuntimeError"
     assert "boom" not in caplog.text
@@ -65,12 +70,12 @@ def test_a_failing_purge_is_logged_and_never_raises(monkeypatch, caplog):
 def test_the_worker_runs_the_purge_at_its_interval(settings):
     settings.UPLOAD_BATCH_PURGE_SECONDS = 1234
     jobs = {job.job: job.seconds for job in Worker().periodic}
-    assert jobs[batches.batch_purge_once] == 1234
+    assert jobs[batches.batch_purge] == 1234
 
 
 def test_a_worker_turn_purges_expired_batches():
     BatchFileFactory(batch__expires_at=timezone.now() - timedelta(minutes=1))
     worker = Worker()
-    worker.periodic = [job for job in worker.periodic if job.job is batches.batch_purge_once]
+    worker.periodic = [job for job in worker.periodic if job.job is batches.batch_purge]
     worker.turn()
     assert not UploadBatch.objects.exists() and not BatchFile.objects.exists()
