@@ -116,3 +116,17 @@ def test_an_order_we_hold_falls_back_without_a_warning(partner, caplog):
     message_ingest(partner=partner, body=with_log_id("order-new.json", "again"), headers={})
     assert InboundMessage.objects.count() == 2
     assert not events(caplog, "message.one_statement_refused")
+
+
+def test_a_resend_does_not_insert_the_held_order_again_after_the_statement_refused_it(partner):
+    # The refused statement already proved the order is held: the general path reads and
+    # updates it, without a second INSERT of the order that is certain to fail.
+    message_ingest(partner=partner, body=sample_bytes("order-new.json"), headers={})
+    resent = with_log_id("order-new.json", "resent-again", lambda data: data["Order"].update(Priority="Stat"))
+    with CaptureQueriesContext(connection) as captured:
+        result = message_ingest(partner=partner, body=resent, headers={})
+    order_inserts = [sql for sql in statements(captured) if 'INSERT INTO "orders_order"' in sql]
+    assert len(order_inserts) == 1  # the one statement's, refused
+    assert order_inserts[0].startswith("WITH")
+    assert result.message.status == InboundMessage.Status.PROCESSED
+    assert Order.objects.get().priority == "Stat"
