@@ -14,6 +14,7 @@ from django.test.utils import CaptureQueriesContext
 
 from orders.ingest import message_ingest
 from orders.models import InboundMessage, Order
+from orders.search import SEARCH_FIELDS, search_fold
 from tests.conftest import events, sample_bytes, sample_json
 
 pytestmark = [
@@ -64,6 +65,14 @@ def test_the_row_matches_what_the_general_path_writes(partner):
         for m in (first, second)
     )
     assert one == two
+    # The derived search text too (Order.fill_derived), line for line but the order id's.
+    one, two = (Order.objects.get(messages=m.message).search_text.split("\n") for m in (first, second))
+    at = SEARCH_FIELDS.index("ehr_order_id")
+    assert one[at] == search_fold(first.message.orders.get().ehr_order_id)
+    assert two[at] == "other-order"
+    del one[at], two[at]
+    assert one == two
+    assert all(one[SEARCH_FIELDS.index(name)] for name in ("patient_last_name", "patient_mrn"))
     messages = InboundMessage.objects.filter(pk__in=[first.message.pk, second.message.pk])
     columns = {"partner_id", "data_model", "event_type", "event_at", "status", "error", "headers", "times_seen"}
     one, two = ({k: v for k, v in row.items() if k in columns} for row in messages.values())
