@@ -204,7 +204,11 @@ def _claim(now, lease_seconds, *, delivery_id=None):
     """
     while True:
         with transaction.atomic():
-            candidates = Delivery.objects.claimable(now).select_for_update(skip_locked=True)
+            # The note comes with the claim, for _take's retention check; its content
+            # (encrypted, and as large as a PDF) only when send_delivery reads it.
+            candidates = _lock_deliveries_only(
+                Delivery.objects.claimable(now).select_related("note").defer("note__content"), skip_locked=True
+            )
             if delivery_id is not None:
                 candidates = candidates.filter(pk=delivery_id)
             delivery = next(iter(candidates[:1]), None)
@@ -230,14 +234,16 @@ def _take(delivery, now, lease_seconds):
             return False
     # Locked like the webhook's Cancel locks it, so a Cancel either commits before this
     # read (and nothing is sent) or waits until the row is SENDING: a send already in the air.
-    order_state = Order.objects.select_for_update().filter(pk=delivery.order_id).values_list("state", flat=True)
-    if order_state.get() == Order.State.CANCELLED:
+    order_state, patient_purged_at = (
+        Order.objects.select_for_update().filter(pk=delivery.order_id).values_list("state", "patient_purged_at").get()
+    )
+    if order_state == Order.State.CANCELLED:
         # A result now would be billed for nothing. No staff member decided this, so
         # `abandoned_by` stays empty; the order stays cancelled.
         delivery.abandon(ORDER_CANCELLED_REASON, now=now)
         _log(delivery, "delivery.abandoned", reason="order_cancelled")
         return False
-    if removed := _removed_by_retention(delivery):
+    if removed := _removed_by_retention(delivery, patient_purged=patient_purged_at is not None):
         # Never expected (the purge leaves notes on their way alone), but a retry racing a
         # purge must end as a failure staff can read, not as a send of empty bytes.
         _fail(delivery, now, removed, reason="removed_by_retention")
@@ -258,7 +264,8 @@ def _record_outcome(delivery, claim, now, duration_ms, *, result, error):
         error_text = f"Internal error ({type(error).__name__}); the delivery will be retried."
 
     with transaction.atomic():
-        current = Delivery.objects.select_for_update().get(pk=delivery.pk)
+        # With its order (not locked: set_order_state writes it), which every log line names.
+        current = _lock_deliveries_only(Delivery.objects.select_related("order")).get(pk=delivery.pk)
         DeliveryAttempt.objects.create(
             delivery=current,
             started_at=claim[1],
@@ -355,13 +362,32 @@ def _redox_error_text(error):
     return "; ".join(error.redox_errors) or str(error)
 
 
-def _removed_by_retention(delivery):
-    """Why the delivery can no longer be sent because retention removed what it needs, or ""."""
-    if ClinicalNote.objects.filter(pk=delivery.note_id, content_purged_at__isnull=False).exists():
+def _removed_by_retention(delivery, *, patient_purged=None):
+    """Why the delivery can no longer be sent because retention removed what it needs, or "".
+
+    Asks the database only for what the caller has not read: the note when `delivery.note`
+    is not loaded, the order's patient_purged_at when `patient_purged` is None.
+    """
+    if Delivery.note.is_cached(delivery):
+        note_purged = delivery.note.content_purged_at is not None
+    else:
+        note_purged = ClinicalNote.objects.filter(pk=delivery.note_id, content_purged_at__isnull=False).exists()
+    if note_purged:
         return PDF_REMOVED
-    if Order.objects.filter(pk=delivery.order_id, patient_purged_at__isnull=False).exists():
+    if patient_purged is None:
+        patient_purged = Order.objects.filter(pk=delivery.order_id, patient_purged_at__isnull=False).exists()
+    if patient_purged:
         return PATIENT_REMOVED
     return ""
+
+
+def _lock_deliveries_only(deliveries, **options):
+    """`deliveries` locked FOR UPDATE OF the delivery rows only, not the rows select_related
+    joins (an order's lock is taken on its own, as the webhook takes it). A backend without
+    `OF` would lock them all; SQLite ignores row locks altogether."""
+    if connection.features.has_select_for_update_of:
+        options["of"] = ("self",)
+    return deliveries.select_for_update(**options)
 
 
 def _require_manage_permission(user):
