@@ -204,11 +204,9 @@ def _claim(now, lease_seconds, *, delivery_id=None):
     """
     while True:
         with transaction.atomic():
-            # The note comes with the claim, for _take's retention check; its content
-            # (encrypted, and as large as a PDF) only when send_delivery reads it.
-            candidates = _lock_deliveries_only(
-                Delivery.objects.claimable(now).select_related("note").defer("note__content"), skip_locked=True
-            )
+            # With the note for _take's retention check; its content only when it is sent.
+            claimable = Delivery.objects.claimable(now).select_related("note").defer("note__content")
+            candidates = _lock_deliveries_only(claimable, skip_locked=True)
             if delivery_id is not None:
                 candidates = candidates.filter(pk=delivery_id)
             delivery = next(iter(candidates[:1]), None)
@@ -234,9 +232,8 @@ def _take(delivery, now, lease_seconds):
             return False
     # Locked like the webhook's Cancel locks it, so a Cancel either commits before this
     # read (and nothing is sent) or waits until the row is SENDING: a send already in the air.
-    order_state, patient_purged_at = (
-        Order.objects.select_for_update().filter(pk=delivery.order_id).values_list("state", "patient_purged_at").get()
-    )
+    locked_order = Order.objects.select_for_update().filter(pk=delivery.order_id)
+    order_state, patient_purged_at = locked_order.values_list("state", "patient_purged_at").get()
     if order_state == Order.State.CANCELLED:
         # A result now would be billed for nothing. No staff member decided this, so
         # `abandoned_by` stays empty; the order stays cancelled.
@@ -264,7 +261,6 @@ def _record_outcome(delivery, claim, now, duration_ms, *, result, error):
         error_text = f"Internal error ({type(error).__name__}); the delivery will be retried."
 
     with transaction.atomic():
-        # With its order (not locked: set_order_state writes it), which every log line names.
         current = _lock_deliveries_only(Delivery.objects.select_related("order")).get(pk=delivery.pk)
         DeliveryAttempt.objects.create(
             delivery=current,
@@ -364,10 +360,7 @@ def _redox_error_text(error):
 
 def _removed_by_retention(delivery, *, patient_purged=None):
     """Why the delivery can no longer be sent because retention removed what it needs, or "".
-
-    Asks the database only for what the caller has not read: the note when `delivery.note`
-    is not loaded, the order's patient_purged_at when `patient_purged` is None.
-    """
+    Asks only for what the caller has not read: a note not loaded, `patient_purged` if None."""
     if Delivery.note.is_cached(delivery):
         note_purged = delivery.note.content_purged_at is not None
     else:
@@ -376,15 +369,12 @@ def _removed_by_retention(delivery, *, patient_purged=None):
         return PDF_REMOVED
     if patient_purged is None:
         patient_purged = Order.objects.filter(pk=delivery.order_id, patient_purged_at__isnull=False).exists()
-    if patient_purged:
-        return PATIENT_REMOVED
-    return ""
+    return PATIENT_REMOVED if patient_purged else ""
 
 
 def _lock_deliveries_only(deliveries, **options):
-    """`deliveries` locked FOR UPDATE OF the delivery rows only, not the rows select_related
-    joins (an order's lock is taken on its own, as the webhook takes it). A backend without
-    `OF` would lock them all; SQLite ignores row locks altogether."""
+    """`deliveries` locked FOR UPDATE OF their own rows, not those select_related joins (the
+    order is locked on its own, as the webhook locks it). SQLite ignores row locks."""
     if connection.features.has_select_for_update_of:
         options["of"] = ("self",)
     return deliveries.select_for_update(**options)
