@@ -251,3 +251,15 @@ def test_healthcheck_is_exempt_from_the_https_redirect(responses_in_production):
     # Aptible's checker speaks plain HTTP to the container and fails on a redirect.
     assert responses_in_production["http_healthcheck"]["status"] == 200
     assert responses_in_production["aptible_healthcheck"]["status"] == 200
+
+
+def test_the_sign_in_address_window_is_the_axes_cool_off():
+    probe = (
+        "import django; django.setup(); from django.conf import settings; "
+        "print(settings.SIGN_IN_ADDRESS_WINDOW_SECONDS, settings.AXES_COOLOFF_TIME)"
+    )
+    result = run(["-c", probe], production_env(AXES_COOLOFF_MINUTES="7"))
+    assert result.returncode == 0, result.stderr
+    window, cooloff_hours = result.stdout.split()
+    assert window == "420"
+    assert float(cooloff_hours) * 3600 == pytest.approx(420)
