@@ -22,7 +22,6 @@ at the end (BENCH_KEEP=1 keeps them).
 """
 
 import contextlib
-import copy
 import json
 import os
 import platform
@@ -54,6 +53,9 @@ from harness import (
     rss_kib,
 )
 
+sys.path.insert(0, str(ROOT))  # the project's packages, for the one sample-making function (no Django)
+from redox.sample_messages import fresh_copy  # noqa: E402
+
 SIZES = [int(n) for n in os.environ.get("BENCH_SIZES", "1000,100000").split(",")]
 INGEST_SEQUENTIAL = int(os.environ.get("BENCH_INGEST_SEQUENTIAL", "300"))
 INGEST_CONCURRENT = int(os.environ.get("BENCH_INGEST_CONCURRENT", "1280"))
@@ -67,10 +69,7 @@ RESULTS = ROOT / "bench" / "results" / "latest.json"  # ignored by git
 
 
 def fresh_order():
-    message = copy.deepcopy(SAMPLE)
-    message["Meta"]["Logs"] = [{"ID": str(uuid.uuid4()), "AttemptID": str(uuid.uuid4())}]
-    message["Order"]["ID"] = uuid.uuid4().hex[:12]
-    return json.dumps(message).encode()
+    return json.dumps(fresh_copy(SAMPLE, new_order_id=True)).encode()
 
 
 def post_all(port, bodies, connections):
