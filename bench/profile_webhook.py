@@ -73,7 +73,7 @@ def environ(body):
         "SERVER_PORT": "8000",
         "SERVER_PROTOCOL": "HTTP/1.1",
         "REMOTE_ADDR": "127.0.0.1",
-        "HTTP_HOST": "127.0.0.1",
+        "HTTP_HOST": "testserver",  # in ALLOWED_HOSTS (benchenv.py): the webhook checks it
         "CONTENT_TYPE": "application/json",
         "CONTENT_LENGTH": str(len(body)),
         "HTTP_VERIFICATION_TOKEN": TOKEN,
