@@ -3,6 +3,9 @@
 import json
 from unittest import mock
 
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
 from orders.models import InboundMessage
 from tests.conftest import PARTNER_TOKEN, sample_bytes, sample_json
 
@@ -76,3 +79,21 @@ def test_a_small_delivery_is_not_decoded_as_a_possible_challenge(client, partner
         assert decoder.loads.call_count == 0
         assert_bare_challenge(client.post(URL, challenge_body(PARTNER_TOKEN), content_type="application/json"))
         assert decoder.loads.call_count == 1
+
+
+def partner_lookups(captured):
+    return [q["sql"] for q in captured.captured_queries if 'FROM "orders_partner"' in q["sql"]]
+
+
+def test_a_challenge_whose_token_is_the_headers_looks_the_partner_up_once(client, partner):
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(URL, {"challenge": CHALLENGE}, headers={"verification-token": PARTNER_TOKEN})
+    assert_bare_challenge(response)
+    assert len(partner_lookups(captured)) == 1
+    # A challenge naming another token than the header's is still checked by its own.
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(
+            URL, {"challenge": CHALLENGE, "verification-token": "nope"}, headers={"verification-token": PARTNER_TOKEN}
+        )
+    assert response.status_code == 401
+    assert len(partner_lookups(captured)) == 2
