@@ -43,7 +43,7 @@ COPY . .
 # when DEBUG is off; these throwaway values exist only for this RUN step and are never in
 # the image's environment. collectstatic opens no database: an in-memory SQLite one stands in.
 RUN SECRET_KEY=collectstatic-build-step-only-not-a-secret \
-    FIELD_ENCRYPTION_KEYS="$(python -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())')" \
+    FIELD_ENCRYPTION_KEYS="$(python -c 'from hcoint.encryption import generate_key; print(generate_key())')" \
     DATABASE_URL=sqlite://:memory: \
     python manage.py collectstatic --no-input
 

@@ -40,7 +40,7 @@ DEV_ENV := DEBUG=true \
 DEPLOY_CHECK_ENV := env -i PATH="$$PATH" HOME="$$HOME" \
 	DEBUG=false \
 	SECRET_KEY="$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(50))')" \
-	FIELD_ENCRYPTION_KEYS="$$($(BIN)/python -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())')" \
+	FIELD_ENCRYPTION_KEYS="$$($(BIN)/python -c 'from hcoint.encryption import generate_key; print(generate_key())')" \
 	ALLOWED_HOSTS=hcoint.example.org \
 	CSRF_TRUSTED_ORIGINS=https://hcoint.example.org \
 	DATABASE_URL='postgres://hcoint:unused@db.example.internal:5432/hcoint?sslmode=require' \

@@ -22,7 +22,6 @@ at the end (BENCH_KEEP=1 keeps them).
 """
 
 import contextlib
-import copy
 import json
 import os
 import platform
@@ -54,6 +53,9 @@ from harness import (
     rss_kib,
 )
 
+sys.path.insert(0, str(ROOT))  # the project's packages, for the one sample-making function (no Django)
+from redox.sample_messages import fresh_copy  # noqa: E402
+
 SIZES = [int(n) for n in os.environ.get("BENCH_SIZES", "1000,100000").split(",")]
 INGEST_SEQUENTIAL = int(os.environ.get("BENCH_INGEST_SEQUENTIAL", "300"))
 INGEST_CONCURRENT = int(os.environ.get("BENCH_INGEST_CONCURRENT", "1280"))
@@ -67,10 +69,7 @@ RESULTS = ROOT / "bench" / "results" / "latest.json"  # ignored by git
 
 
 def fresh_order():
-    message = copy.deepcopy(SAMPLE)
-    message["Meta"]["Logs"] = [{"ID": str(uuid.uuid4()), "AttemptID": str(uuid.uuid4())}]
-    message["Order"]["ID"] = uuid.uuid4().hex[:12]
-    return json.dumps(message).encode()
+    return json.dumps(fresh_copy(SAMPLE, new_order_id=True)).encode()
 
 
 def post_all(port, bodies, connections):
@@ -105,11 +104,24 @@ def post_all(port, bodies, connections):
     return latencies, wall
 
 
-def ingest(port):
+def stored_messages(url, table):
+    """How many messages `table` holds: the app's or the anchor's, read past the app."""
+    with psycopg2.connect(url) as conn, conn.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM {table}")  # noqa: S608 (one of two fixed names)
+        return cursor.fetchone()[0]
+
+
+def ingest(port, url, table):
+    """Post the ingest runs; each must leave every message it sent answered 200 and stored
+    exactly once in `table`, or the figures are for something else than ingest."""
     post_all(port, [fresh_order() for _ in range(20)], 1)  # warm both workers' connections
     figures = {}
     for connections, count in ((1, INGEST_SEQUENTIAL), (CONNECTIONS, INGEST_CONCURRENT)):
+        before = stored_messages(url, table)
         latencies, wall = post_all(port, [fresh_order() for _ in range(count)], connections)
+        stored = stored_messages(url, table) - before
+        if stored != count:
+            raise SystemExit(f"{count} messages answered 200 over {connections} connection(s), {stored} stored")
         figures[connections] = {
             "p50": percentile(latencies, 0.5),
             "p95": percentile(latencies, 0.95),
@@ -124,7 +136,7 @@ def ingest_hcoint(pg):
     port = free_port()
     server = gunicorn(app_env(url), port)
     try:
-        return ingest(port)
+        return ingest(port, url, "orders_inboundmessage")
     finally:
         server.stop()
 
@@ -144,7 +156,7 @@ def ingest_anchor(pg):
     server = Server([*args, "--bind", f"127.0.0.1:{port}"], env, cwd=ROOT / "bench" / "anchor", log_name="anchor")
     server.wait_http(port)
     try:
-        return ingest(port)
+        return ingest(port, url, "anchor_message")
     finally:
         server.stop()
 

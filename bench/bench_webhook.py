@@ -11,12 +11,10 @@ message: the queries each answer takes and its best and median time.
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/hcoint_bench .venv/bin/python bench/bench_webhook.py
 """
 
-import copy
 import json
 import os
 import statistics
 import time
-import uuid
 
 from benchenv import ROOT, scratch_database, setup_django  # noqa: E402
 
@@ -27,6 +25,7 @@ from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from orders.models import Partner  # noqa: E402
+from redox.sample_messages import fresh_copy  # noqa: E402
 
 TOKEN = "bench-verification-token-0123456789"
 RUNS = int(os.environ.get("BENCH_WEBHOOK_RUNS", "200"))
@@ -34,13 +33,8 @@ SAMPLES = ROOT / "redox" / "samples"
 
 
 def fresh(template):
-    """The sample as a new delivery of a new order: fresh log id and order id(s)."""
-    message = copy.deepcopy(template)
-    message["Meta"]["Logs"] = [{"ID": str(uuid.uuid4()), "AttemptID": str(uuid.uuid4())}]
-    for order in [message.get("Order")] + list(message.get("Orders") or []):
-        if order:
-            order["ID"] = uuid.uuid4().hex[:12]
-    return json.dumps(message).encode()
+    """The sample as a new delivery of a new order: fresh log id and order id(s), as bytes."""
+    return json.dumps(fresh_copy(template, new_order_id=True)).encode()
 
 
 def measure(label, client, bodies):

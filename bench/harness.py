@@ -273,7 +273,11 @@ TOTP_SECRET = "BENCHBENCHBENCHBENCHBENCHBENCH23"
 
 
 def totp_code(secret, now=None):
-    """The current six-digit TOTP code (RFC 6238: HMAC-SHA1, 30 s steps), as an authenticator app shows it."""
+    """The current six-digit TOTP code (RFC 6238: HMAC-SHA1, 30 s steps), as an authenticator app shows it.
+
+    Here rather than allauth's: this harness signs in over HTTP from bench.py's own
+    process, which never sets Django up, and allauth's TOTP module imports its models.
+    """
     counter = int(time.time() if now is None else now) // 30
     digest = hmac.new(base64.b32decode(secret), struct.pack(">Q", counter), hashlib.sha1).digest()
     offset = digest[-1] & 0x0F

@@ -15,14 +15,12 @@ It creates Django's test database on that server and drops it afterwards.
 """
 
 import argparse
-import copy
 import io
 import json
 import os
 import statistics
 import sys
 import time
-import uuid
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--trace", action="store_true", help="load ddtrace as ddtrace-run does")
@@ -55,16 +53,14 @@ from django.db import connection  # noqa: E402
 
 from hcoint.wsgi import application  # noqa: E402
 from orders.models import Partner  # noqa: E402
+from redox.sample_messages import fresh_copy  # noqa: E402
 
 TOKEN = "bench-verification-token-0123456789"  # noqa: S105
 SAMPLE = json.loads((ROOT / "redox" / "samples" / "order-new.json").read_bytes())
 
 
 def fresh():
-    message = copy.deepcopy(SAMPLE)
-    message["Meta"]["Logs"] = [{"ID": str(uuid.uuid4()), "AttemptID": str(uuid.uuid4())}]
-    message["Order"]["ID"] = uuid.uuid4().hex[:12]
-    return json.dumps(message).encode()
+    return json.dumps(fresh_copy(SAMPLE, new_order_id=True)).encode()
 
 
 def environ(body):
@@ -77,7 +73,7 @@ def environ(body):
         "SERVER_PORT": "8000",
         "SERVER_PROTOCOL": "HTTP/1.1",
         "REMOTE_ADDR": "127.0.0.1",
-        "HTTP_HOST": "127.0.0.1",
+        "HTTP_HOST": "testserver",  # in ALLOWED_HOSTS (benchenv.py): the webhook checks it
         "CONTENT_TYPE": "application/json",
         "CONTENT_LENGTH": str(len(body)),
         "HTTP_VERIFICATION_TOKEN": TOKEN,

@@ -7,7 +7,8 @@ import uuid
 
 from django.db import connection
 from django.http import HttpResponse
-from django.urls import resolve
+from django.middleware.common import CommonMiddleware
+from django.urls import get_script_prefix, resolve, reverse
 from django.utils.cache import patch_cache_control
 
 _request_id = contextvars.ContextVar("request_id", default="")
@@ -101,24 +102,38 @@ class WebhookMiddleware:
     The webhook authenticates the partner by its verification token and never uses a
     session, a user, CSRF, messages, sign-in or MFA redirects, axes' lockout or a page's
     headers (orders/webhook.py); those middleware only cost time on every delivery
-    (docs/performance.md). Only the exact path is short-circuited, through the view the
-    URLconf maps it to (so a tracer's wrapping of it stays), with the resolver's match
-    set as Django would; everything else, including a path without its slash, goes
-    through the normal stack. Middleware above this one (health check, security headers,
-    WhiteNoise, request id, no-store) still applies, and an exception from the view
-    becomes Django's 500 response as before.
-    """
+    (docs/performance.md). Only the exact path the URLconf gives `redox_webhook` is
+    short-circuited, through the view it maps to (so a tracer's wrapping of it stays),
+    with the resolver's match set as Django would; everything else, including a path
+    without its slash, goes through the normal stack. Middleware above this one (health
+    check, SecurityMiddleware's HTTPS redirect and headers, WhiteNoise, request id,
+    no-store) still applies, and an exception from the view becomes Django's 500 response
+    as before.
 
-    PATH = "/redox/webhook/"
+    What CommonMiddleware would have done for this path is done here first, by the same
+    code: the Host header is checked against ALLOWED_HOSTS (`request.get_host()`, whose
+    DisallowedHost becomes a 400), DISALLOWED_USER_AGENTS is refused (403) and PREPEND_WWW
+    redirects. The middleware skipped below add nothing a text/plain answer needs for
+    its safety: X-Frame-Options and the CSP concern pages a browser renders, the answer
+    carries `nosniff` from SecurityMiddleware, and the webhook sets no cookie.
+    """
 
     def __init__(self, get_response):
         self.get_response = get_response
+        self._common = CommonMiddleware(get_response)
+        self._path = None
         self._match = None
 
     def __call__(self, request):
-        if request.path_info != self.PATH:
+        if self._path is None:
+            # As path_info: without the script prefix a deployment under a sub-path adds.
+            self._path = "/" + reverse("redox_webhook").removeprefix(get_script_prefix())
+        if request.path_info != self._path:
             return self.get_response(request)
+        redirect = self._common.process_request(request)  # may raise DisallowedHost
+        if redirect is not None:
+            return redirect
         if self._match is None:
-            self._match = resolve(self.PATH)
+            self._match = resolve(self._path)
         request.resolver_match = self._match
         return self._match.func(request, *self._match.args, **self._match.kwargs)

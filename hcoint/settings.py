@@ -156,7 +156,7 @@ AXES_VERBOSE = False
 # per-account limit, since several staff may share an office's address.
 AXES_HANDLER = "hcoint.throttle.SignInHandler"
 SIGN_IN_ADDRESS_FAILURE_LIMIT = env_int("SIGN_IN_ADDRESS_FAILURE_LIMIT", 20)
-SIGN_IN_ADDRESS_WINDOW_SECONDS = env_int("AXES_COOLOFF_MINUTES", 30) * 60
+SIGN_IN_ADDRESS_WINDOW_SECONDS = round(AXES_COOLOFF_TIME * 3600)  # axes counts in hours
 # How many proxies in front of the app append to X-Forwarded-For (Aptible's load balancer
 # is one). Axes and the audit trail read the client's address by this one rule, in
 # hcoint/client_ip.py; without it axes would record the load balancer's address.

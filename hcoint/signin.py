@@ -112,8 +112,8 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
         return True
 
 
-def _refuse_if_throttled(form):
-    if MFA_CODE.is_over(str(form.user.pk)) or SIGN_IN_ADDRESS.is_over(address_key(form.request_for_throttle)):
+def _refuse_if_throttled(user, request):
+    if MFA_CODE.is_over(str(user.pk)) or SIGN_IN_ADDRESS.is_over(address_key(request)):
         raise ValidationError("Too many wrong codes. Wait a while, or ask an administrator.", code="throttled")
 
 
@@ -123,8 +123,7 @@ class _CountedFailures:
     def clean_code(self):
         from allauth.core import context
 
-        self.request_for_throttle = context.request
-        _refuse_if_throttled(self)
+        _refuse_if_throttled(self.user, context.request)
         try:
             return super().clean_code()
         except ValidationError:

@@ -1,7 +1,8 @@
 """Sign-in URLs: allauth's sign-in, MFA and company sign-in pages, and nothing else of it.
 
-Not `include("allauth.urls")`: that adds sign-up, e-mail management and password reset,
-which need mail (none is configured; admins create users and reset passwords). The names
+Not `include("allauth.urls")`: that adds sign-up, e-mail management and password reset by
+mail, none of which HCOINT offers: admins create users and reset passwords. (Mail can be
+configured, EMAIL_URL in hcoint/settings.py, but only the digest sends any.) The names
 allauth reverses on the included paths are kept (`account_login`, `account_logout`), next
 to the names the rest of HCOINT uses (`login`, `logout`).
 Sign-out and password change stay Django's own views.

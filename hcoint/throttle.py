@@ -20,7 +20,8 @@ address and window), incremented by a single atomic upsert: gunicorn runs severa
 processes with several threads, in several containers, and a per-process count would
 multiply the limit by their number. Windows are fixed (aligned to the epoch), so a
 window's count starts again from zero when it ends; rows older than a day are deleted as
-new windows begin.
+new windows begin, by each process at most once per throttle and window (the DELETE
+scans the table: it must not run on every new address's first wrong token).
 
 Each throttle logs its event once per window and address, when the limit is reached
 (`auth.throttled`, `webhook.throttled`), never once per refused request: a flood must not
@@ -44,6 +45,10 @@ from hcoint.events import log_event
 logger = logging.getLogger(__name__)
 
 KEEP = timedelta(days=1)
+
+# Per throttle scope, the window this process last pruned old rows in. Shared by the
+# process's threads without a lock: two threads pruning the same window is harmless.
+_pruned_window: dict[str, datetime] = {}
 
 
 def address_key(request):
@@ -105,7 +110,8 @@ class Throttle:
                 [self.scope, key, window_start],
             )
             (count,) = cursor.fetchone()
-        if count == 1:
+        if _pruned_window.get(self.scope) != window_start:
+            _pruned_window[self.scope] = window_start
             ThrottleCount.objects.filter(window_start__lt=now - KEEP).delete()
         if count == self.limit:
             log_event(

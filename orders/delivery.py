@@ -204,7 +204,9 @@ def _claim(now, lease_seconds, *, delivery_id=None):
     """
     while True:
         with transaction.atomic():
-            candidates = Delivery.objects.claimable(now).select_for_update(skip_locked=True)
+            # With the note for _take's retention check; its content only when it is sent.
+            claimable = Delivery.objects.claimable(now).select_related("note").defer("note__content")
+            candidates = _lock_deliveries_only(claimable, skip_locked=True)
             if delivery_id is not None:
                 candidates = candidates.filter(pk=delivery_id)
             delivery = next(iter(candidates[:1]), None)
@@ -230,14 +232,15 @@ def _take(delivery, now, lease_seconds):
             return False
     # Locked like the webhook's Cancel locks it, so a Cancel either commits before this
     # read (and nothing is sent) or waits until the row is SENDING: a send already in the air.
-    order_state = Order.objects.select_for_update().filter(pk=delivery.order_id).values_list("state", flat=True)
-    if order_state.get() == Order.State.CANCELLED:
+    locked_order = Order.objects.select_for_update().filter(pk=delivery.order_id)
+    order_state, patient_purged_at = locked_order.values_list("state", "patient_purged_at").get()
+    if order_state == Order.State.CANCELLED:
         # A result now would be billed for nothing. No staff member decided this, so
         # `abandoned_by` stays empty; the order stays cancelled.
         delivery.abandon(ORDER_CANCELLED_REASON, now=now)
         _log(delivery, "delivery.abandoned", reason="order_cancelled")
         return False
-    if removed := _removed_by_retention(delivery):
+    if removed := _removed_by_retention(delivery, patient_purged=patient_purged_at is not None):
         # Never expected (the purge leaves notes on their way alone), but a retry racing a
         # purge must end as a failure staff can read, not as a send of empty bytes.
         _fail(delivery, now, removed, reason="removed_by_retention")
@@ -258,7 +261,7 @@ def _record_outcome(delivery, claim, now, duration_ms, *, result, error):
         error_text = f"Internal error ({type(error).__name__}); the delivery will be retried."
 
     with transaction.atomic():
-        current = Delivery.objects.select_for_update().get(pk=delivery.pk)
+        current = _lock_deliveries_only(Delivery.objects.select_related("order")).get(pk=delivery.pk)
         DeliveryAttempt.objects.create(
             delivery=current,
             started_at=claim[1],
@@ -355,13 +358,26 @@ def _redox_error_text(error):
     return "; ".join(error.redox_errors) or str(error)
 
 
-def _removed_by_retention(delivery):
-    """Why the delivery can no longer be sent because retention removed what it needs, or ""."""
-    if ClinicalNote.objects.filter(pk=delivery.note_id, content_purged_at__isnull=False).exists():
+def _removed_by_retention(delivery, *, patient_purged=None):
+    """Why the delivery can no longer be sent because retention removed what it needs, or "".
+    Asks only for what the caller has not read: a note not loaded, `patient_purged` if None."""
+    if Delivery.note.is_cached(delivery):
+        note_purged = delivery.note.content_purged_at is not None
+    else:
+        note_purged = ClinicalNote.objects.filter(pk=delivery.note_id, content_purged_at__isnull=False).exists()
+    if note_purged:
         return PDF_REMOVED
-    if Order.objects.filter(pk=delivery.order_id, patient_purged_at__isnull=False).exists():
-        return PATIENT_REMOVED
-    return ""
+    if patient_purged is None:
+        patient_purged = Order.objects.filter(pk=delivery.order_id, patient_purged_at__isnull=False).exists()
+    return PATIENT_REMOVED if patient_purged else ""
+
+
+def _lock_deliveries_only(deliveries, **options):
+    """`deliveries` locked FOR UPDATE OF their own rows, not those select_related joins (the
+    order is locked on its own, as the webhook locks it). SQLite ignores row locks."""
+    if connection.features.has_select_for_update_of:
+        options["of"] = ("self",)
+    return deliveries.select_for_update(**options)
 
 
 def _require_manage_permission(user):

@@ -8,7 +8,7 @@ redox/client.py). It reads the database but never writes it.
 from django.conf import settings
 
 from hcoint.tracing import span
-from orders.models import ClinicalNote, Order
+from orders.models import ClinicalNote, Delivery, Order
 from redox import client as redox_client
 from redox import messages
 from redox.errors import RedoxError
@@ -22,7 +22,8 @@ def delivery_ref(delivery):
 def send_delivery(delivery):
     """Build the message from the stored order, partner and note, and send it."""
     order = Order.objects.select_related("partner").get(pk=delivery.order_id)
-    note = ClinicalNote.objects.get(pk=delivery.note_id)
+    # The claim loads the note (orders/delivery.py), all but its content, read here once.
+    note = delivery.note if Delivery.note.is_cached(delivery) else ClinicalNote.objects.get(pk=delivery.note_id)
     client = redox_client.get_client()
     # Inline base64 up to REDOX_INLINE_MAX_BYTES, else uploaded to the blob store first and
     # referenced by URI (Redox advises against embedding files over ~200 KB).

@@ -122,7 +122,8 @@ def _store_and_apply(*, meta, key, read, settled, **stored):
     the metadata and the status, as reprocessing does.
     """
     marked = _marked(read) if settled else {}
-    if settled and ingest_statement.applies(read):
+    one_statement_tried = settled and ingest_statement.applies(read)
+    if one_statement_tried:
         # The common case, new orders: one statement (orders/ingest_statement.py), or
         # None, having stored nothing, for the general path below.
         message = _new_message(meta=meta, key=key, **marked, **stored)
@@ -132,7 +133,9 @@ def _store_and_apply(*, meta, key, read, settled, **stored):
     with transaction.atomic():
         message = _new_message(meta=meta, key=key, **marked, **stored)
         message.save(force_insert=True)
-        return message, _apply_fresh(message, read, settled=settled)
+        # After the statement was refused (as a rule: an order we hold already), inserting
+        # the orders first again is certain to fail too: read and update them straight away.
+        return message, _apply_fresh(message, read, settled=settled, insert_first=not one_statement_tried)
 
 
 def _marked(read):
@@ -246,12 +249,15 @@ def _stored_sha256(message):
     return message.body_sha256
 
 
-def _apply_fresh(message, read, *, settled):
+def _apply_fresh(message, read, *, settled, insert_first=True):
     """Apply `read` to `message`, which this transaction has just inserted; returns the events to log.
 
     In a savepoint: if applying fails, only its effect rolls back and the message is kept,
     failed, in the same transaction. No row lock and no re-read: no other transaction can
     see the row yet. `settled`: the row was inserted already marked (`_store_and_apply`).
+    `insert_first`: a New event's orders are inserted without a read first
+    (orders/order_apply.py); False when the one-statement path has just found that they
+    cannot be, so the general way is taken at once.
     """
     if isinstance(read, Exception) or read.error is not None:
         crash = read if isinstance(read, Exception) else None
@@ -264,7 +270,7 @@ def _apply_fresh(message, read, *, settled):
     try:
         try:
             with transaction.atomic():
-                return _apply_message(message, read, fresh=True, settled=settled)
+                return _apply_message(message, read, fresh=insert_first, settled=settled)
         except OrderExists:
             # The savepoint undid the attempt (the order insert was its first statement).
             with transaction.atomic():

@@ -33,7 +33,6 @@ from django.db.models.sql import InsertQuery
 from hcoint.events import log_event
 from orders.models import InboundMessage, Order
 from orders.order_apply import NEW_ORDER_EVENTS, created_events, new_order
-from orders.search import order_search_text
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +60,7 @@ def store_new_orders(message, read):
     try:
         orders = [new_order(message, parsed, info) for info in parsed.orders]
         for order in orders:
-            order.search_text = order_search_text(order)  # as Order.save() does
+            order.fill_derived()  # as Order.save() does
         sql, params = _statement(message, orders)
         rows = _execute(sql, params)
     except IntegrityError as exc:

@@ -367,21 +367,32 @@ class Order(LegalHold):
         return f"Order {self.pk}"
 
     def save(self, *args, **kwargs):
-        # Every save keeps search_text in step with the fields it folds (ingest, admin, notes).
+        update_fields = self.fill_derived(kwargs.get("update_fields"))
+        if update_fields is not None:
+            kwargs["update_fields"] = update_fields
+        super().save(*args, **kwargs)
+
+    def get_absolute_url(self):
+        return reverse("order_detail", args=[self.pk])
+
+    def fill_derived(self, update_fields=None):
+        """Set the fields other fields decide, as every write of an order must: save(), and
+        ingest's one statement (orders/ingest_statement.py), which inserts without save().
+
+        Returns `update_fields` with the derived fields that must be written with them
+        (None, for a save of every field, stays None).
+        """
+        # search_text in step with the fields it folds (ingest, admin, notes).
         self.search_text = order_search_text(self)
-        update_fields = kwargs.get("update_fields")
         if update_fields is not None and not set(update_fields).isdisjoint(SEARCH_FIELDS):
-            kwargs["update_fields"] = {*update_fields, "search_text"}
+            update_fields = {*update_fields, "search_text"}
         if self.patient_purged_at is not None and self.has_patient_details:
             # A later event from the EHR brought patient details back after the purge: they
             # are new data, kept (and purged) by the same rule as any other.
             self.patient_purged_at = None
             if update_fields is not None:
-                kwargs["update_fields"] = {*kwargs["update_fields"], "patient_purged_at"}
-        super().save(*args, **kwargs)
-
-    def get_absolute_url(self):
-        return reverse("order_detail", args=[self.pk])
+                update_fields = {*update_fields, "patient_purged_at"}
+        return update_fields
 
     @property
     def patient_name(self):

@@ -119,7 +119,7 @@ def redox_webhook(request):
         # Redox only uses GET to verify a destination; messages always come by POST.
         challenge = verification.challenge_from_query(request.GET, header_token)
         if challenge is not None:
-            return _answer_challenge(request, challenge)
+            return _answer_challenge(request, challenge, header_token=header_token, header_partner=partner)
         if partner is None:
             return _refuse(request, header_token)
         return _text("challenge missing", status=400)
@@ -127,7 +127,7 @@ def redox_webhook(request):
     if partner is None:
         challenge = _challenge_without_partner(request, header_token)
         if challenge is not None:
-            return _answer_challenge(request, challenge)
+            return _answer_challenge(request, challenge, header_token=header_token, header_partner=None)
         return _refuse(request, header_token)
 
     # Refuse an oversized body before reading it, then check what actually arrived.
@@ -139,12 +139,15 @@ def redox_webhook(request):
 
     challenge = verification.challenge_from_body(body, header_token)
     if challenge is not None:
-        return _answer_challenge(request, challenge)
+        return _answer_challenge(request, challenge, header_token=header_token, header_partner=partner)
     message_ingest(partner=partner, body=body, headers=request.headers)
     return _text("ok")
 
 
-def _answer_challenge(request, challenge):
-    if Partner.objects.for_token(challenge.token) is None:
+def _answer_challenge(request, challenge, *, header_token, header_partner):
+    """Echo `challenge` if its token names a partner. `header_partner` is the partner the
+    header's token named (or None): when the challenge's token is that one, it is not looked up again."""
+    partner = header_partner if challenge.token == header_token else Partner.objects.for_token(challenge.token)
+    if partner is None:
         return _refuse(request, challenge.token)
     return _text(challenge.challenge)

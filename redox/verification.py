@@ -20,6 +20,7 @@ TOKEN_HEADER = "verification-token"  # noqa: S105 - a header name, not a secret
 CHALLENGE_BODY_MAX_BYTES = 4096
 # Redox's challenges are UUID-like; the cap keeps us from echoing arbitrary blobs.
 CHALLENGE_MAX_CHARS = 256
+CHALLENGE_KEY = b'"challenge"'
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,13 @@ def challenge_from_body(body: bytes, header_token: str = "") -> Challenge | None
 
     Returns None for anything else, including every data-model message (they carry
     `Meta`), so the caller can treat the body as a message.
+
+    A body without the bytes `"challenge"` is not decoded at all: the webhook asks this of
+    every small delivery, which orders/ingest.py decodes anyway. Redox writes the key
+    plainly (redox/samples/challenge-post.json); a key spelled with JSON escapes is not
+    taken for a challenge.
     """
-    if not body or len(body) > CHALLENGE_BODY_MAX_BYTES:
+    if not body or len(body) > CHALLENGE_BODY_MAX_BYTES or CHALLENGE_KEY not in body:
         return None
     try:
         data = json.loads(body)

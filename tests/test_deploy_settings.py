@@ -205,6 +205,9 @@ record("https_page", client.get("/orders/1/", **https))
 record("https_sign_in", client.post(
     "/accounts/login/", {"username": "probe", "password": "a-long-probe-password-1234"}, **https
 ))
+webhook = {"data": b"{}", "content_type": "application/json"}
+record("http_webhook", client.post("/redox/webhook/", **webhook))
+record("https_webhook", client.post("/redox/webhook/", **webhook, **https))
 print(json.dumps(out))
 """
 
@@ -251,3 +254,24 @@ def test_healthcheck_is_exempt_from_the_https_redirect(responses_in_production):
     # Aptible's checker speaks plain HTTP to the container and fails on a redirect.
     assert responses_in_production["http_healthcheck"]["status"] == 200
     assert responses_in_production["aptible_healthcheck"]["status"] == 200
+
+
+def test_the_webhook_short_path_keeps_the_https_redirect_and_hsts(responses_in_production):
+    # WebhookMiddleware answers below SecurityMiddleware (hcoint/middleware.py); its Host
+    # check is in tests/test_webhook_lean_path.py (a 400 page needs collected static files).
+    assert responses_in_production["http_webhook"]["status"] == 301
+    assert responses_in_production["http_webhook"]["location"] == f"https://{HOST}/redox/webhook/"
+    assert responses_in_production["https_webhook"]["status"] == 401  # no partner's token
+    assert "max-age=31536000" in responses_in_production["https_webhook"]["hsts"]
+
+
+def test_the_sign_in_address_window_is_the_axes_cool_off():
+    probe = (
+        "import django; django.setup(); from django.conf import settings; "
+        "print(settings.SIGN_IN_ADDRESS_WINDOW_SECONDS, settings.AXES_COOLOFF_TIME)"
+    )
+    result = run(["-c", probe], production_env(AXES_COOLOFF_MINUTES="7"))
+    assert result.returncode == 0, result.stderr
+    window, cooloff_hours = result.stdout.split()
+    assert window == "420"
+    assert float(cooloff_hours) * 3600 == pytest.approx(420)

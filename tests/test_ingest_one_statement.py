@@ -14,6 +14,7 @@ from django.test.utils import CaptureQueriesContext
 
 from orders.ingest import message_ingest
 from orders.models import InboundMessage, Order
+from orders.search import SEARCH_FIELDS, search_fold
 from tests.conftest import events, sample_bytes, sample_json
 
 pytestmark = [
@@ -64,6 +65,14 @@ def test_the_row_matches_what_the_general_path_writes(partner):
         for m in (first, second)
     )
     assert one == two
+    # The derived search text too (Order.fill_derived), line for line but the order id's.
+    one, two = (Order.objects.get(messages=m.message).search_text.split("\n") for m in (first, second))
+    at = SEARCH_FIELDS.index("ehr_order_id")
+    assert one[at] == search_fold(first.message.orders.get().ehr_order_id)
+    assert two[at] == "other-order"
+    del one[at], two[at]
+    assert one == two
+    assert all(one[SEARCH_FIELDS.index(name)] for name in ("patient_last_name", "patient_mrn"))
     messages = InboundMessage.objects.filter(pk__in=[first.message.pk, second.message.pk])
     columns = {"partner_id", "data_model", "event_type", "event_at", "status", "error", "headers", "times_seen"}
     one, two = ({k: v for k, v in row.items() if k in columns} for row in messages.values())
@@ -116,3 +125,17 @@ def test_an_order_we_hold_falls_back_without_a_warning(partner, caplog):
     message_ingest(partner=partner, body=with_log_id("order-new.json", "again"), headers={})
     assert InboundMessage.objects.count() == 2
     assert not events(caplog, "message.one_statement_refused")
+
+
+def test_a_resend_does_not_insert_the_held_order_again_after_the_statement_refused_it(partner):
+    # The refused statement already proved the order is held: the general path reads and
+    # updates it, without a second INSERT of the order that is certain to fail.
+    message_ingest(partner=partner, body=sample_bytes("order-new.json"), headers={})
+    resent = with_log_id("order-new.json", "resent-again", lambda data: data["Order"].update(Priority="Stat"))
+    with CaptureQueriesContext(connection) as captured:
+        result = message_ingest(partner=partner, body=resent, headers={})
+    order_inserts = [sql for sql in statements(captured) if 'INSERT INTO "orders_order"' in sql]
+    assert len(order_inserts) == 1  # the one statement's, refused
+    assert order_inserts[0].startswith("WITH")
+    assert result.message.status == InboundMessage.Status.PROCESSED
+    assert Order.objects.get().priority == "Stat"

@@ -1,9 +1,13 @@
 """Redox's destination verification: both forms answer the bare challenge for a right token only."""
 
 import json
+from unittest import mock
+
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from orders.models import InboundMessage
-from tests.conftest import PARTNER_TOKEN, sample_json
+from tests.conftest import PARTNER_TOKEN, sample_bytes, sample_json
 
 URL = "/redox/webhook/"
 CHALLENGE = "3c9a1f0e-77d2-4b55-a0e4-0f6b1c2d3e4f"
@@ -59,3 +63,37 @@ def test_challenge_answers_for_the_second_token_during_a_rotation(client, partne
     partner.save()
     response = client.get(URL, {"challenge": CHALLENGE, "verification-token": "the-next-token-0123456789"})
     assert_bare_challenge(response)
+
+
+def test_a_small_delivery_is_not_decoded_as_a_possible_challenge(client, partner):
+    # A message without the `"challenge"` key is decoded once, by ingest, not also here.
+    with mock.patch("redox.verification.json", wraps=json) as decoder:
+        response = client.post(
+            URL,
+            sample_bytes("order-new.json"),
+            content_type="application/json",
+            headers={"verification-token": PARTNER_TOKEN},
+        )
+        assert response.status_code == 200
+        assert InboundMessage.objects.get().status == InboundMessage.Status.PROCESSED
+        assert decoder.loads.call_count == 0
+        assert_bare_challenge(client.post(URL, challenge_body(PARTNER_TOKEN), content_type="application/json"))
+        assert decoder.loads.call_count == 1
+
+
+def partner_lookups(captured):
+    return [q["sql"] for q in captured.captured_queries if 'FROM "orders_partner"' in q["sql"]]
+
+
+def test_a_challenge_whose_token_is_the_headers_looks_the_partner_up_once(client, partner):
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(URL, {"challenge": CHALLENGE}, headers={"verification-token": PARTNER_TOKEN})
+    assert_bare_challenge(response)
+    assert len(partner_lookups(captured)) == 1
+    # A challenge naming another token than the header's is still checked by its own.
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(
+            URL, {"challenge": CHALLENGE, "verification-token": "nope"}, headers={"verification-token": PARTNER_TOKEN}
+        )
+    assert response.status_code == 401
+    assert len(partner_lookups(captured)) == 2

@@ -2,6 +2,7 @@
 session, auth, CSRF, messages, CSP, sign-in, MFA and axes middleware never run for it,
 and its answers still carry the request id, no-store and the security headers."""
 
+import re
 from unittest import mock
 
 from django.contrib.sessions.middleware import SessionMiddleware
@@ -49,3 +50,36 @@ def test_other_paths_still_go_through_the_whole_stack(client):
         client.get("/redox/webhook")  # not the webhook's exact path
         client.get("/")
     assert session.call_count == 2
+
+
+def test_a_host_outside_allowed_hosts_is_refused_before_the_view(client, partner, settings):
+    # CommonMiddleware's Host check, which the short path would otherwise skip.
+    settings.ALLOWED_HOSTS = ["hcoint.example.org"]
+    refused = client.post(
+        URL,
+        sample_bytes("order-new.json"),
+        content_type="application/json",
+        headers={"verification-token": PARTNER_TOKEN, "host": "attacker.example.com"},
+    )
+    assert refused.status_code == 400
+    assert not InboundMessage.objects.exists()
+    accepted = client.post(
+        URL,
+        sample_bytes("order-new.json"),
+        content_type="application/json",
+        headers={"verification-token": PARTNER_TOKEN, "host": "hcoint.example.org"},
+    )
+    assert accepted.status_code == 200
+    assert InboundMessage.objects.get().status == InboundMessage.Status.PROCESSED
+
+
+def test_a_disallowed_user_agent_is_refused_as_common_middleware_would(client, partner, settings):
+    settings.DISALLOWED_USER_AGENTS = [re.compile(r"^BadBot")]
+    response = client.post(
+        URL,
+        sample_bytes("order-new.json"),
+        content_type="application/json",
+        headers={"verification-token": PARTNER_TOKEN, "user-agent": "BadBot/1.0"},
+    )
+    assert response.status_code == 403
+    assert not InboundMessage.objects.exists()

@@ -1,9 +1,6 @@
 """Post sample Redox orders to our own webhook, as Redox's dev tools would."""
 
-import copy
 import json
-import secrets
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -11,30 +8,14 @@ import requests
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from redox.sample_messages import fresh_copy, order_list
+
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "order-new.json"
 DEFAULT_URL = "http://127.0.0.1:8000/redox/webhook/"
 
 
-def fresh_copy(payload: dict[str, Any], *, new_order_id: bool) -> dict[str, Any]:
-    """`payload` with a new Meta.Logs[0] ID/AttemptID (a new delivery, not a duplicate) and,
-    when `new_order_id`, new order ids (a new order, not an update of the sample's)."""
-    payload = copy.deepcopy(payload)
-    meta = payload.setdefault("Meta", {})
-    logs = meta.get("Logs") if isinstance(meta.get("Logs"), list) and meta.get("Logs") else [{}]
-    logs[0] = {**logs[0], "ID": str(uuid.uuid4()), "AttemptID": str(uuid.uuid4())}
-    meta["Logs"] = logs
-    if new_order_id:
-        orders = [payload["Order"]] if isinstance(payload.get("Order"), dict) else payload.get("Orders") or []
-        for order in orders:
-            if isinstance(order, dict):
-                # Epic order ids in the samples are nine digits.
-                order["ID"] = str(100_000_000 + secrets.randbelow(900_000_000))
-    return payload
-
-
 def order_ids(payload: dict[str, Any]) -> str:
-    orders = [payload["Order"]] if isinstance(payload.get("Order"), dict) else payload.get("Orders") or []
-    return ",".join(str(order.get("ID")) for order in orders if isinstance(order, dict))
+    return ",".join(str(order.get("ID")) for order in order_list(payload))
 
 
 class Command(BaseCommand):
