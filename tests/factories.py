@@ -25,7 +25,7 @@ import factory
 from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
-from orders.models import BatchFile, ClinicalNote, Delivery, InboundMessage, Order, Partner, UploadBatch
+from orders.models import BatchFile, ClinicalNote, Delivery, InboundMessage, Order, Partner, UploadBatch, hash_token
 from redox import inbound
 from redox.messages import OutboundOrder
 
@@ -102,7 +102,8 @@ class OutboundOrderFactory(factory.Factory):
 
 
 class PartnerFactory(factory.django.DjangoModelFactory):
-    """A hospital connection; `token` (not stored) is hashed into token_hash."""
+    """A hospital connection; `token` (not stored) is hashed into token_hash by the app's own
+    hash_token (orders/models.py), so a factory partner is found by its token as a real one is."""
 
     class Meta:
         model = Partner
@@ -112,7 +113,7 @@ class PartnerFactory(factory.django.DjangoModelFactory):
     destination_id = factory.Sequence(lambda n: f"dest-{n}")
     destination_name = factory.LazyAttribute(lambda p: f"{p.name} Epic")
     token = factory.Sequence(lambda n: f"partner-token-{n:04d}-0123456789abcdef")
-    token_hash = factory.LazyAttribute(lambda p: sha256_hex(p.token.encode()))
+    token_hash = factory.LazyAttribute(lambda p: hash_token(p.token))
 
 
 class OrderFactory(factory.django.DjangoModelFactory):

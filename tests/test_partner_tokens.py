@@ -1,5 +1,7 @@
 """Verification tokens are stored hashed, identify the partner, and rotate without downtime."""
 
+import hashlib
+
 import pytest
 from django.urls import reverse
 
@@ -40,9 +42,18 @@ def row_text(partner):
     return " ".join(str(v) for v in Partner.objects.filter(pk=partner.pk).values().get().values())
 
 
-def test_a_token_is_stored_only_as_its_hash(partner):
+def test_a_token_is_stored_only_as_its_hash(db):
+    # Built as the admin and configure_partner build one, not by PartnerFactory, which hashes itself.
+    partner = Partner(name="Cascade Health", destination_id="dest-1", destination_name="Cascade Health Epic")
+    assert partner.set_tokens(PARTNER_TOKEN) == ["verification token"]
+    partner.save()
+    partner.refresh_from_db()
     assert partner.token_hash == hash_token(PARTNER_TOKEN)
+    # The stored form is fixed: another hash would lock out every partner already configured.
+    assert partner.token_hash == hashlib.sha256(PARTNER_TOKEN.encode()).hexdigest()
+    assert partner.second_token_hash == ""
     assert PARTNER_TOKEN not in row_text(partner)
+    assert Partner.objects.for_token(PARTNER_TOKEN) == partner
 
 
 def test_a_token_finds_only_its_own_active_partner(partner, second_partner):
