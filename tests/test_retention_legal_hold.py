@@ -189,10 +189,16 @@ def test_an_admin_places_and_releases_a_hold_on_a_partner_and_both_are_audited(a
 
 
 def test_a_partner_hold_without_a_reason_is_refused(admin_client, partner):
+    records = order_with_everything_due(partner)
     url = reverse("admin:orders_partner_change", args=[partner.pk])
     response = admin_client.post(url, partner_form(name=partner.name, new_verification_token="", legal_hold="on"))
     assert response.status_code == 200
     assert "A legal hold needs a reason." in response.content.decode()
     partner.refresh_from_db()
     assert not partner.legal_hold
-    assert ClinicalNote.objects.count() == 0
+    assert hold_events() == []
+    # A refused hold protects nothing: the partner's note and the rest that are due still go.
+    purge(now=NOW)
+    assert not untouched(*records)
+    note = ClinicalNote.objects.get(pk=records[1].pk)
+    assert note.content_purged_at == NOW and bytes(note.content) == b""
