@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.html import escape
 
 from orders.models import BatchFile, UploadBatch
-from tests.conftest import events
+from tests.conftest import events, settings_defaults
 from tests.factories import BatchFileFactory, UserFactory, other_patient_order
 from tests.pdf_text import text_pdf
 
@@ -155,6 +155,15 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(client, uploader, se
     response = client.post(reverse("batch_list"), {}, CONTENT_LENGTH=str(5 * 1024 * 1024))
     assert response.status_code == 413
     assert "upload at most 1" in response.content.decode()
+
+
+def test_the_bulk_upload_defaults_take_a_visits_worth_and_keep_it_a_week(monkeypatch):
+    """Issue 13: at least 50 files and 200 MB in one upload; files nobody sent go after 7 days."""
+    names = ("UPLOAD_BATCH_EXPIRY_DAYS", "UPLOAD_BATCH_MAX_FILES", "UPLOAD_BATCH_MAX_BYTES")
+    defaults = settings_defaults(monkeypatch, *names)
+    assert defaults["UPLOAD_BATCH_EXPIRY_DAYS"] == 7
+    assert defaults["UPLOAD_BATCH_MAX_FILES"] >= 50
+    assert defaults["UPLOAD_BATCH_MAX_BYTES"] >= 200 * 2**20
 
 
 def test_fifty_files_in_one_request_each_go_to_a_temporary_file(client, uploader, partner, monkeypatch):
