@@ -1,6 +1,7 @@
 """Bulk upload: many PDFs in one request, each through the gate, matched, previewed and kept
 in the database until a person decides; a refused file is listed with its reason."""
 
+import re
 from unittest import mock
 
 import pytest
@@ -25,6 +26,11 @@ def pdf(name, *lines):
 
 def upload(client, *files):
     return client.post(reverse("batch_list"), {"pdfs": list(files)})
+
+
+def file_block(page, row):
+    """The fieldset of one file on the batch page."""
+    return re.search(rf'<fieldset [^>]*id="file-{row.pk}".*?</fieldset>', page, flags=re.DOTALL).group(0)
 
 
 @pytest.fixture
@@ -76,6 +82,11 @@ def test_each_file_is_stored_beside_its_proposal_and_a_bad_one_is_listed_with_it
     assert "This file is not a PDF" in page
     assert first.patient_last_name in page and first.ehr_order_id in page
     assert f'value="{first.pk}" id="id_file_{by_name.pk}_{first.pk}" checked' in page
+    # Each candidate row shows the match's confidence and the patient's date of birth.
+    for row, order in ((by_name, by_name.proposed_order), (by_text, by_text.proposed_order)):
+        block = file_block(page, row)
+        assert f"<td>{row.proposal[0]['score']}%</td>" in block
+        assert f"<td>{order.patient_dob:%b} {order.patient_dob.day}, {order.patient_dob.year}</td>" in block
     # Weak or no match: nothing starts selected but "decide later".
     assert f'id="id_file_{unmatched.pk}_later" checked' in page
     assert "No order awaiting a note matches this file" in page
