@@ -6,6 +6,7 @@ from unittest import mock
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
@@ -166,6 +167,27 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(client, uploader, se
     response = client.post(reverse("batch_list"), {}, CONTENT_LENGTH=str(5 * 1024 * 1024))
     assert response.status_code == 413
     assert "upload at most 1" in response.content.decode()
+
+
+def test_files_over_the_total_size_are_refused_by_the_form_in_words(client, uploader, settings):
+    """A body under the request limit (which allows for the multipart framing) whose files
+    together are over UPLOAD_BATCH_MAX_BYTES is refused by the form, naming both sizes."""
+    files = [pdf("a.pdf", "first note"), pdf("b.pdf", "second note")]
+    total = sum(upload.size for upload in files)
+    settings.UPLOAD_BATCH_MAX_BYTES = total - 1
+    client.force_login(uploader)
+    response = upload(client, *files)
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert f"The files come to {filesizeformat(total)}; upload at most {filesizeformat(total - 1)} at once." in html
+    assert not UploadBatch.objects.exists()
+
+    # Exactly at the limit, the same files are taken.
+    settings.UPLOAD_BATCH_MAX_BYTES = total
+    for upload_file in files:
+        upload_file.seek(0)
+    assert upload(client, *files).status_code == 302
+    assert UploadBatch.objects.get().file_count == 2
 
 
 def test_the_bulk_upload_defaults_take_a_visits_worth_and_keep_it_a_week(monkeypatch):
