@@ -116,6 +116,23 @@ class PartnerFactory(factory.django.DjangoModelFactory):
     token_hash = factory.LazyAttribute(lambda p: hash_token(p.token))
 
 
+def partner_form(**overrides):
+    """The admin's partner form (orders/admin_partner.py) as posted for a new partner,
+    Northwind Clinic with its own token; keywords override or add fields."""
+    data = {
+        "name": "Northwind Clinic",
+        "is_active": "on",
+        "destination_id": "dest-1",
+        "destination_name": "Northwind Epic (Prod)",
+        "outbound_model": "results",
+        "note_due_days": "14",
+        "new_verification_token": "northwind-token-0123456789",
+        "second_token": "",
+    }
+    data.update(overrides)
+    return data
+
+
 class OrderFactory(factory.django.DjangoModelFactory):
     """An order as ingest stores order-new.json, under its own EHR order id."""
 

@@ -7,35 +7,14 @@ from django.urls import reverse
 
 from orders.models import AuditEvent, InboundMessage, Partner, hash_token
 from tests.conftest import PARTNER_TOKEN, SECOND_PARTNER_TOKEN, sample_bytes
-from tests.factories import PartnerFactory
+from tests.factories import PartnerFactory, partner_form
 
 NEW_TOKEN = "rotated-token-abcdef0123456789"
-
-
-@pytest.fixture
-def admin_client(client, admin_user):
-    client.force_login(admin_user)
-    return client
 
 
 def post_order(client, token, log_id="rotation-1"):
     body = sample_bytes("order-new.json").replace(b"0b5f2c1e-6a3d-4e8f-9b7a-1c2d3e4f5a60", log_id.encode())
     return client.post("/redox/webhook/", body, content_type="application/json", headers={"verification-token": token})
-
-
-def partner_form(**overrides):
-    data = {
-        "name": "Northwind Clinic",
-        "is_active": "on",
-        "destination_id": "dest-1",
-        "destination_name": "Northwind Epic (Prod)",
-        "outbound_model": "results",
-        "note_due_days": "14",
-        "new_verification_token": "northwind-token-0123456789",
-        "second_token": "",
-    }
-    data.update(overrides)
-    return data
 
 
 def row_text(partner):
@@ -119,7 +98,7 @@ def test_the_admin_never_shows_a_token_back(admin_client, partner):
     assert "Verification token is set." in html
 
 
-def test_the_admin_adds_a_second_token_then_ends_the_rotation(admin_client, client, partner):
+def test_the_admin_adds_a_second_token_then_ends_the_rotation(admin_client, partner):
     url = reverse("admin:orders_partner_change", args=[partner.pk])
     form = partner_form(name=partner.name, new_verification_token="", second_token=NEW_TOKEN)
     assert admin_client.post(url, form).status_code == 302

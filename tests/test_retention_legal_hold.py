@@ -10,8 +10,14 @@ from django.utils import timezone
 
 from orders.models import AuditEvent, ClinicalNote, InboundMessage, Order, Partner
 from orders.retention import purge, purge_preview
-from tests.factories import SAMPLE_PDF, ClinicalNoteFactory, InboundMessageFactory, OrderFactory, PartnerFactory
-from tests.test_partner_tokens import partner_form
+from tests.factories import (
+    SAMPLE_PDF,
+    ClinicalNoteFactory,
+    InboundMessageFactory,
+    OrderFactory,
+    PartnerFactory,
+    partner_form,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -98,12 +104,6 @@ def test_after_the_hold_is_released_the_next_purge_removes_what_is_due():
 
 
 # --- Setting and releasing it in the admin ---------------------------------------------
-
-
-@pytest.fixture
-def admin_client(client, admin_user):
-    client.force_login(admin_user)
-    return client
 
 
 def hold_events():
