@@ -2,7 +2,9 @@
 tests/factories.py), and a fake tracer."""
 
 import json
+import runpy
 import signal
+from pathlib import Path
 
 import pytest
 
@@ -52,6 +54,15 @@ def restore_signal_handlers():
 def events(caplog, name):
     """The log records of one business event (hcoint.events.log_event sets `event`)."""
     return [record for record in caplog.records if getattr(record, "event", None) == name]
+
+
+def settings_defaults(monkeypatch, *names):
+    """{name: value} of hcoint/settings.py evaluated afresh with `names` unset in the environment:
+    what a deployment that does not set them gets."""
+    for name in names:
+        monkeypatch.delenv(name, raising=False)
+    module = runpy.run_path(str(Path(__file__).resolve().parent.parent / "hcoint" / "settings.py"))
+    return {name: module[name] for name in names}
 
 
 def sample_bytes(name):

@@ -25,7 +25,7 @@ import factory
 from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
-from orders.models import BatchFile, ClinicalNote, Delivery, InboundMessage, Order, Partner, UploadBatch
+from orders.models import BatchFile, ClinicalNote, Delivery, InboundMessage, Order, Partner, UploadBatch, hash_token
 from redox import inbound
 from redox.messages import OutboundOrder
 
@@ -102,7 +102,8 @@ class OutboundOrderFactory(factory.Factory):
 
 
 class PartnerFactory(factory.django.DjangoModelFactory):
-    """A hospital connection; `token` (not stored) is hashed into token_hash."""
+    """A hospital connection; `token` (not stored) is hashed into token_hash by the app's own
+    hash_token (orders/models.py), so a factory partner is found by its token as a real one is."""
 
     class Meta:
         model = Partner
@@ -112,7 +113,24 @@ class PartnerFactory(factory.django.DjangoModelFactory):
     destination_id = factory.Sequence(lambda n: f"dest-{n}")
     destination_name = factory.LazyAttribute(lambda p: f"{p.name} Epic")
     token = factory.Sequence(lambda n: f"partner-token-{n:04d}-0123456789abcdef")
-    token_hash = factory.LazyAttribute(lambda p: sha256_hex(p.token.encode()))
+    token_hash = factory.LazyAttribute(lambda p: hash_token(p.token))
+
+
+def partner_form(**overrides):
+    """The admin's partner form (orders/admin_partner.py) as posted for a new partner,
+    Northwind Clinic with its own token; keywords override or add fields."""
+    data = {
+        "name": "Northwind Clinic",
+        "is_active": "on",
+        "destination_id": "dest-1",
+        "destination_name": "Northwind Epic (Prod)",
+        "outbound_model": "results",
+        "note_due_days": "14",
+        "new_verification_token": "northwind-token-0123456789",
+        "second_token": "",
+    }
+    data.update(overrides)
+    return data
 
 
 class OrderFactory(factory.django.DjangoModelFactory):

@@ -10,12 +10,6 @@ from tests.factories import DeliveryFactory, UserFactory
 
 
 @pytest.fixture
-def admin_client(client, admin_user):
-    client.force_login(admin_user)
-    return client
-
-
-@pytest.fixture
 def superuser_client(client, db):
     user = UserFactory(username="root", is_staff=True, is_superuser=True)
     client.force_login(user)

@@ -6,11 +6,9 @@ import pytest
 from django.urls import reverse
 
 from orders.models import AuditEvent
-from tests.factories import InboundMessageFactory, OrderFactory, UserFactory
+from tests.factories import PASSWORD, InboundMessageFactory, OrderFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
-
-PASSWORD = "correct-horse-battery"
 
 
 @pytest.fixture

@@ -87,6 +87,38 @@ def test_confirmed_rows_become_notes_and_deliveries_skipped_ones_are_discarded(
     assert f'name="file_{waiting.pk}"' in page and f'name="file_{sent.pk}"' not in page
 
 
+def test_a_person_can_change_the_proposed_order_to_another_candidate(client, uploader, batch, orders, enqueue):
+    """Issue 13: the uploader confirms, changes or skips each row; a change sends to the order chosen."""
+    proposed, chosen, _ = orders
+    row = BatchFileFactory(
+        batch=batch,
+        proposed_order=proposed,
+        proposal=[
+            {"order": proposed.pk, "score": 98, "reasons": ["order id in the file name"]},
+            {"order": chosen.pk, "score": 88, "reasons": ["MRN and date of birth on page 1"]},
+        ],
+    )
+    client.force_login(uploader)
+    page = client.get(reverse("batch_detail", args=[batch.pk])).content.decode()
+    assert f'value="{proposed.pk}" id="id_file_{row.pk}_{proposed.pk}" checked' in page
+    assert f'value="{chosen.pk}" id="id_file_{row.pk}_{chosen.pk}">' in page
+
+    response = send(client, batch, [(row, chosen.pk)])
+    assert response.status_code == 302
+
+    row.refresh_from_db()
+    note = chosen.notes.get()
+    assert row.decision == BatchFile.Decision.SENT and row.chosen_order == chosen and row.note == note
+    delivery = Delivery.objects.get()
+    assert delivery.order == chosen and delivery.note == note
+    enqueue.assert_called_once_with(delivery=delivery)
+    assert not proposed.notes.exists()
+    proposed.refresh_from_db()
+    chosen.refresh_from_db()
+    assert (proposed.state, chosen.state) == (proposed.State.AWAITING_NOTE, chosen.State.SENDING)
+    assert [event.order_id for event in audit(AuditEvent.Action.SEND_NOTE)] == [chosen.pk]
+
+
 def test_the_sent_bytes_are_the_gates_clean_copy(client, uploader, batch, orders):
     row = BatchFileFactory(batch=batch, proposed_order=orders[0], content=b"%PDF-1.7 the clean copy")
     client.force_login(uploader)

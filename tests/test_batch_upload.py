@@ -1,16 +1,18 @@
 """Bulk upload: many PDFs in one request, each through the gate, matched, previewed and kept
 in the database until a person decides; a refused file is listed with its reason."""
 
+import re
 from unittest import mock
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
 
 from orders.models import BatchFile, UploadBatch
-from tests.conftest import events
+from tests.conftest import events, settings_defaults
 from tests.factories import BatchFileFactory, UserFactory, other_patient_order
 from tests.pdf_text import text_pdf
 
@@ -25,6 +27,11 @@ def pdf(name, *lines):
 
 def upload(client, *files):
     return client.post(reverse("batch_list"), {"pdfs": list(files)})
+
+
+def file_block(page, row):
+    """The fieldset of one file on the batch page."""
+    return re.search(rf'<fieldset [^>]*id="file-{row.pk}".*?</fieldset>', page, flags=re.DOTALL).group(0)
 
 
 @pytest.fixture
@@ -76,6 +83,11 @@ def test_each_file_is_stored_beside_its_proposal_and_a_bad_one_is_listed_with_it
     assert "This file is not a PDF" in page
     assert first.patient_last_name in page and first.ehr_order_id in page
     assert f'value="{first.pk}" id="id_file_{by_name.pk}_{first.pk}" checked' in page
+    # Each candidate row shows the match's confidence and the patient's date of birth.
+    for row, order in ((by_name, by_name.proposed_order), (by_text, by_text.proposed_order)):
+        block = file_block(page, row)
+        assert f"<td>{row.proposal[0]['score']}%</td>" in block
+        assert f"<td>{order.patient_dob:%b} {order.patient_dob.day}, {order.patient_dob.year}</td>" in block
     # Weak or no match: nothing starts selected but "decide later".
     assert f'id="id_file_{unmatched.pk}_later" checked' in page
     assert "No order awaiting a note matches this file" in page
@@ -155,6 +167,36 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(client, uploader, se
     response = client.post(reverse("batch_list"), {}, CONTENT_LENGTH=str(5 * 1024 * 1024))
     assert response.status_code == 413
     assert "upload at most 1" in response.content.decode()
+
+
+def test_files_over_the_total_size_are_refused_by_the_form_in_words(client, uploader, settings):
+    """A body under the request limit (which allows for the multipart framing) whose files
+    together are over UPLOAD_BATCH_MAX_BYTES is refused by the form, naming both sizes."""
+    files = [pdf("a.pdf", "first note"), pdf("b.pdf", "second note")]
+    total = sum(upload.size for upload in files)
+    settings.UPLOAD_BATCH_MAX_BYTES = total - 1
+    client.force_login(uploader)
+    response = upload(client, *files)
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert f"The files come to {filesizeformat(total)}; upload at most {filesizeformat(total - 1)} at once." in html
+    assert not UploadBatch.objects.exists()
+
+    # Exactly at the limit, the same files are taken.
+    settings.UPLOAD_BATCH_MAX_BYTES = total
+    for upload_file in files:
+        upload_file.seek(0)
+    assert upload(client, *files).status_code == 302
+    assert UploadBatch.objects.get().file_count == 2
+
+
+def test_the_bulk_upload_defaults_take_a_visits_worth_and_keep_it_a_week(monkeypatch):
+    """Issue 13: at least 50 files and 200 MB in one upload; files nobody sent go after 7 days."""
+    names = ("UPLOAD_BATCH_EXPIRY_DAYS", "UPLOAD_BATCH_MAX_FILES", "UPLOAD_BATCH_MAX_BYTES")
+    defaults = settings_defaults(monkeypatch, *names)
+    assert defaults["UPLOAD_BATCH_EXPIRY_DAYS"] == 7
+    assert defaults["UPLOAD_BATCH_MAX_FILES"] >= 50
+    assert defaults["UPLOAD_BATCH_MAX_BYTES"] >= 200 * 2**20
 
 
 def test_fifty_files_in_one_request_each_go_to_a_temporary_file(client, uploader, partner, monkeypatch):

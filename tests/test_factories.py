@@ -6,8 +6,12 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Group
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
 
-from orders.models import Delivery, InboundMessage, Partner
+from orders.ingest import message_ingest
+from orders.models import ClinicalNote, Delivery, InboundMessage, Partner
+from orders.notes import note_upload
 from redox import inbound
 from tests.conftest import sample_bytes
 from tests.factories import (
@@ -53,11 +57,38 @@ def test_a_delivery_and_its_note_belong_to_one_order_and_one_uploader():
     assert bytes(note.content) == b"%PDF-1.7 other bytes"
 
 
-def test_a_note_is_the_sample_pdf_with_its_size_and_hashes():
+def test_a_note_is_the_sample_pdf_with_its_size_and_hashes(client, partner, uploader):
     note = ClinicalNoteFactory()
     assert bytes(note.content) == SAMPLE_PDF == sample_bytes("clinical-note.pdf")
     assert note.size == len(SAMPLE_PDF)
     assert note.sha256 == note.original_sha256 == hashlib.sha256(SAMPLE_PDF).hexdigest()
+
+    # What the app writes for the same PDF: uploaded through the page, it is known by the
+    # same original hash, file name and page count ...
+    order = OrderFactory(partner=partner)
+    client.force_login(uploader)
+    upload = SimpleUploadedFile(note.file_name, SAMPLE_PDF, content_type="application/pdf")
+    assert client.post(reverse("upload_note", args=[order.pk]), {"file": upload}).status_code == 302
+    uploaded = order.notes.get()
+    assert (uploaded.original_sha256, uploaded.file_name, uploaded.page_count) == (
+        note.original_sha256,
+        note.file_name,
+        note.page_count,
+    )
+    # ... and stored as the clean copy itself (the factory's "rebuilt to the same bytes"),
+    # it gets the factory's size and hash.
+    stored = note_upload(
+        order=OrderFactory(partner=partner),
+        file_name=note.file_name,
+        content=SAMPLE_PDF,
+        page_count=uploaded.page_count,
+        user=uploader,
+        original_sha256=uploaded.original_sha256,
+    )
+    columns = ("file_name", "size", "sha256", "original_sha256", "page_count")
+    assert ClinicalNote.objects.values(*columns).get(pk=stored.pk) == ClinicalNote.objects.values(*columns).get(
+        pk=note.pk
+    )
 
 
 def test_an_order_is_the_sample_order_under_its_own_id():
@@ -77,6 +108,14 @@ def test_a_message_is_keyed_as_the_webhook_keys_it():
     assert bytes(message.body) == body
     assert message.dedupe_key == inbound.dedupe_key(body, inbound.read(body).meta)
     assert (message.data_model, message.event_type, message.status) == ("Order", "New", InboundMessage.Status.RECEIVED)
+
+    # The same sample through ingest (for another partner, as the key is unique per partner)
+    # is keyed, hashed and indexed exactly as the factory row.
+    ingested = message_ingest(partner=PartnerFactory(), body=body, headers={}).message
+    columns = ("dedupe_key", "body_sha256", "redox_log_id", "data_model", "event_type", "event_at")
+    app_row = InboundMessage.objects.values(*columns).get(pk=ingested.pk)
+    assert app_row == InboundMessage.objects.values(*columns).get(pk=message.pk)
+    assert all(app_row.values()), app_row
 
 
 def test_a_partner_is_found_by_its_token():

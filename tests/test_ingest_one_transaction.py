@@ -25,6 +25,7 @@ def new_with(log_id, change=None):
     return json.dumps(data).encode()
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the one-statement path is PostgreSQL's")
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_new_order_is_stored_and_applied_in_one_statement(partner, caplog):
     body = sample_bytes("order-new.json")

@@ -14,8 +14,7 @@ from orders import worklist as worklist_module
 from orders.models import AuditEvent, Delivery, Order
 from orders.reconcile import group_filter, needs_person, open_orders
 from orders.worklist import worklist, worklist_counts
-from tests.factories import DeliveryFactory, OrderFactory, PartnerFactory
-from tests.test_partner_tokens import partner_form
+from tests.factories import DeliveryFactory, OrderFactory, PartnerFactory, partner_form
 
 pytestmark = pytest.mark.django_db
 

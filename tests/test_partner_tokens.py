@@ -1,19 +1,15 @@
 """Verification tokens are stored hashed, identify the partner, and rotate without downtime."""
 
+import hashlib
+
 import pytest
 from django.urls import reverse
 
 from orders.models import AuditEvent, InboundMessage, Partner, hash_token
 from tests.conftest import PARTNER_TOKEN, SECOND_PARTNER_TOKEN, sample_bytes
-from tests.factories import PartnerFactory
+from tests.factories import PartnerFactory, partner_form
 
 NEW_TOKEN = "rotated-token-abcdef0123456789"
-
-
-@pytest.fixture
-def admin_client(client, admin_user):
-    client.force_login(admin_user)
-    return client
 
 
 def post_order(client, token, log_id="rotation-1"):
@@ -21,28 +17,22 @@ def post_order(client, token, log_id="rotation-1"):
     return client.post("/redox/webhook/", body, content_type="application/json", headers={"verification-token": token})
 
 
-def partner_form(**overrides):
-    data = {
-        "name": "Northwind Clinic",
-        "is_active": "on",
-        "destination_id": "dest-1",
-        "destination_name": "Northwind Epic (Prod)",
-        "outbound_model": "results",
-        "note_due_days": "14",
-        "new_verification_token": "northwind-token-0123456789",
-        "second_token": "",
-    }
-    data.update(overrides)
-    return data
-
-
 def row_text(partner):
     return " ".join(str(v) for v in Partner.objects.filter(pk=partner.pk).values().get().values())
 
 
-def test_a_token_is_stored_only_as_its_hash(partner):
+def test_a_token_is_stored_only_as_its_hash(db):
+    # Built as the admin and configure_partner build one, not by PartnerFactory, which hashes itself.
+    partner = Partner(name="Cascade Health", destination_id="dest-1", destination_name="Cascade Health Epic")
+    assert partner.set_tokens(PARTNER_TOKEN) == ["verification token"]
+    partner.save()
+    partner.refresh_from_db()
     assert partner.token_hash == hash_token(PARTNER_TOKEN)
+    # The stored form is fixed: another hash would lock out every partner already configured.
+    assert partner.token_hash == hashlib.sha256(PARTNER_TOKEN.encode()).hexdigest()
+    assert partner.second_token_hash == ""
     assert PARTNER_TOKEN not in row_text(partner)
+    assert Partner.objects.for_token(PARTNER_TOKEN) == partner
 
 
 def test_a_token_finds_only_its_own_active_partner(partner, second_partner):
@@ -108,7 +98,7 @@ def test_the_admin_never_shows_a_token_back(admin_client, partner):
     assert "Verification token is set." in html
 
 
-def test_the_admin_adds_a_second_token_then_ends_the_rotation(admin_client, client, partner):
+def test_the_admin_adds_a_second_token_then_ends_the_rotation(admin_client, partner):
     url = reverse("admin:orders_partner_change", args=[partner.pk])
     form = partner_form(name=partner.name, new_verification_token="", second_token=NEW_TOKEN)
     assert admin_client.post(url, form).status_code == 302

@@ -15,17 +15,15 @@ from orders.pdf import pdf_check
 from orders.pdf import sandbox as sandbox_module
 from orders.pdf.refusals import MESSAGES, Limits, PdfRejected
 from orders.pdf.sandbox import PROJECT_DIR, check_and_rebuild, check_in_child
-from tests.conftest import sample_bytes
+from tests.factories import SAMPLE_PDF
 from tests.pdf_corpus import basic, stream, with_link, zeros_deflated
 from tests.test_pdf_gate_refuses import LIMITS
 
-SAMPLE = sample_bytes("clinical-note.pdf")
-
 
 def test_the_child_returns_the_same_copy_as_the_check_itself():
-    checked = check_in_child(SAMPLE, LIMITS)
-    assert checked == check_and_rebuild(SAMPLE, LIMITS)
-    assert checked.original_sha256 == hashlib.sha256(SAMPLE).hexdigest()
+    checked = check_in_child(SAMPLE_PDF, LIMITS)
+    assert checked == check_and_rebuild(SAMPLE_PDF, LIMITS)
+    assert checked.original_sha256 == hashlib.sha256(SAMPLE_PDF).hexdigest()
 
 
 def test_a_refusal_in_the_child_reaches_the_caller_with_its_reason():
@@ -51,7 +49,7 @@ def test_the_child_gets_no_environment(monkeypatch):
         return real_run(*args, **kwargs)
 
     monkeypatch.setattr(sandbox_module.subprocess, "run", spy)
-    check_in_child(SAMPLE, LIMITS)
+    check_in_child(SAMPLE_PDF, LIMITS)
     assert seen["env"] == {"LC_ALL": "C.UTF-8"}
     assert seen["timeout"] > LIMITS.cpu_seconds
 
@@ -102,7 +100,7 @@ def test_a_child_that_never_answers_is_stopped(monkeypatch):
 
     monkeypatch.setattr(sandbox_module.subprocess, "run", hang)
     with pytest.raises(PdfRejected) as caught:
-        check_in_child(SAMPLE, LIMITS)
+        check_in_child(SAMPLE_PDF, LIMITS)
     assert caught.value.reason == "too_complex"
 
 
@@ -117,7 +115,7 @@ def test_a_child_that_fails_before_answering_is_a_refusal_and_logged(monkeypatch
 
     monkeypatch.setattr(sandbox_module.subprocess, "run", failed)
     with caplog.at_level(logging.WARNING, logger="orders.pdf"), pytest.raises(PdfRejected) as caught:
-        check_in_child(SAMPLE, LIMITS)
+        check_in_child(SAMPLE_PDF, LIMITS)
     assert caught.value.reason == "too_complex"
     (record,) = [record for record in caplog.records if record.getMessage() == "pdf_child.failed"]
     assert record.returncode == returncode
@@ -128,7 +126,7 @@ def test_a_copy_that_fails_the_gate_is_never_returned(monkeypatch):
     # The copy must pass the same gate as the upload; a broken rebuild is a refusal.
     monkeypatch.setattr("orders.pdf.rebuild.rebuild", lambda data: b"%PDF-1.7 not really")
     with pytest.raises(PdfRejected) as caught:
-        check_and_rebuild(SAMPLE, LIMITS)
+        check_and_rebuild(SAMPLE_PDF, LIMITS)
     assert caught.value.reason == "rebuild_failed"
 
 
@@ -138,7 +136,7 @@ def test_a_rebuild_that_raises_is_a_refusal(monkeypatch):
 
     monkeypatch.setattr("orders.pdf.rebuild.rebuild", explode)
     with pytest.raises(PdfRejected) as caught:
-        check_and_rebuild(SAMPLE, LIMITS)
+        check_and_rebuild(SAMPLE_PDF, LIMITS)
     assert caught.value.reason == "rebuild_failed"
 
 

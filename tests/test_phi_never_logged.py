@@ -14,7 +14,7 @@ a patient value in any of the forms it could take.
 import json
 import logging
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 from unittest import mock
 
 import pytest
@@ -30,8 +30,10 @@ from django.utils import timezone
 from hcoint.logging import JsonFormatter, PhiFilter, PlainFormatter
 from hcoint.middleware import RequestIdFilter
 from orders.delivery import delivery_send_once
-from orders.models import Delivery, InboundMessage, Order
+from orders.models import BatchFile, Delivery, InboundMessage, Order
 from tests.conftest import PARTNER_TOKEN, SAMPLES, sample_bytes, sample_json
+from tests.factories import other_patient_order
+from tests.pdf_text import text_pdf
 
 API = "https://redox.test"
 WEBHOOK = "/redox/webhook/"
@@ -100,9 +102,8 @@ class CaptureEverything(logging.Handler):
 
 
 @pytest.fixture
-def every_log_line():
-    """Every logger at DEBUG, propagating to a capturing handler on the root logger."""
-    handler = CaptureEverything()
+def every_logger_at_debug():
+    """Every logger at DEBUG, enabled and propagating to the root logger (where caplog listens too)."""
     root = logging.getLogger()
     loggers = [root] + [item for item in logging.root.manager.loggerDict.values() if isinstance(item, logging.Logger)]
     saved = [(item, item.level, item.propagate, item.disabled) for item in loggers]
@@ -110,6 +111,20 @@ def every_log_line():
         item.setLevel(logging.DEBUG)
         item.propagate = True
         item.disabled = False
+    try:
+        yield
+    finally:
+        for item, level, propagate, disabled in saved:
+            item.setLevel(level)
+            item.propagate = propagate
+            item.disabled = disabled
+
+
+@pytest.fixture
+def every_log_line(every_logger_at_debug):
+    """Every logger at DEBUG, propagating to a capturing handler on the root logger."""
+    handler = CaptureEverything()
+    root = logging.getLogger()
     root.addHandler(handler)
     # Django logs SQL (with the values bound into it) only in DEBUG; force it on.
     saved_debug_cursor = connection.force_debug_cursor
@@ -119,10 +134,6 @@ def every_log_line():
     finally:
         connection.force_debug_cursor = saved_debug_cursor
         root.removeHandler(handler)
-        for item, level, propagate, disabled in saved:
-            item.setLevel(level)
-            item.propagate = propagate
-            item.disabled = disabled
 
 
 @pytest.fixture(autouse=True)
@@ -307,3 +318,55 @@ def test_no_patient_value_appears_in_any_log_line(whole_flow):
                 if pattern.search(text):
                     leaks.append((value, text[:300]))
     assert not leaks, f"{len(leaks)} leak(s), first: {leaks[:3]}"
+
+
+# --- Bulk upload (issue 13) ---------------------------------------------------------------
+
+BULK_FIRST_NAME, BULK_LAST_NAME, BULK_MRN, BULK_DOB = "Thanh", "Nguyen", "48213", date(1980, 3, 7)
+BULK_VALUES = [
+    BULK_FIRST_NAME,
+    BULK_LAST_NAME,
+    BULK_MRN,
+    f"{BULK_LAST_NAME}_{BULK_MRN}",
+    "03/07/1980",
+    "3/7/1980",
+    "1980-03-07",
+    "19800307",
+    "Mar 7, 1980",
+    "March 7, 1980",
+]
+
+
+def test_the_bulk_upload_path_logs_no_patient_value(client, partner, uploader, every_logger_at_debug, caplog):
+    """A file named for its patient, with the date of birth in its text, uploaded in bulk,
+    matched, previewed and sent: no raw log record (every logger at DEBUG, before any
+    filter) carries the name, the MRN or the date of birth."""
+    caplog.set_level(logging.DEBUG)
+    order = other_patient_order(
+        1,
+        partner=partner,
+        patient_first_name=BULK_FIRST_NAME,
+        patient_last_name=BULK_LAST_NAME,
+        patient_mrn=BULK_MRN,
+        identifiers_text=BULK_MRN,
+        patient_identifiers=[{"ID": BULK_MRN, "IDType": "MRN"}],
+        patient_dob=BULK_DOB,
+    )
+    client.force_login(uploader)
+    content = text_pdf([f"Patient: {BULK_LAST_NAME}, {BULK_FIRST_NAME}\nDOB 03/07/1980\nProgress note."])
+    upload = SimpleUploadedFile(f"{BULK_LAST_NAME}_{BULK_MRN}.pdf", content, content_type="application/pdf")
+    response = client.post(reverse("batch_list"), {"pdfs": [upload]})
+    assert response.status_code == 302
+    row = BatchFile.objects.get()
+    assert row.proposed_order == order, "the file was read and matched by its MRN, name and date of birth"
+    assert client.get(response["Location"]).status_code == 200
+    assert client.get(reverse("batch_file_preview", args=[row.pk])).status_code == 200
+    assert client.post(reverse("batch_send", args=[row.batch_id]), {f"file_{row.pk}": order.pk}).status_code == 302
+    assert Delivery.objects.get(order=order).note.file_name == f"{BULK_LAST_NAME}_{BULK_MRN}.pdf"
+
+    # Guards against passing because nothing was logged.
+    logged = {getattr(record, "event", None) for record in caplog.records}
+    assert {"batch.created", "note.uploaded", "batch.file_sent", "delivery.queued"} <= logged
+    assert any(record.levelno == logging.DEBUG for record in caplog.records)
+    leaks = [value for value in BULK_VALUES if leak_pattern(value).search(caplog.text)]
+    assert not leaks, f"patient values in the log: {leaks}"

@@ -10,8 +10,14 @@ from django.utils import timezone
 
 from orders.models import AuditEvent, ClinicalNote, InboundMessage, Order, Partner
 from orders.retention import purge, purge_preview
-from tests.factories import SAMPLE_PDF, ClinicalNoteFactory, InboundMessageFactory, OrderFactory, PartnerFactory
-from tests.test_partner_tokens import partner_form
+from tests.factories import (
+    SAMPLE_PDF,
+    ClinicalNoteFactory,
+    InboundMessageFactory,
+    OrderFactory,
+    PartnerFactory,
+    partner_form,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -100,12 +106,6 @@ def test_after_the_hold_is_released_the_next_purge_removes_what_is_due():
 # --- Setting and releasing it in the admin ---------------------------------------------
 
 
-@pytest.fixture
-def admin_client(client, admin_user):
-    client.force_login(admin_user)
-    return client
-
-
 def hold_events():
     actions = (AuditEvent.Action.LEGAL_HOLD_SET, AuditEvent.Action.LEGAL_HOLD_RELEASED)
     return list(
@@ -189,10 +189,16 @@ def test_an_admin_places_and_releases_a_hold_on_a_partner_and_both_are_audited(a
 
 
 def test_a_partner_hold_without_a_reason_is_refused(admin_client, partner):
+    records = order_with_everything_due(partner)
     url = reverse("admin:orders_partner_change", args=[partner.pk])
     response = admin_client.post(url, partner_form(name=partner.name, new_verification_token="", legal_hold="on"))
     assert response.status_code == 200
     assert "A legal hold needs a reason." in response.content.decode()
     partner.refresh_from_db()
     assert not partner.legal_hold
-    assert ClinicalNote.objects.count() == 0
+    assert hold_events() == []
+    # A refused hold protects nothing: the partner's note and the rest that are due still go.
+    purge(now=NOW)
+    assert not untouched(*records)
+    note = ClinicalNote.objects.get(pk=records[1].pk)
+    assert note.content_purged_at == NOW and bytes(note.content) == b""

@@ -4,6 +4,7 @@ boundary, and running it again removes nothing (orders/retention.py)."""
 from datetime import timedelta
 
 import pytest
+from django.conf import settings as loaded_settings
 from django.utils import timezone
 
 from orders.models import (
@@ -17,7 +18,7 @@ from orders.models import (
 )
 from orders.retention import purge, purge_preview
 from orders.search import order_search_text, search_orders
-from tests.conftest import events
+from tests.conftest import events, settings_defaults
 from tests.factories import (
     SAMPLE_PDF,
     ClinicalNoteFactory,
@@ -35,12 +36,19 @@ def ago(days):
     return NOW - timedelta(days=days)
 
 
-@pytest.fixture(autouse=True)
-def _retention(settings):
-    settings.RETENTION_PDF_DAYS = 90
-    settings.RETENTION_PAYLOAD_DAYS = 365
-    settings.RETENTION_PATIENT_DAYS = 365
-    settings.AUDIT_RETENTION_DAYS = 2192
+# Days kept: PDFs, raw payloads, patient fields, audit rows (six years and two leap days).
+RETENTION = {
+    "RETENTION_PDF_DAYS": 90,
+    "RETENTION_PAYLOAD_DAYS": 365,
+    "RETENTION_PATIENT_DAYS": 365,
+    "AUDIT_RETENTION_DAYS": 2192,
+}
+
+
+def test_the_retention_defaults_are_the_policys(monkeypatch):
+    assert settings_defaults(monkeypatch, *RETENTION) == RETENTION
+    # The boundaries below are these very settings, as this run loaded them, not an override.
+    assert {name: getattr(loaded_settings, name) for name in RETENTION} == RETENTION
 
 
 def order_last_changed(order, days, state=None):

@@ -11,9 +11,9 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
-pytestmark = pytest.mark.django_db
+from tests.factories import PASSWORD
 
-PASSWORD = "correct-horse-battery"
+pytestmark = pytest.mark.django_db
 
 
 def sign_in(client):

@@ -6,11 +6,10 @@ import pytest
 from django.urls import reverse
 
 from orders.models import AuditEvent
-from tests.factories import UserFactory
+from tests.factories import PASSWORD, UserFactory
 
 pytestmark = pytest.mark.django_db
 
-PASSWORD = "correct-horse-battery"
 NEW_PASSWORD = "a-new-longer-passphrase"
 
 

@@ -7,10 +7,9 @@ import pytest
 from django.urls import reverse
 
 from orders.models import AuditEvent
+from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.django_db
-
-PASSWORD = "correct-horse-battery"
 
 
 def attempt(client, password):

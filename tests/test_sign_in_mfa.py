@@ -13,10 +13,9 @@ from django.core.cache import cache
 from django.urls import reverse
 
 from orders.models import AuditEvent
-from tests.factories import UserFactory
+from tests.factories import PASSWORD, UserFactory
 
 pytestmark = pytest.mark.django_db
-PASSWORD = "correct-horse-battery"
 
 
 @pytest.fixture(autouse=True)

@@ -11,10 +11,10 @@ from django.db.models import F
 from django.urls import reverse
 
 from orders.models import AuditEvent, ThrottleCount
+from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.django_db
 
-PASSWORD = "correct-horse-battery"
 LIMIT = 4
 SPRAYER = "203.0.113.7"
 

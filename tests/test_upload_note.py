@@ -12,16 +12,13 @@ from pypdf import PdfReader
 from pypdf.actions import JavaScript
 
 from orders.models import AuditEvent, ClinicalNote, Order
-from tests.conftest import sample_bytes
-from tests.factories import PATIENT_VALUES, OrderFactory
+from tests.factories import PATIENT_VALUES, SAMPLE_PDF, OrderFactory
 from tests.pdf_corpus import pdf_bytes
 
 pytestmark = pytest.mark.django_db
 
-SAMPLE = sample_bytes("clinical-note.pdf")
 
-
-def pdf_file(content=SAMPLE, name="clinical-note.pdf", content_type="application/pdf"):
+def pdf_file(content=SAMPLE_PDF, name="clinical-note.pdf", content_type="application/pdf"):
     return SimpleUploadedFile(name, content, content_type=content_type)
 
 
@@ -52,9 +49,9 @@ def test_upload_stores_the_pdf_and_goes_to_review(client, uploader, order):
     assert response["Location"] == reverse("review_note", args=[note.pk])
     # What is kept is the clean copy rebuilt from the upload; the upload is known by its hash.
     copy = bytes(note.content)
-    assert copy != SAMPLE and copy.startswith(b"%PDF-")
+    assert copy != SAMPLE_PDF and copy.startswith(b"%PDF-")
     assert len(PdfReader(io.BytesIO(copy)).pages) == 1
-    assert note.original_sha256 == hashlib.sha256(SAMPLE).hexdigest()
+    assert note.original_sha256 == hashlib.sha256(SAMPLE_PDF).hexdigest()
     assert note.sha256 == hashlib.sha256(copy).hexdigest()
     assert (note.size, note.page_count, note.file_name) == (len(copy), 1, "clinical-note.pdf")
     assert (note.order, note.uploaded_by) == (order, uploader)

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from django.db import connections
 
+from tests.factories import PASSWORD
+
 # Playwright's sync API runs an asyncio loop in this thread; Django refuses ORM calls from a
 # thread with a running loop unless told this is deliberate. The ORM calls here are the
 # test's own setup, never concurrent with the loop's work.
@@ -22,7 +24,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-PASSWORD = "correct-horse-battery"
 
 
 @pytest.fixture

@@ -9,8 +9,7 @@ from django.core.cache import cache
 from playwright.sync_api import expect
 
 from orders.models import AuditEvent
-from tests.browser.conftest import PASSWORD
-from tests.factories import OrderFactory, UserFactory
+from tests.factories import PASSWORD, OrderFactory, UserFactory
 from tests.fake_idp import FakeIdp
 from tests.test_sign_in_mfa import _mfa_required, code_for  # noqa: F401 - _mfa_required is an autouse fixture
 
