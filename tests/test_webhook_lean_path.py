@@ -14,9 +14,12 @@ from tests.conftest import PARTNER_TOKEN, sample_bytes
 URL = "/redox/webhook/"
 
 
-def post(client, token=PARTNER_TOKEN):
+def post(client, token=PARTNER_TOKEN, **headers):
     return client.post(
-        URL, sample_bytes("order-new.json"), content_type="application/json", headers={"verification-token": token}
+        URL,
+        sample_bytes("order-new.json"),
+        content_type="application/json",
+        headers={"verification-token": token, **headers},
     )
 
 
@@ -55,31 +58,16 @@ def test_other_paths_still_go_through_the_whole_stack(client):
 def test_a_host_outside_allowed_hosts_is_refused_before_the_view(client, partner, settings):
     # CommonMiddleware's Host check, which the short path would otherwise skip.
     settings.ALLOWED_HOSTS = ["hcoint.example.org"]
-    refused = client.post(
-        URL,
-        sample_bytes("order-new.json"),
-        content_type="application/json",
-        headers={"verification-token": PARTNER_TOKEN, "host": "attacker.example.com"},
-    )
+    refused = post(client, host="attacker.example.com")
     assert refused.status_code == 400
     assert not InboundMessage.objects.exists()
-    accepted = client.post(
-        URL,
-        sample_bytes("order-new.json"),
-        content_type="application/json",
-        headers={"verification-token": PARTNER_TOKEN, "host": "hcoint.example.org"},
-    )
+    accepted = post(client, host="hcoint.example.org")
     assert accepted.status_code == 200
     assert InboundMessage.objects.get().status == InboundMessage.Status.PROCESSED
 
 
 def test_a_disallowed_user_agent_is_refused_as_common_middleware_would(client, partner, settings):
     settings.DISALLOWED_USER_AGENTS = [re.compile(r"^BadBot")]
-    response = client.post(
-        URL,
-        sample_bytes("order-new.json"),
-        content_type="application/json",
-        headers={"verification-token": PARTNER_TOKEN, "user-agent": "BadBot/1.0"},
-    )
+    response = post(client, **{"user-agent": "BadBot/1.0"})
     assert response.status_code == 403
     assert not InboundMessage.objects.exists()
