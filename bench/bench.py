@@ -61,7 +61,8 @@ INGEST_SEQUENTIAL = int(os.environ.get("BENCH_INGEST_SEQUENTIAL", "300"))
 INGEST_CONCURRENT = int(os.environ.get("BENCH_INGEST_CONCURRENT", "1280"))
 CONNECTIONS = 32
 NOTE_SIZES_MB = [int(n) for n in os.environ.get("BENCH_NOTE_MB", "10,25").split(",")]
-# BENCH_ONLY=ingest: the ingest figures alone (about a minute), e.g. to compare a change.
+# BENCH_ONLY=ingest: the ingest figures alone (about a minute), e.g. to compare a change;
+# BENCH_ONLY=notes: the large notes alone (on the 1,000-order database).
 ONLY = os.environ.get("BENCH_ONLY", "")
 TOKEN = "bench-verification-token-0123456789"  # noqa: S105 (seed.py's first partner)
 SAMPLE = json.loads((ROOT / "redox" / "samples" / "order-new.json").read_bytes())
@@ -337,6 +338,18 @@ def encryption(pg):
     return json.loads(result.stdout.splitlines()[-1])
 
 
+def note_lines(results):
+    lines = ["Large notes          upload s         send→sent s   delivery   web peak growth MB   worker peak growth MB"]
+    for megabytes, row in results["notes"].items():
+        lines.append(
+            f"  {int(megabytes):>3} MB PDF        {row['upload_s']:8.2f}   {row['deliver_s']:18.2f}"
+            f"   {row['delivery']:<8}"
+            f"   {row['web_peak_growth_mb']:8.1f} ({row['web_peak_growth_mb'] / row['size_mb']:.1f}x)"
+            f"       {row['worker_peak_growth_mb']:8.1f} ({row['worker_peak_growth_mb'] / row['size_mb']:.1f}x)"
+        )
+    return lines
+
+
 def table(results):
     lines = ingest_lines(results)
     sizes = list(results["pages"])
@@ -355,16 +368,7 @@ def table(results):
         "  seeded in (s)                   " + "".join(f"{results['pages'][size]['seed_s']:20.1f}" for size in sizes)
     )
     lines.append("")
-    lines.append(
-        "Large notes          upload s         send→sent s   delivery   web peak growth MB   worker peak growth MB"
-    )
-    for megabytes, row in results["notes"].items():
-        lines.append(
-            f"  {int(megabytes):>3} MB PDF        {row['upload_s']:8.2f}   {row['deliver_s']:18.2f}"
-            f"   {row['delivery']:<8}"
-            f"   {row['web_peak_growth_mb']:8.1f} ({row['web_peak_growth_mb'] / row['size_mb']:.1f}x)"
-            f"       {row['worker_peak_growth_mb']:8.1f} ({row['worker_peak_growth_mb'] / row['size_mb']:.1f}x)"
-        )
+    lines.extend(note_lines(results))
     if results.get("encryption"):
         lines.append("")
         lines.append(encryption_table(results["encryption"]))
@@ -400,6 +404,13 @@ def main():
     results = {"machine": machine(), "ingest": {}, "pages": {}, "notes": {}, "matching": {}}
     names = []
     try:
+        if ONLY == "notes":
+            print(f"Large notes: seeding {SIZES[0]:,} orders ...", file=sys.stderr)
+            url, _ = prepare(pg, SIZES[0])
+            names.append(f"hcoint_bench_{SIZES[0]}")
+            results["notes"] = {str(k): v for k, v in large_notes(pg, url).items()}
+            print("\n".join(note_lines(results)))
+            return
         print("Ingest: HCOINT ...", file=sys.stderr)
         results["ingest"]["hcoint"] = {str(k): v for k, v in ingest_hcoint(pg).items()}
         names.append("hcoint_bench_ingest")

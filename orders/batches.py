@@ -84,12 +84,13 @@ def _check_file(batch, position, upload):
         row.save()
         log_event(logger, "batch.file_refused", batch_id=batch.pk, batch_file_id=row.pk, reason=rejected.reason)
         return row, 0
-    row.content = checked.content
+    content = checked.content
+    row.content = content
     row.original_sha256 = checked.original_sha256
     row.page_count = checked.page_count
     row.save()
     row.content = b""
-    return row, len(checked.content)
+    return row, len(content)
 
 
 def _match(rows):
@@ -218,7 +219,7 @@ def _send_row(row, order, *, user, request, now):
             note = note_upload(
                 order=order,
                 file_name=locked.file_name,
-                content=bytes(locked.content),
+                content=locked.content,
                 page_count=locked.page_count,
                 original_sha256=locked.original_sha256,
                 user=user,

@@ -8,6 +8,7 @@ redox/client.py). It reads the database but never writes it.
 from django.conf import settings
 
 from hcoint.tracing import span
+from orders import note_content
 from orders.models import ClinicalNote, Delivery, Order
 from redox import client as redox_client
 from redox import messages
@@ -22,14 +23,14 @@ def delivery_ref(delivery):
 def send_delivery(delivery):
     """Build the message from the stored order, partner and note, and send it."""
     order = Order.objects.select_related("partner").get(pk=delivery.order_id)
-    # The claim loads the note (orders/delivery.py), all but its content, read here once.
+    # The claim loads the note (orders/delivery.py); its PDF is read here, a piece at a time.
     note = delivery.note if Delivery.note.is_cached(delivery) else ClinicalNote.objects.get(pk=delivery.note_id)
     client = redox_client.get_client()
     # Inline base64 up to REDOX_INLINE_MAX_BYTES, else uploaded to the blob store first and
     # referenced by URI (Redox advises against embedding files over ~200 KB).
     ids = {"partner_id": order.partner_id, "delivery_id": delivery.pk, "data_model": order.partner.outbound_model}
     with span("redox.prepare_document", **ids):
-        document = redox_client.prepare_document(bytes(note.content), note.file_name, client=client)
+        document = redox_client.prepare_document(note_content.file_source(note), note.file_name, client=client)
     message = messages.build_message(
         _outbound_order(delivery, order, note),
         document,

@@ -38,7 +38,8 @@ class OrderFilterForm(forms.Form):
 
 class NoteUploadForm(forms.Form):
     """One PDF. After is_valid(): `checked` is the CheckedPdf (the rebuilt copy, its page
-    count and the upload's SHA-256); `content` and `page_count` are the copy's."""
+    count and the upload's SHA-256); `content` (the copy as a file, from its first byte) and
+    `page_count` are the copy's."""
 
     file = forms.FileField(
         label="Clinical note (PDF)",
@@ -76,7 +77,7 @@ class NoteUploadForm(forms.Form):
 
     @property
     def content(self):
-        return self.checked.content if self.checked else None
+        return self.checked.open() if self.checked else None
 
     @property
     def page_count(self):

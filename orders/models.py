@@ -484,14 +484,18 @@ class Redelivery(models.Model):
 class ClinicalNote(models.Model):
     """An uploaded note. The bytes live in the database: containers have no durable disk.
 
-    `content` is the clean copy rebuilt from the upload (orders/pdf/rebuild.py): what the
-    reviewer sees and what is sent. `sha256` and `size` describe that copy;
-    `original_sha256` identifies the file as uploaded, which is not kept.
+    The PDF is the clean copy rebuilt from the upload (orders/pdf/rebuild.py): what the
+    reviewer sees and what is sent. It is stored in pieces, `NoteChunk` rows, read and
+    written through orders/note_content.py so no process holds more than a piece of it at
+    once. `sha256` and `size` describe that copy; `original_sha256` identifies the file as
+    uploaded, which is not kept. `content` holds the PDF of notes stored before chunks
+    (migration 0022 copies it into chunks and leaves it for the previous release's
+    containers during that deploy); new notes leave it empty.
     """
 
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="notes")
     file_name = models.CharField(max_length=255)
-    content = EncryptedBinaryField()  # encrypted at rest (hcoint/fields.py)
+    content = EncryptedBinaryField(blank=True, default=b"", editable=False)  # before chunks only; see above
     size = models.PositiveIntegerField()
     sha256 = models.CharField("SHA-256", max_length=64)
     # Empty for notes stored before uploads were rebuilt (their content is the upload).
@@ -517,6 +521,25 @@ class ClinicalNote(models.Model):
     @property
     def is_purged(self):
         return self.content_purged_at is not None
+
+
+class NoteChunk(models.Model):
+    """One piece of a note's PDF, at most orders.note_content.CHUNK_BYTES, encrypted on its own.
+
+    Why pieces: psycopg2 writes a `bytea` as hex inside the SQL text and reads it back as
+    hex, so one 25 MB column cost the web process over ten times the file
+    (docs/performance.md, "Large notes"); a piece costs a few times its own size.
+    """
+
+    note = models.ForeignKey(ClinicalNote, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField(help_text="0 is the first piece.")
+    data = EncryptedBinaryField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["note", "index"], name="note_chunk_one_per_index")]
+
+    def __str__(self):
+        return f"Note {self.note_id} piece {self.index}"
 
 
 class NotePreview(models.Model):

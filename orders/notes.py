@@ -15,13 +15,13 @@ The database backs this up with a partial unique constraint (one in-flight deliv
 per order), which catches two sends racing past these checks.
 """
 
-import hashlib
 import logging
 from pathlib import PurePath
 
 from django.db import IntegrityError, transaction
 
 from hcoint.events import log_event
+from orders import note_content
 from orders.audit import audit_record
 from orders.delivery import delivery_enqueue
 from orders.models import AuditEvent, ClinicalNote, Delivery, Order
@@ -53,7 +53,9 @@ class NoteRefused(Exception):
 
 def note_upload(*, order, file_name, content, page_count, user, request=None, original_sha256=""):
     """Store a checked PDF for `order`. The PDF checks themselves live in the upload form:
-    `content` is the clean copy rebuilt from the upload, `original_sha256` the upload's hash."""
+    `content` is the clean copy rebuilt from the upload (bytes, or a binary file read from
+    its current position, stored a piece at a time), `original_sha256` the upload's hash."""
+    size, sha256 = note_content.measure(content)
     try:
         with transaction.atomic():
             order = Order.objects.select_for_update().get(pk=order.pk)
@@ -62,13 +64,13 @@ def note_upload(*, order, file_name, content, page_count, user, request=None, or
             note = ClinicalNote.objects.create(
                 order=order,
                 file_name=clean_file_name(file_name),
-                content=content,
-                size=len(content),
-                sha256=hashlib.sha256(content).hexdigest(),
+                size=size,
+                sha256=sha256,
                 original_sha256=original_sha256,
                 page_count=page_count,
                 uploaded_by=user,
             )
+            note_content.store(note, content)
             audit_record(request=request, user=user, action=AuditEvent.Action.UPLOAD_NOTE, obj=note, order=order)
     except NoteRefused as refused:
         note_upload_rejected(order=order, user=user, request=request, reason=refused.reason)

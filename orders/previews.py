@@ -16,7 +16,8 @@ import logging
 import time
 
 from hcoint.events import log_event
-from orders.models import ClinicalNote, NotePreview
+from orders import note_content
+from orders.models import NotePreview
 from orders.pdf.preview import PreviewError, render_page
 
 logger = logging.getLogger(__name__)
@@ -33,10 +34,10 @@ def note_page_png(note, page_index):
         if problem:
             raise PreviewError(problem)
         return bytes(png)
-    content = ClinicalNote.objects.values_list("content", flat=True).get(pk=note.pk)
+    content = note_content.read(note)
     started = time.monotonic()
     try:
-        png = render_page(bytes(content), page_index)
+        png = render_page(content, page_index)
     except PreviewError as failed:
         if failed.reason not in NOT_KEPT:
             _keep(NotePreview(note=note, page_index=page_index, png=b"", problem=failed.reason))

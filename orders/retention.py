@@ -45,6 +45,7 @@ from orders.models import (
     ClinicalNote,
     Delivery,
     InboundMessage,
+    NoteChunk,
     NotePreview,
     Order,
     Partner,
@@ -135,6 +136,7 @@ DUE = {"notes": notes_due, "messages": messages_due, "orders": orders_due, "audi
 
 
 def _purge_notes(ids, now):
+    NoteChunk.objects.filter(note_id__in=ids).delete()
     ClinicalNote.objects.filter(pk__in=ids).update(content=b"", content_purged_at=now)
     # The page images are pictures of the same PDF.
     NotePreview.objects.filter(note_id__in=ids).delete()

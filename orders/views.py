@@ -14,7 +14,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.db.models import Prefetch
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import content_disposition_header
@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from hcoint.admin import can_open_admin
 from hcoint.events import log_event
-from orders import notes
+from orders import note_content, notes
 from orders.audit import audit_record, order_events, view_summaries
 from orders.confirm import confirmer_configured
 from orders.delivery import STAFF_ACTION_STATUSES, DeliveryError, delivery_abandon, delivery_retry_now
@@ -301,16 +301,18 @@ def note_download(request, pk):
 
 
 def _pdf_response(request, pk, *, as_attachment, action):
-    note = get_object_or_404(ClinicalNote.objects.select_related("order"), pk=pk)
+    note = get_object_or_404(ClinicalNote.objects.select_related("order").defer("content"), pk=pk)
     if note.is_purged:
         # Gone for good, on purpose: 410 with a page that says so, not an empty PDF or a 500.
         audit_record(request=request, action=action, obj=note, order=note.order, outcome=AuditEvent.Outcome.FAILURE)
         context = {"note": note, "order": note.order, "days": settings.RETENTION_PDF_DAYS}
         return render(request, "orders/note_purged.html", context, status=410)
     audit_record(request=request, action=action, obj=note, order=note.order)
-    response = HttpResponse(bytes(note.content), content_type="application/pdf")
+    # Streamed a stored piece at a time (orders/note_content.py): a large note is never whole
+    # in the web process.
+    response = StreamingHttpResponse(note_content.pieces(note), content_type="application/pdf")
     response["Content-Disposition"] = content_disposition_header(as_attachment, pdf_file_name(note))
-    response["Content-Length"] = str(len(note.content))
+    response["Content-Length"] = str(note.size)
     # Patient documents must not linger in browser or proxy caches.
     response["Cache-Control"] = "no-store, private"
     return response

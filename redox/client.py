@@ -24,6 +24,7 @@ from django.conf import settings
 from redox.auth import Auth, TokenCache, load_auth, load_platform_auth
 from redox.errors import Outcome, RedoxError, classify, error_from_response, json_object, network_error
 from redox.messages import Base64File, Document, JsonObject, encode_message
+from redox.multipart import FileSource, MultipartBody
 
 
 @dataclass(frozen=True)
@@ -89,15 +90,22 @@ class RedoxClient:
         )
         return SendResult(status=response.status_code, log_ids=_log_ids(response))
 
-    def upload_file(self, content: bytes, file_name: str, content_type: str = "application/pdf") -> str:
-        """Upload a file to the blob endpoint; returns the URI to reference in a message."""
+    def upload_file(self, content: bytes | FileSource, file_name: str, content_type: str = "application/pdf") -> str:
+        """Upload a file to the blob endpoint; returns the URI to reference in a message.
+
+        `content` is the file's bytes, or a FileSource whose pieces are read as they are sent
+        (redox/multipart.py), so the file is never whole in memory.
+        """
         # https://developer.redoxengine.com/data-exchange/sending-files-through-redox/
         # multipart/form-data, field "file", Bearer token; 201 Created with {"URI": ...}.
+        source = content if isinstance(content, FileSource) else FileSource.from_bytes(content)
+        body = MultipartBody("file", file_name, content_type, source)
         response = self._authorized(
             "Redox blob upload",
             "POST",
             self.upload_url,
-            files={"file": (file_name, content, content_type)},
+            data=body,
+            headers={"Content-Type": body.content_type},
         )
         uri = (json_object(response) or {}).get("URI")
         if not isinstance(uri, str) or not uri:
@@ -115,6 +123,8 @@ class RedoxClient:
         response = self._with_token(what, method, url, token, headers, **kwargs)
         if classify(response.status_code) is Outcome.REAUTH:
             self.tokens.forget(token)
+            if hasattr(kwargs.get("data"), "seek"):
+                kwargs["data"].seek(0)  # a streamed body (an upload) is sent again from its start
             token = self.tokens.access_token()
             response = self._with_token(what, method, url, token, headers, **kwargs)
         if classify(response.status_code) is not Outcome.OK:
@@ -232,26 +242,34 @@ def _log_ids(response: requests.Response) -> list[str]:
 
 
 def prepare_document(
-    content: bytes, file_name: str, *, client: RedoxClient | None = None, inline_max_bytes: int | None = None
+    content: bytes | FileSource,
+    file_name: str,
+    *,
+    client: RedoxClient | None = None,
+    inline_max_bytes: int | None = None,
 ) -> Document:
     """The Document for a PDF: inline at or under the threshold, else uploaded to Redox's blob store.
 
-    `inline_max_bytes` defaults to settings.REDOX_INLINE_MAX_BYTES (Redox advises against
-    embedding more than ~200 KB). Raises RedoxError, permanent, for a file over Redox's
-    30 MB limit, and whatever `client.upload_file` raises.
+    `content` is the PDF's bytes or a FileSource (streamed to the blob store, read whole
+    only when small enough to embed). `inline_max_bytes` defaults to
+    settings.REDOX_INLINE_MAX_BYTES (Redox advises against embedding more than ~200 KB).
+    Raises RedoxError, permanent, for a file over Redox's 30 MB limit, and whatever
+    `client.upload_file` raises.
     """
+    source = content if isinstance(content, FileSource) else FileSource.from_bytes(content)
     limit = settings.REDOX_FILE_LIMIT_BYTES  # Redox's uploaded-file limit; docs/redox.md
-    if len(content) > limit:
+    if source.size > limit:
         raise RedoxError(
-            f"The PDF is {len(content)} bytes; Redox accepts files up to {limit} bytes.",
+            f"The PDF is {source.size} bytes; Redox accepts files up to {limit} bytes.",
             retryable=False,
         )
     if inline_max_bytes is None:
         inline_max_bytes = int(settings.REDOX_INLINE_MAX_BYTES)
-    if len(content) <= inline_max_bytes:
-        return Document(file_name=file_name, value=Base64File(content))
+    if source.size <= inline_max_bytes:
+        data = source.read_all() if isinstance(content, FileSource) else content
+        return Document(file_name=file_name, value=Base64File(data))
     client = client or get_client()
-    return Document(file_name=file_name, value=client.upload_file(content, file_name), is_uri=True)
+    return Document(file_name=file_name, value=client.upload_file(source, file_name), is_uri=True)
 
 
 # --- The process-wide client --------------------------------------------------

@@ -13,6 +13,7 @@ from unittest import mock
 
 from redox.client import RedoxClient, SendResult
 from redox.errors import RedoxError
+from redox.multipart import FileSource
 
 T0 = datetime(2026, 10, 6, 12, 0, tzinfo=UTC)
 
@@ -67,7 +68,7 @@ class FakeRedox:
 
     def _upload(self, content, file_name, content_type="application/pdf"):
         with self.lock:
-            self.uploads.append((bytes(content), file_name))
+            self.uploads.append((bytes(content.read_all() if isinstance(content, FileSource) else content), file_name))
             return f"https://blob.redox.test/{len(self.uploads)}"
 
     def patch(self):

@@ -25,6 +25,7 @@ import factory
 from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
+from orders import note_content
 from orders.models import BatchFile, ClinicalNote, Delivery, InboundMessage, Order, Partner, UploadBatch, hash_token
 from redox import inbound
 from redox.messages import OutboundOrder
@@ -226,6 +227,13 @@ class ClinicalNoteFactory(factory.django.DjangoModelFactory):
     original_sha256 = factory.LazyAttribute(lambda n: n.sha256)
     page_count = 1
     uploaded_by = factory.SubFactory(UserFactory, uploader=True)
+
+    @classmethod
+    def _create(cls, model_class, *args, content, **kwargs):
+        """As note_upload stores a note: the row, then its PDF in pieces (orders/note_content.py)."""
+        note = super()._create(model_class, *args, **kwargs)
+        note_content.store(note, content)
+        return note
 
 
 RETRY_ERROR = "Redox /endpoint: HTTP 503"

@@ -6,11 +6,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from orders import batches
+from orders import batches, note_content
 from orders.models import BatchFile, UploadBatch
 from orders.worker import Worker
 from tests.conftest import events
-from tests.factories import BatchFileFactory, DeliveryFactory, UploadBatchFactory
+from tests.factories import SAMPLE_PDF, BatchFileFactory, DeliveryFactory, UploadBatchFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -43,7 +43,7 @@ def test_expired_batches_are_deleted_with_their_files_and_the_rest_stay(caplog):
     assert list(BatchFile.objects.all()) == [current]
     # What was sent stays: the note and its delivery are the record, not the batch.
     sent.refresh_from_db()
-    assert sent.note.content
+    assert note_content.read(sent.note) == SAMPLE_PDF
     [purged] = events(caplog, "batch.purged")
     assert (purged.batches, purged.unsent_files) == (1, 2)
 

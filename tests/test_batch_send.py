@@ -7,6 +7,7 @@ from unittest import mock
 import pytest
 from django.urls import reverse
 
+from orders import note_content
 from orders.models import AuditEvent, BatchFile, Delivery
 from tests.factories import (
     SAMPLE_PDF,
@@ -59,7 +60,7 @@ def test_confirmed_rows_become_notes_and_deliveries_skipped_ones_are_discarded(
     sent.refresh_from_db()
     note = first.notes.get()
     assert sent.decision == BatchFile.Decision.SENT and sent.note == note and sent.chosen_order == first
-    assert bytes(note.content) == SAMPLE_PDF
+    assert note_content.read(note) == SAMPLE_PDF
     assert note.file_name == "first.pdf" and note.uploaded_by == uploader
     assert note.original_sha256 == sent.original_sha256 and note.page_count == 1
     delivery = Delivery.objects.get(order=first)
@@ -123,7 +124,7 @@ def test_the_sent_bytes_are_the_gates_clean_copy(client, uploader, batch, orders
     row = BatchFileFactory(batch=batch, proposed_order=orders[0], content=b"%PDF-1.7 the clean copy")
     client.force_login(uploader)
     send(client, batch, [(row, orders[0].pk)])
-    assert bytes(orders[0].notes.get().content) == b"%PDF-1.7 the clean copy"
+    assert note_content.read(orders[0].notes.get()) == b"%PDF-1.7 the clean copy"
 
 
 def test_a_file_is_never_sent_to_an_order_with_a_note_in_flight(client, uploader, batch, orders):

@@ -25,15 +25,15 @@ def test_one_successful_send_reads_each_row_once(partner, uploader):
     assert Delivery.objects.get(pk=delivery.pk).status == Delivery.Status.SENT
     sent = statements(captured)
     # Claim: the delivery with its note (no content), the order's lock with its state and
-    # purge mark, two updates. Send: the order with its partner, the note's content.
+    # purge mark, two updates. Send: the order with its partner, the PDF's one piece.
     # Outcome: the delivery with its order, the attempt, two updates. (Fourteen before.)
     assert len(sent) == 10, "\n".join(sent)
     assert not [sql for sql in sent if sql.startswith('SELECT 1 AS "a"')]  # no separate retention checks
     assert not [sql for sql in sent if sql.startswith('SELECT "orders_order"."partner_id"')]  # none to log
-    # The note is joined into the claim, its content alone read once for the send.
-    notes = [sql for sql in sent if sql.startswith('SELECT "orders_clinicalnote"')]
-    assert len(notes) == 1
-    assert notes[0].startswith('SELECT "orders_clinicalnote"."id", "orders_clinicalnote"."content" FROM')
+    # The note is joined into the claim and not read again; its PDF is read once, a piece per query.
+    assert not [sql for sql in sent if sql.startswith('SELECT "orders_clinicalnote"')]
+    pieces = [sql for sql in sent if 'FROM "orders_notechunk"' in sql]
+    assert len(pieces) == 1 and pieces[0].startswith('SELECT "orders_notechunk"."data" AS "data" FROM')
     if connection.features.has_select_for_update_of:
         # Only the delivery rows are locked by the joined queries; the order's own lock is separate.
         locked = [sql for sql in sent if "FOR UPDATE" in sql and 'FROM "orders_delivery"' in sql]

@@ -27,7 +27,7 @@ from hcoint.encryption import (
 )
 from hcoint.fields import keyring
 from hcoint.phi import safe_exception_message
-from orders.models import BatchFile, ClinicalNote, InboundMessage, NotePreview, Redelivery
+from orders.models import BatchFile, ClinicalNote, InboundMessage, NoteChunk, NotePreview, Redelivery
 from tests.conftest import PARTNER_TOKEN, sample_bytes, sample_json
 from tests.factories import SAMPLE_PDF, TINY_PNG, BatchFileFactory, ClinicalNoteFactory, InboundMessageFactory
 
@@ -60,7 +60,7 @@ def redelivery(message, body=BODY):
 def encrypted_row(column):
     """(row, model, column name, plaintext) for each column that holds a patient's document or message."""
     if column == "note":
-        return ClinicalNoteFactory(), ClinicalNote, "content", SAMPLE_PDF
+        return ClinicalNoteFactory().chunks.get(), NoteChunk, "data", SAMPLE_PDF
     if column == "message":
         return InboundMessageFactory(body=BODY), InboundMessage, "body", BODY
     if column == "redelivery":

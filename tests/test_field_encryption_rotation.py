@@ -13,8 +13,9 @@ import pytest
 from django.core.management import call_command
 
 from hcoint.encryption import MAGIC, generate_key, key_id, parse_key
+from orders import note_content
 from orders.management.commands.reencrypt import encrypted_columns
-from orders.models import ClinicalNote, InboundMessage
+from orders.models import ClinicalNote, InboundMessage, NoteChunk
 from tests.factories import SAMPLE_PDF, ClinicalNoteFactory, InboundMessageFactory
 from tests.test_field_encryption import BODY, redelivery, store_raw, stored
 
@@ -58,10 +59,10 @@ def test_rotation_new_key_first_then_reencrypt_then_old_key_removed(old_rows, se
     out = reencrypt()
     assert "orders_inboundmessage.body: 3 row(s) re-encrypted" in out  # two old, one legacy; not the fresh one
     assert "orders_redelivery.body: 1 row(s) re-encrypted" in out
-    assert "orders_clinicalnote.content: 1 row(s) re-encrypted" in out
+    assert "orders_notechunk.data: 1 row(s) re-encrypted" in out
     for message in [*old_rows["messages"], old_rows["legacy"], fresh]:
         assert header_key_id(stored(InboundMessage, "body", message.pk)) == key_id(parse_key(new))
-    assert header_key_id(stored(ClinicalNote, "content", old_rows["note"].pk)) == key_id(parse_key(new))
+    assert header_key_id(stored(NoteChunk, "data", old_rows["note"].chunks.get().pk)) == key_id(parse_key(new))
 
     settings.FIELD_ENCRYPTION_KEYS = [new]
     assert [bytes(b) for b in InboundMessage.objects.order_by("pk").values_list("body", flat=True)] == [
@@ -71,7 +72,7 @@ def test_rotation_new_key_first_then_reencrypt_then_old_key_removed(old_rows, se
         BODY,
     ]
     assert bytes(old_rows["redelivery"].__class__.objects.get().body) == BODY
-    assert bytes(ClinicalNote.objects.get().content) == SAMPLE_PDF
+    assert note_content.read(ClinicalNote.objects.get()) == SAMPLE_PDF
 
 
 def test_reencrypt_twice_rewrites_nothing_the_second_time(old_rows, settings):
@@ -117,7 +118,7 @@ def test_dry_run_counts_and_changes_nothing(old_rows, settings):
     before = stored(InboundMessage, "body", old_rows["messages"][0].pk)
     out = reencrypt("--dry-run")
     assert "orders_inboundmessage.body: 1 plaintext row(s) and 2 under an older key would be re-encrypted" in out
-    assert "orders_clinicalnote.content: 0 plaintext row(s) and 1 under an older key" in out
+    assert "orders_notechunk.data: 0 plaintext row(s) and 1 under an older key" in out
     assert stored(InboundMessage, "body", old_rows["messages"][0].pk) == before
     assert stored(InboundMessage, "body", old_rows["legacy"].pk) == BODY
 
@@ -140,7 +141,7 @@ def test_decrypt_writes_plaintext_back_for_a_rollback(old_rows):
     out = reencrypt("--decrypt")
     assert "orders_inboundmessage.body: 2 row(s) decrypted" in out  # the legacy row already was
     assert stored(InboundMessage, "body", old_rows["messages"][1].pk) == BODY + b"\x01"
-    assert stored(ClinicalNote, "content", old_rows["note"].pk) == SAMPLE_PDF
+    assert stored(NoteChunk, "data", old_rows["note"].chunks.get().pk) == SAMPLE_PDF
     assert "0 encrypted row(s)" in reencrypt("--decrypt", "--dry-run")
 
 

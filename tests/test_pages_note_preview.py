@@ -91,7 +91,7 @@ def test_pages_past_the_bound_are_not_rendered(client, viewer, note, settings, r
 
 
 def test_a_note_that_cannot_be_rendered_says_so_in_words_and_is_not_audited(client, viewer, note, caplog, renders):
-    type(note).objects.filter(pk=note.pk).update(content=b"%PDF-1.7 broken beyond repair")
+    note = ClinicalNoteFactory(order=note.order, uploaded_by=note.uploaded_by, content=b"%PDF-1.7 broken beyond repair")
     client.force_login(viewer)
     with caplog.at_level(logging.WARNING):
         response = client.get(page_url(note, 1))

@@ -21,7 +21,8 @@ def test_inline_view_serves_the_pdf_and_may_not_be_framed(client, viewer, note):
     client.force_login(viewer)
     response = client.get(reverse("note_pdf", args=[note.pk]))
     assert response.status_code == 200
-    assert response.content == sample_bytes("clinical-note.pdf")
+    assert response.getvalue() == sample_bytes("clinical-note.pdf")
+    assert response["Content-Length"] == str(len(sample_bytes("clinical-note.pdf")))
     assert response["Content-Type"] == "application/pdf"
     assert response["Content-Disposition"] == 'inline; filename="clinical-note.pdf"'
     assert "no-store" in response["Cache-Control"]

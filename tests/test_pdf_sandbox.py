@@ -21,9 +21,11 @@ from tests.test_pdf_gate_refuses import LIMITS
 
 
 def test_the_child_returns_the_same_copy_as_the_check_itself():
-    checked = check_in_child(SAMPLE_PDF, LIMITS)
-    assert checked == check_and_rebuild(SAMPLE_PDF, LIMITS)
-    assert checked.original_sha256 == hashlib.sha256(SAMPLE_PDF).hexdigest()
+    checked, in_process = check_in_child(SAMPLE_PDF, LIMITS), check_and_rebuild(SAMPLE_PDF, LIMITS)
+    assert (checked.page_count, checked.content) == (in_process.page_count, in_process.content)
+    assert checked.original_sha256 == in_process.original_sha256 == hashlib.sha256(SAMPLE_PDF).hexdigest()
+    # The copy is in a temporary file, not in memory; read again, it is the same.
+    assert checked.open().read() == checked.content and checked.copy.fileno() >= 0
 
 
 def test_a_refusal_in_the_child_reaches_the_caller_with_its_reason():

@@ -7,6 +7,7 @@ import pytest
 from django.conf import settings as loaded_settings
 from django.utils import timezone
 
+from orders import note_content
 from orders.models import (
     AuditEvent,
     ClinicalNote,
@@ -69,12 +70,12 @@ def filed_delivery(days, order=None):
 
 def pdf_kept(note):
     note.refresh_from_db()
-    return note.content_purged_at is None and bytes(note.content) == SAMPLE_PDF
+    return note.content_purged_at is None and bytes(note_content.read(note)) == SAMPLE_PDF
 
 
 def pdf_removed(note):
     note.refresh_from_db()
-    return note.content_purged_at == NOW and bytes(note.content) == b""
+    return note.content_purged_at == NOW and not note.chunks.exists() and bytes(note.content) == b""
 
 
 def patient_kept(order):

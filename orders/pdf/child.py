@@ -41,6 +41,7 @@ def child_main():
         answer, content = job(request, data)
     except MemoryError:
         answer, content = OUT_OF_MEMORY, b""
-    stdout.write(json.dumps(answer).encode() + b"\n" + content)
+    stdout.write(json.dumps(answer).encode() + b"\n")
+    stdout.write(content)
     stdout.flush()
     os._exit(0)  # skip interpreter teardown: nothing left to clean up, and it costs time

@@ -2,6 +2,7 @@
 and the checked file. No Django here: the child process that runs the check imports this."""
 
 from dataclasses import dataclass
+from typing import BinaryIO
 
 PLAIN_DOCUMENT = "Notes must be plain documents; save or print it again as a plain PDF and upload that."
 PDF_MAGIC = b"%PDF-"
@@ -75,18 +76,33 @@ class Limits:
 
 @dataclass(frozen=True)
 class CheckedPdf:
-    """An accepted upload: the rebuilt copy we store, show and send, and the upload's hash."""
+    """An accepted upload: the rebuilt copy we store, show and send, and the upload's hash.
+
+    The copy is in a temporary file (`copy`, from byte `offset`), not in memory: `open()`
+    gives the file at the copy's first byte, for reading it in pieces; `content` reads it
+    whole (small files, and the bulk upload's rows)."""
 
     page_count: int
-    content: bytes
     original_sha256: str
+    copy: BinaryIO
+    offset: int = 0
+
+    def open(self) -> BinaryIO:
+        self.copy.seek(self.offset)
+        return self.copy
+
+    @property
+    def content(self) -> bytes:
+        return self.open().read()
 
 
-def refuse_basics(data, limits):
-    """The checks that need no parser; the web process runs them too, before the child."""
-    if not data:
+def refuse_basics(data, limits, *, size=None):
+    """The checks that need no parser; the web process runs them too, before the child.
+    `data` may be just the first bytes of a file whose `size` is given."""
+    size = len(data) if size is None else size
+    if not size:
         raise PdfRejected.because("empty")
-    if len(data) > limits.max_bytes:
+    if size > limits.max_bytes:
         raise PdfRejected("The file is larger than the largest note we can send.", "too_large")
     if not data.startswith(PDF_MAGIC):
         raise PdfRejected.because("not_pdf")
