@@ -339,7 +339,9 @@ def encryption(pg):
 
 
 def note_lines(results):
-    lines = ["Large notes          upload s         send→sent s   delivery   web peak growth MB   worker peak growth MB"]
+    lines = [
+        "Large notes          upload s         send→sent s   delivery   web peak growth MB   worker peak growth MB"
+    ]
     for megabytes, row in results["notes"].items():
         lines.append(
             f"  {int(megabytes):>3} MB PDF        {row['upload_s']:8.2f}   {row['deliver_s']:18.2f}"

@@ -12,9 +12,9 @@ field's two conversions replaced by plain BinaryField's, i.e. the code before mi
 
 1. The cipher alone, for a 10 MB and a 25 MB note: encrypt and decrypt, best of 5, and the
    peak of Python allocations (tracemalloc) over the note's size.
-2. A note through the ORM on the database: `ClinicalNote.objects.create(content=...)` and
-   reading `content` back as the app does (`bytes(...)`), time and tracemalloc peak, on and
-   off (best of 3, alternating).
+2. A note through the ORM on the database: its PDF stored in pieces as `note_upload` stores
+   it (`orders.note_content.store`) and read back whole as the page renderer reads it
+   (`note_content.read`), time and tracemalloc peak, on and off (best of 3, alternating).
 3. Webhook ingest in process (Django's test client, an Order.New each time): median and
    best ms over BENCH_ENCRYPTION_POSTS posts, on and off, alternating in blocks of 20.
 
@@ -89,20 +89,21 @@ def cipher(size):
 
 
 def note_round_trip(order, user, size, on):
+    from orders import note_content
     from orders.models import ClinicalNote
 
     data = b"%PDF-1.7\n" + os.urandom(size - 9)
+    size, sha256 = note_content.measure(data)
     with switched(on):
-        note, write_ms, write_peak = traced(
-            lambda: ClinicalNote.objects.create(
-                order=order, file_name="n.pdf", content=data, size=size, sha256="0" * 64, page_count=1, uploaded_by=user
-            )
+        # As note_upload stores a note: the row, then its pieces (orders/note_content.py).
+        note = ClinicalNote.objects.create(
+            order=order, file_name="n.pdf", size=size, sha256=sha256, page_count=1, uploaded_by=user
         )
-        # As the app reads a note (orders/delivery_message.py, orders/views.py): bytes(note.content).
-        content, read_ms, read_peak = traced(
-            lambda: bytes(ClinicalNote.objects.values_list("content", flat=True).get(pk=note.pk))
-        )
-    assert bytes(content) == data
+        _, write_ms, write_peak = traced(lambda: note_content.store(note, data))
+        # As the page renderer reads a note whole (orders/previews.py); a delivery and a
+        # download read the same pieces one at a time instead.
+        content, read_ms, read_peak = traced(lambda: note_content.read(note))
+    assert content == data
     ClinicalNote.objects.filter(pk=note.pk).delete()
     return {
         "write_ms": write_ms,
