@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from orders import note_content
 from orders.models import ClinicalNote, Delivery
 from tests.browser.conftest import sign_in
 from tests.factories import OrderFactory, UserFactory
@@ -47,7 +48,7 @@ def test_upload_review_send_and_see_the_delivery(page, order):
     assert pdf.status == 200 and pdf.headers["content-type"] == "application/pdf"
     # The reviewer sees the clean copy rebuilt from the upload, which is what will be sent.
     note = ClinicalNote.objects.get(order=order)
-    assert pdf.body() == bytes(note.content)
+    assert pdf.body() == note_content.read(note)
     assert note.original_sha256 == hashlib.sha256(SAMPLE_PDF.read_bytes()).hexdigest()
 
     page.get_by_role("button", name="Send to Cascade Health").click()
