@@ -131,3 +131,23 @@ def test_a_large_upload_reaches_the_checker_as_its_temporary_file(client, upload
     assert note.original_sha256 == hashlib.sha256(SAMPLE_PDF).hexdigest()
     stored_copy = note_content.read(note)
     assert stored_copy.startswith(b"%PDF-") and note.sha256 == hashlib.sha256(stored_copy).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"GIF89a not a pdf at all", "This file is not a PDF"),
+        (b"%PDF-1.7\n this is no PDF inside", "We could not make a clean copy"),
+    ],
+)
+def test_a_refused_upload_from_a_temporary_file_says_why_and_stores_nothing(
+    client, uploader, settings, tmp_path, data, message
+):
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 0
+    path = tmp_path / "note.pdf"
+    path.write_bytes(data)
+    client.force_login(uploader)
+    with path.open("rb") as upload:
+        response = client.post(reverse("upload_note", args=[OrderFactory().pk]), {"file": upload})
+    assert response.status_code == 400 and message in response.content.decode()
+    assert not ClinicalNote.objects.exists() and not NoteChunk.objects.exists()
