@@ -137,7 +137,7 @@ def test_a_large_upload_reaches_the_checker_as_its_temporary_file(client, upload
     ("data", "message"),
     [
         (b"GIF89a not a pdf at all", "This file is not a PDF"),
-        (b"%PDF-1.7\n this is no PDF inside", "We could not make a clean copy"),
+        (b"%PDF-1.7\n this is no PDF inside", "The PDF is damaged"),
     ],
 )
 def test_a_refused_upload_from_a_temporary_file_says_why_and_stores_nothing(
