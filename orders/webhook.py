@@ -30,7 +30,7 @@ from django.views.decorators.http import require_http_methods
 from hcoint.events import log_event
 from hcoint.throttle import WEBHOOK_BAD_TOKEN, address_key
 from orders.ingest import message_ingest
-from orders.models import Partner
+from orders.partner_lookup import partner_for_token
 from redox import verification
 
 logger = logging.getLogger(__name__)
@@ -86,6 +86,9 @@ def _challenge_without_partner(request, header_token):
 def _partner_checking_the_connection(token):
     """The partner `token` names: this request's first query, which also checks the connection.
 
+    `partner_for_token` is `Partner.objects.for_token` with its SQL compiled once
+    (orders/partner_lookup.py).
+
     With CONN_HEALTH_CHECKS (hcoint/settings.py) Django sends `SELECT 1` on a reused
     connection before a request's first query: a round trip on every delivery, about a
     tenth of the answer's time (docs/performance.md, "Ingest"). Here the lookup does the
@@ -96,12 +99,12 @@ def _partner_checking_the_connection(token):
     """
     connection.health_check_done = True  # skip Django's check for this request; see above
     try:
-        return Partner.objects.for_token(token)
+        return partner_for_token(token)
     except (OperationalError, InterfaceError):
         if connection.in_atomic_block:
             raise
         connection.close()
-        return Partner.objects.for_token(token)
+        return partner_for_token(token)
 
 
 @csrf_exempt
@@ -147,7 +150,7 @@ def redox_webhook(request):
 def _answer_challenge(request, challenge, *, header_token, header_partner):
     """Echo `challenge` if its token names a partner. `header_partner` is the partner the
     header's token named (or None): when the challenge's token is that one, it is not looked up again."""
-    partner = header_partner if challenge.token == header_token else Partner.objects.for_token(challenge.token)
+    partner = header_partner if challenge.token == header_token else partner_for_token(challenge.token)
     if partner is None:
         return _refuse(request, challenge.token)
     return _text(challenge.challenge)
