@@ -14,7 +14,9 @@ A statement is atomic, and outside a transaction PostgreSQL commits it on its ow
 round trip where `BEGIN`, the three inserts, a savepoint and `COMMIT` took seven
 (docs/performance.md, "Ingest"). Either everything is stored or nothing is. Each
 INSERT is the one the ORM builds (Django's SQL compiler, with every field's own
-preparation of its value), so the rows are what `Model.save()` would write.
+preparation of its value), so the rows are what `Model.save()` would write. The text of
+the common statement (one message, one order) is built by the compiler once per process
+and reused; each message still prepares every value through its field (`_statement`).
 
 Anything else is left to the general path in orders/ingest.py (`store_new_orders`
 returns None and has written nothing): another event type, a body that cannot be read
@@ -25,6 +27,7 @@ before. A redelivery (the unique (partner, dedupe_key) constraint) raises
 IntegrityError, as the general path's insert does, for the caller to count it.
 """
 
+import functools
 import logging
 
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
@@ -90,23 +93,85 @@ def store_new_orders(message, read):
     return orders, logged
 
 
-def _insert_sql(model, objs, returning, connection):
-    """The ORM's own INSERT of `objs` (every concrete field but the primary key), returning `returning`."""
+@functools.cache
+def _insert_fields(model):
+    """The columns the ORM's INSERT of `model` writes: every concrete field but the primary key."""
     meta = model._meta
-    fields = [field for field in meta.local_concrete_fields if not field.generated and field is not meta.auto_field]
+    return [field for field in meta.local_concrete_fields if not field.generated and field is not meta.auto_field]
+
+
+def _insert_sql(model, objs, returning, connection, *, raw=False):
+    """The ORM's own INSERT of `objs`, returning `returning`. `raw`: the values are read as
+    they stand, without the fields' pre_save (already run: see `_statement`)."""
+    meta = model._meta
     query = InsertQuery(model)
-    query.insert_values(fields, objs)
+    query.insert_values(_insert_fields(model), objs, raw=raw)
     compiler = query.get_compiler(connection=connection)
     compiler.returning_fields = [meta.get_field(name) for name in returning]
     ((sql, params),) = compiler.as_sql()
     return sql, params
 
 
+def _prepared(model, obj, connection):
+    """`obj`'s INSERT parameters as Django's compiler prepares them (each field's pre_save, then
+    get_db_prep_save: the body is encrypted here), or None when a value would change the
+    statement's text: an expression, or a placeholder other than the plain `%s` (a field's
+    get_placeholder, as BinaryField's, may choose one by the value; on PostgreSQL it is `%s`)."""
+    fields = _insert_fields(model)
+    values = [field.pre_save(obj, add=True) for field in fields]
+    if any(hasattr(value, "resolve_expression") for value in values):
+        return None
+    params = tuple(
+        field.get_db_prep_save(value, connection=connection) for field, value in zip(fields, values, strict=True)
+    )
+    compiler = None
+    for field, param in zip(fields, params, strict=True):
+        if hasattr(param, "as_sql"):
+            return None
+        if hasattr(field, "get_placeholder"):
+            compiler = compiler or InsertQuery(model).get_compiler(connection=connection)
+            if field.get_placeholder(param, compiler, connection) != "%s":
+                return None
+    return params
+
+
+# The one statement's SQL text for one message and one order, per database: built by Django's
+# compiler the first time and reused; only the parameters change from one message to the next.
+_statement_sql: dict[tuple[str, str], str] = {}
+
+
 def _statement(message, orders):
+    """The one statement and its parameters.
+
+    Its text is the compiler's and does not depend on the values, as long as none is an
+    expression and no field makes a placeholder of its own, so for the common case (one
+    message, one order) it is built once and each message only prepares its values,
+    every field by its own get_db_prep_save as the compiler would (the body is still
+    encrypted each time; tests/test_ingest_one_statement.py compares the rows). Several
+    orders (GroupedOrders: PostgreSQL's compiler then writes UNNEST arrays), or a value
+    the text depends on, take the compiler every time.
+    """
     connection = connections[DEFAULT_DB_ALIAS]
+    if len(orders) == 1:
+        message_params = _prepared(InboundMessage, message, connection)
+        order_params = _prepared(Order, orders[0], connection) if message_params is not None else None
+        if order_params is not None:
+            key = (connection.alias, connection.vendor)
+            sql = _statement_sql.get(key)
+            if sql is None:
+                # The values were prepared above; the compiler reads them as they stand.
+                sql, params = _compiled_statement(message, orders, connection, raw=True)
+                if len(params) != len(message_params) + len(order_params):
+                    return _compiled_statement(message, orders, connection)
+                _statement_sql[key] = sql
+            return sql, (*message_params, *order_params)
+    return _compiled_statement(message, orders, connection)
+
+
+def _compiled_statement(message, orders, connection, *, raw=False):
     qn = connection.ops.quote_name
-    message_sql, message_params = _insert_sql(InboundMessage, [message], ["id"], connection)
-    orders_sql, orders_params = _insert_sql(Order, orders, ["id", "ehr_order_id"], connection)
+    message_sql, message_params = _insert_sql(InboundMessage, [message], ["id"], connection, raw=raw)
+    orders_sql, orders_params = _insert_sql(Order, orders, ["id", "ehr_order_id"], connection, raw=raw)
     link = InboundMessage.orders.through._meta
     # Only the ORM's own SQL and quoted table and column names; every value is a parameter.
     sql = (
