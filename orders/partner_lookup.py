@@ -23,8 +23,11 @@ own columns selected. Otherwise every lookup goes through `for_token`, as before
 import contextlib
 import logging
 import secrets
+import time
 
 from django.db import connection
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 
 from orders.models import Partner, hash_token
 
@@ -76,10 +79,7 @@ def partner_for_token(token):
     """What `Partner.objects.for_token(token)` returns, by its SQL compiled once (see above)."""
     if not token:
         return Partner.objects.for_token(token)  # None, without a query
-    key = (connection.alias, connection.vendor)
-    if key not in _statements:
-        _statements[key] = _capture()
-    statement = _statements[key]
+    statement = _statement()
     if statement is None:
         return Partner.objects.for_token(token)
     return statement.run(token)
@@ -94,8 +94,14 @@ def _capture():
         caught.append((sql, params))
         raise _Caught
 
-    with connection.execute_wrapper(catch), contextlib.suppress(_Caught):
-        Partner.objects.for_token(sentinel)
+    # Django's debug cursor (DEBUG, or a test capturing queries) would list the caught
+    # statement as a query that ran (as None): it never reaches the database.
+    debug_cursor, connection.force_debug_cursor = connection.force_debug_cursor, False
+    try:
+        with connection.execute_wrapper(catch), contextlib.suppress(_Caught):
+            Partner.objects.for_token(sentinel)
+    finally:
+        connection.force_debug_cursor = debug_cursor
     statement = _reusable(caught, hash_token(sentinel))
     if statement is None:
         logger.warning(
@@ -126,3 +132,62 @@ def _reusable(caught, sentinel_hash):
     if attnames != [field.attname for field in Partner._meta.concrete_fields]:
         return None
     return _Statement(sql, params, hash_at, attnames, compiler.get_converters(columns))
+
+
+def _statement():
+    key = (connection.alias, connection.vendor)
+    if key not in _statements:
+        _statements[key] = _capture()
+    return _statements[key]
+
+
+def verified_id_sql(token, partner_id):
+    """(sql, params) of a subquery giving `partner_id` if `token` names that partner now, else
+    NULL: for_token's own statement, for the webhook's one statement to verify the token in
+    (orders/ingest_statement.py). None when for_token's statement cannot be reused."""
+    statement = _statement()
+    if statement is None:
+        return None
+    pk = connection.ops.quote_name(Partner._meta.pk.column)
+    sql = f'(SELECT "named".{pk} FROM ({statement.sql}) AS "named" WHERE "named".{pk} = %s)'  # noqa: S608
+    return sql, [*statement.params_for(token), partner_id]
+
+
+# Partners this process found by their token, for the webhook's one round trip
+# (orders/ingest.py, `new_orders_ingest`): the hash of the token -> (when, the row's values).
+# Not proof of anything: a remembered partner is only a guess at whom a token names, which
+# the statement that stores the delivery checks against the database (verified_id_sql).
+# The expiry bounds how stale the rest of the row may be (is_production, for the
+# environment warning) and how long a revoked token can make us read a body before refusing it.
+REMEMBER_SECONDS = 60
+_REMEMBER_MAX = 256
+_remembered: dict[str, tuple[float, list]] = {}
+
+
+def remember(token, partner):
+    if len(_remembered) >= _REMEMBER_MAX:
+        _remembered.clear()
+    values = [getattr(partner, field.attname) for field in Partner._meta.concrete_fields]
+    _remembered[hash_token(token)] = (time.monotonic(), values)
+
+
+def remembered(token):
+    """A fresh Partner for the row this process last found for `token`, if recent; else None."""
+    if not token:
+        return None
+    entry = _remembered.get(hash_token(token))
+    if entry is None or time.monotonic() - entry[0] > REMEMBER_SECONDS:
+        return None
+    return Partner.from_db(connection.alias, [field.attname for field in Partner._meta.concrete_fields], entry[1])
+
+
+def forget(token):
+    _remembered.pop(hash_token(token), None)
+
+
+@receiver(post_save, sender=Partner, dispatch_uid="partner_lookup.forget_on_save")
+@receiver(post_delete, sender=Partner, dispatch_uid="partner_lookup.forget_on_delete")
+def _forget_every_partner(**kwargs):
+    """A partner changed in this process (a rotation, a deactivation, a new flag): drop every
+    guess at once. Other processes keep theirs until the statement refuses one or it expires."""
+    _remembered.clear()

@@ -29,7 +29,8 @@ from django.views.decorators.http import require_http_methods
 
 from hcoint.events import log_event
 from hcoint.throttle import WEBHOOK_BAD_TOKEN, address_key
-from orders.ingest import message_ingest
+from orders import partner_lookup
+from orders.ingest import message_ingest, new_orders_ingest
 from orders.partner_lookup import partner_for_token
 from redox import verification
 
@@ -112,7 +113,14 @@ def _partner_checking_the_connection(token):
 @require_http_methods(["GET", "POST"])
 def redox_webhook(request):
     header_token = request.headers.get(verification.TOKEN_HEADER, "")
+    read = None
+    if request.method == "POST":
+        answered, read = _new_orders_in_one_round_trip(request, header_token)
+        if answered is not None:
+            return answered
     partner = _partner_checking_the_connection(header_token)
+    if partner is not None:
+        partner_lookup.remember(header_token, partner)
     # An address over the wrong-token limit gets 429 before its body is read. A request
     # whose header token is right still passes: Redox's egress addresses are shared.
     if partner is None and WEBHOOK_BAD_TOKEN.is_over(address_key(request)):
@@ -143,8 +151,37 @@ def redox_webhook(request):
     challenge = verification.challenge_from_body(body, header_token)
     if challenge is not None:
         return _answer_challenge(request, challenge, header_token=header_token, header_partner=partner)
-    message_ingest(partner=partner, body=body, headers=request.headers)
+    message_ingest(partner=partner, body=body, headers=request.headers, read=read)
     return _text("ok")
+
+
+def _new_orders_in_one_round_trip(request, token):
+    """The common delivery, new orders under a token this process verified lately, in one
+    round trip: (the answer, None), or (None, what was read of the body, if anything) for
+    the usual way above, with nothing stored.
+
+    The partner is not looked up first: the statement that stores the delivery checks the
+    token itself and stores nothing unless the token names that partner now
+    (orders/ingest.py, `new_orders_ingest`). So a partner deactivated or a token rotated
+    away still stores nothing, and is then refused as any wrong token is, by the usual
+    way. The body is read before that check only for a token this process found valid in
+    the last `partner_lookup.REMEMBER_SECONDS`, once (it is then forgotten); any other
+    caller's body is still not read before its token is checked. The statement, not a
+    lookup, is this request's first query: if the connection proves dead it fails, nothing
+    is stored, and the usual way's lookup reconnects (see below).
+    """
+    partner = partner_lookup.remembered(token)
+    if partner is None or _too_large(request):
+        return None, None
+    body = request.body
+    if len(body) > settings.REDOX_WEBHOOK_MAX_BYTES or verification.may_be_challenge(body):
+        return None, None  # a challenge is decoded, and answered, the usual way
+    connection.health_check_done = True  # as for the lookup (below): this request's first query checks it
+    ingested, read = new_orders_ingest(partner=partner, token=token, body=body, headers=request.headers)
+    if ingested is None:
+        partner_lookup.forget(token)
+        return None, read
+    return _text("ok"), None
 
 
 def _answer_challenge(request, challenge, *, header_token, header_partner):
