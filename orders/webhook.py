@@ -15,7 +15,10 @@ message forever, so errors are few. The answers:
 https://developer.redoxengine.com/redox-json-api/processing-requests/
 
 The token is checked before the body is read: a caller without a partner's token
-never makes us read more than a verification challenge's few KB.
+never makes us read more than a verification challenge's few KB. The one exception is a
+token this process found valid in the last minute (`_new_orders_in_one_round_trip`):
+its delivery is read first and the statement that stores it checks the token, storing
+nothing if the token no longer names that partner.
 """
 
 import logging
