@@ -18,6 +18,11 @@ The statement is reused only when that is plainly safe: one statement, the senti
 hash among its parameters and not in its text, every other parameter a constant
 (a boolean, a number, a string: not a time, which would be frozen), and the model's
 own columns selected. Otherwise every lookup goes through `for_token`, as before.
+
+The same statement, as a subquery (`verified_id_sql`), lets the webhook's one statement
+check a token itself; `remember`/`remembered` keep, for a minute, whom this process last
+found for a token, the guess that statement checks (orders/webhook.py,
+`_new_orders_in_one_round_trip`).
 """
 
 import contextlib
