@@ -3,7 +3,7 @@
 Posts fresh `Order.New` samples (redox/samples/order-new.json, a new log id and order id
 each) straight into `hcoint.wsgi.application`, with the production middleware, JSON logs
 at INFO (written to /dev/null) and, with `--trace`, ddtrace patched in as `ddtrace-run`
-does (tracing on, no agent listening: spans are built and dropped). Prints the median and
+does, with the image's DD_* values (tracing on, no agent listening: spans are built and dropped). Prints the median and
 best wall time per post, the median CPU time of this process per post (less at the mercy
 of a busy machine than wall time; the database server's share is not in it), the SQL
 statements one post sends, and with `--profile` where the time goes (cProfile, cumulative;
@@ -34,6 +34,11 @@ os.environ.setdefault("LOG_LEVEL", "INFO")
 os.environ.setdefault("LOG_FORMAT", "json")
 os.environ.setdefault("PROXY_COUNT", "0")
 if args.trace:
+    # The image's DD_* values (the Dockerfile's ENV lines), as `make bench` and production use them.
+    from harness import image_tracer_env
+
+    for _name, _value in image_tracer_env().items():
+        os.environ.setdefault(_name, _value)
     os.environ["DD_TRACE_ENABLED"] = "true"
     os.environ.setdefault("DD_TRACE_AGENT_URL", "http://127.0.0.1:9")  # nothing listens: spans are dropped
     os.environ.setdefault("DD_INSTRUMENTATION_TELEMETRY_ENABLED", "false")

@@ -55,20 +55,15 @@ class Ingested:
     duplicate: bool
 
 
-def message_ingest(*, partner, body, headers, received_at=None):
+def message_ingest(*, partner, body, headers, received_at=None, read=None):
     """Store one delivery from `partner` verbatim, then apply it. Never raises for bad content.
 
     `headers` is any mapping of request headers (only an allow-list is kept);
-    `received_at` lets an import keep the original arrival time.
+    `received_at` lets an import keep the original arrival time; `read` is what
+    `inbound.read(body)` returned already (`new_orders_ingest`), so a body is read once.
     """
-    body = bytes(body)
-    body_sha256 = hashlib.sha256(body).hexdigest()
-    arrived = received_at or timezone.now()
-    kept_headers = _kept_headers(headers)
-    read = _read(body)
-    meta = read.meta if isinstance(read, inbound.Inbound) else inbound.Meta()
-    key = inbound.dedupe_key(body, meta)
-    stored = dict(partner=partner, body=body, body_sha256=body_sha256, headers=kept_headers, received_at=arrived)
+    delivery = _Delivery.of(body, headers, received_at, read)
+    read, meta, key, stored = delivery.read, delivery.meta, delivery.key, delivery.stored(partner)
     try:
         message, logged = _store_and_apply(meta=meta, key=key, read=read, settled=True, **stored)
     except IntegrityError as exc:
@@ -85,13 +80,82 @@ def message_ingest(*, partner, body, headers, received_at=None):
             partner_id=partner.pk,
             error_kind=type(exc).__name__,
         )
-        key = inbound.dedupe_key(body)
+        key = inbound.dedupe_key(delivery.body)
         try:
             message, logged = _store_and_apply(meta=inbound.Meta(), key=key, read=read, settled=False, **stored)
         except IntegrityError as exc:
             return _duplicate(exc, key=key, **stored)
+    return _stored(message, logged, partner=partner, meta=meta)
 
-    # Logged once committed, in the order things happened.
+
+def new_orders_ingest(*, partner, token, body, headers):
+    """The webhook's one round trip: store and apply a delivery of new orders for `partner`,
+    whom this process found for `token` earlier but has not verified for this delivery.
+
+    Only the one statement stores anything here, and it verifies the token itself: the
+    message row gets its partner only if `token` names `partner` now (orders/ingest_statement.py),
+    so a token deactivated or rotated away stores nothing. Returns (Ingested, read), or
+    (None, read) when nothing was stored: the token no longer names the partner, or the
+    delivery is not one the statement takes (another event, an order we hold, a value
+    refused). The caller then looks the partner up and calls `message_ingest` with `read`,
+    as it does for any delivery. A redelivery is counted as `message_ingest` counts it
+    (the statement that met the dedupe key had verified the token).
+    """
+    delivery = _Delivery.of(body, headers, None, None)
+    read, meta, key, stored = delivery.read, delivery.meta, delivery.key, delivery.stored(partner)
+    if not ingest_statement.applies(read):
+        return None, read
+    message = _new_message(meta=meta, key=key, **_marked(read), **stored)
+    try:
+        done = ingest_statement.store_new_orders(message, read, token=token)
+    except ingest_statement.PartnerNotVerified:
+        return None, read
+    except IntegrityError as exc:
+        return _duplicate(exc, key=key, **stored), read
+    if done is None:
+        return None, read
+    return _stored(message, done[1], partner=partner, meta=meta), read
+
+
+@dataclass(frozen=True)
+class _Delivery:
+    """One delivery's bytes and what is known of it before anything is stored."""
+
+    body: bytes
+    body_sha256: str
+    arrived: object
+    headers: dict
+    read: object
+    meta: inbound.Meta
+    key: str
+
+    @classmethod
+    def of(cls, body, headers, received_at, read):
+        body = bytes(body)
+        read = _read(body) if read is None else read
+        meta = read.meta if isinstance(read, inbound.Inbound) else inbound.Meta()
+        return cls(
+            body=body,
+            body_sha256=hashlib.sha256(body).hexdigest(),
+            arrived=received_at or timezone.now(),
+            headers=_kept_headers(headers),
+            read=read,
+            meta=meta,
+            key=inbound.dedupe_key(body, meta),
+        )
+
+    def stored(self, partner):
+        return dict(
+            partner=partner,
+            body=self.body,
+            body_sha256=self.body_sha256,
+            headers=self.headers,
+            received_at=self.arrived,
+        )
+
+
+def _stored(message, logged, *, partner, meta):
+    """Log what became of a stored delivery, once committed, in the order things happened."""
     log_event(logger, "message.received", message_id=message.pk, partner_id=partner.pk)
     if partner.environment_mismatch(meta.is_test):
         # Meta.Test disagrees with the partner's is_production: Redox or the partner is

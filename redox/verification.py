@@ -48,6 +48,11 @@ def challenge_from_query(query: Mapping[str, str], header_token: str = "") -> Ch
     return Challenge(challenge=challenge, token=token)
 
 
+def may_be_challenge(body: bytes) -> bool:
+    """Whether `body` could be a POST challenge (`challenge_from_body`), told without decoding it."""
+    return bool(body) and len(body) <= CHALLENGE_BODY_MAX_BYTES and CHALLENGE_KEY in body
+
+
 def challenge_from_body(body: bytes, header_token: str = "") -> Challenge | None:
     """The POST form: a small JSON object with `challenge` and `verification-token`.
 
@@ -59,7 +64,7 @@ def challenge_from_body(body: bytes, header_token: str = "") -> Challenge | None
     plainly (redox/samples/challenge-post.json); a key spelled with JSON escapes is not
     taken for a challenge.
     """
-    if not body or len(body) > CHALLENGE_BODY_MAX_BYTES or CHALLENGE_KEY not in body:
+    if not may_be_challenge(body):
         return None
     try:
         data = json.loads(body)
