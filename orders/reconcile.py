@@ -101,19 +101,28 @@ def needs_person(now):
     return Order.objects.filter(needs_person_filter(now))
 
 
+def needs_person_count(now):
+    """needs_person(now).count(), in two index-only counts: the states (`order_state_newest`)
+    and, among the few orders still sending, the long retries. One query with the retry
+    test ORed in must read every counted row's heap page for its id: it grew with the backlog."""
+    in_states = Order.objects.filter(state__in=NEEDS_PERSON_STATES).count()
+    return in_states + Order.objects.filter(_retrying_long(now), state=Order.State.SENDING).count()
+
+
 def open_orders():
     return Order.objects.exclude(state__in=Order.CLOSED_STATES).annotate(retrying=_retrying())
 
 
 def attention_count(now=None):
     """The number in the nav, on every page: orders awaiting a note plus those that need a
-    person (the worklist's two totals), in one query.
+    person (the worklist's two totals), in two index-only counts (as needs_person_count).
 
     Only the states that hold them are counted, never every open order: that would count each
     accepted note until Redox confirms it and, with confirmation off, every note ever sent.
     """
     now = now or timezone.now()
-    return Order.objects.filter(Q(state=Order.State.AWAITING_NOTE) | needs_person_filter(now)).count()
+    waiting = Order.objects.filter(state__in=[Order.State.AWAITING_NOTE, *NEEDS_PERSON_STATES]).count()
+    return waiting + Order.objects.filter(_retrying_long(now), state=Order.State.SENDING).count()
 
 
 # The "Accepted by Redox, not confirmed" group holds, with confirmation off, every note ever
