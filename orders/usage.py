@@ -45,7 +45,7 @@ from functools import reduce
 from operator import or_
 
 from django.db import connection, transaction
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Min, Q
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, Min, Q
 from django.db.models.functions import TruncWeek
 from django.utils import timezone
 
@@ -64,6 +64,9 @@ ROLLUP_GRACE = timedelta(days=1)
 # A rollup row's `computed_at` is its snapshot's time less this: an order saved (updated_at)
 # by a transaction that committed after the snapshot is then always seen as a change.
 ROLLUP_MARGIN = timedelta(hours=1)
+# Past this many orders saved since the last pass, the page stops looking for the weeks they
+# touch and computes every week live (as without a rollup) until the next pass.
+CHANGES_LIMIT = 1000
 
 
 def percentile_cont(sorted_values, fraction):
@@ -305,30 +308,44 @@ def _add_live_figures(figures, orders, deliveries, since):
 def rolled_up_weeks(mondays, *, include_test):
     """{monday: [UsageWeek rows]} for the weeks of `mondays` the rollup holds and nothing
     they count changed since: an order saved after the week's `computed_at` whose arrival,
-    or whose accepted note, falls in the week. Two small queries (one when nothing is rolled up)."""
+    or whose accepted note, falls in the week. Three small queries (one when nothing is
+    rolled up); none of the rolled-up weeks past CHANGES_LIMIT changed orders."""
     rows = {}
     for saved in UsageWeek.objects.filter(include_test=include_test, week__in=mondays):
         rows.setdefault(saved.week, []).append(saved)
     computed = {week: saved.computed_at for week, found in rows.items() for saved in found if saved.partner_id is None}
     if not computed:
         return {}
-    for week, changed_at in _changes_since(min(computed.values())):
+    since = min(computed.values())
+    if Order.objects.filter(updated_at__gt=since).order_by()[: CHANGES_LIMIT + 1].count() > CHANGES_LIMIT:
+        # A bulk change (an import, a correction of many orders) since the last pass: every
+        # week is computed live until the worker rolls them up again, rather than sorting
+        # the changed orders into weeks on every view.
+        return {}
+    for week, changed_at in _changes_since(since):
         if week in computed and changed_at > computed[week]:
             del computed[week]
     return {week: rows[week] for week in computed}
 
 
 def _changes_since(moment):
-    """(monday, updated_at) for each week an order saved after `moment` counts in: the week
-    it arrived in and the weeks its accepted notes were sent in. One query; `order_updated`
-    finds the (few) orders, their deliveries come by their order."""
-    changed = Order.objects.filter(updated_at__gt=moment).values_list(
-        "first_received_at", "updated_at", "deliveries__sent_at"
+    """(monday, last updated_at) for each week an order saved after `moment` counts in: the
+    weeks they arrived in and the weeks their notes were sent in. One query, grouped by
+    week in the database (a bulk change, a history import, touches many orders at once);
+    `order_updated` finds the orders, their deliveries come by their order."""
+    changed = Order.objects.filter(updated_at__gt=moment)
+    arrived = (
+        changed.annotate(week=TruncWeek("first_received_at")).values("week").annotate(last=Max("updated_at")).order_by()
     )
-    for received_at, updated_at, sent_at in changed:
-        yield week_start(received_at).date(), updated_at
-        if sent_at is not None:
-            yield week_start(sent_at).date(), updated_at
+    sent = (
+        Delivery.objects.filter(order__updated_at__gt=moment, sent_at__isnull=False)
+        .annotate(week=TruncWeek("sent_at"))
+        .values("week")
+        .annotate(last=Max("order__updated_at"))
+        .order_by()
+    )
+    for item in arrived.union(sent, all=True):
+        yield _week_date(item["week"]), item["last"]
 
 
 def settled_weeks(now, weeks=MAX_WEEKS):

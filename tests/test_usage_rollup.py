@@ -200,3 +200,15 @@ def test_the_page_reads_only_the_open_week_live(history, django_assert_max_num_q
     received = [q["sql"] for q in captured.captured_queries if "first_received_at" in q["sql"] and "COUNT(" in q["sql"]]
     # Orders received: one range, the open week's.
     assert any(THIS_WEEK.isoformat() in sql and (LAST_WEEK.isoformat() not in sql) for sql in received), received
+
+
+def test_after_a_bulk_change_every_week_is_computed_live(history, monkeypatch):
+    from orders import usage
+
+    refresh_usage_rollup(ROLLED_AT)
+    monkeypatch.setattr(usage, "CHANGES_LIMIT", 3)
+    Order.objects.filter(pk__in=Order.objects.order_by("pk").values("pk")[:4]).update(updated_at=ROLLED_AT + H)
+    assert rolled_up_weeks([LAST_WEEK], include_test=False) == {}
+    assert_same_as_live()
+    Order.objects.filter(updated_at=ROLLED_AT + H).update(updated_at=ROLLED_AT - H)
+    assert LAST_WEEK in rolled_up_weeks([LAST_WEEK], include_test=False)
