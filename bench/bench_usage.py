@@ -5,7 +5,8 @@ Run alone, in process; `make bench` runs bench/bench.py (over HTTP) instead.
 Seeds a scratch database (Django's test database for DATABASE_URL: in-memory SQLite by
 default, `test_<name>` on PostgreSQL, dropped afterwards) with three years of orders,
 notes and deliveries through bulk_create, then times `usage_figures` for 12, 52 and 260
-weeks and the backlog query, best and median of several runs.
+weeks, computed live and read from the rollup the worker keeps (after one
+`refresh_usage_rollup`, also timed), and the backlog query, best and median of several runs.
 
     .venv/bin/python bench/bench_usage.py
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/hcoint_bench .venv/bin/python bench/bench_usage.py
@@ -24,10 +25,11 @@ setup_django()
 
 from django.contrib.auth.models import User  # noqa: E402
 from django.db import connection  # noqa: E402
+from django.db.models import F  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from orders.models import ClinicalNote, Delivery, Order, Partner  # noqa: E402
-from orders.usage import awaiting_backlog, usage_figures  # noqa: E402
+from orders.usage import awaiting_backlog, refresh_usage_rollup, usage_figures  # noqa: E402
 
 ORDERS = int(os.environ.get("BENCH_ORDERS", "100000"))
 DAYS = 3 * 365
@@ -90,6 +92,9 @@ def seed(now):
             for (order, plan), note in zip(with_notes, notes, strict=True)
         )
         made += size
+    # Each order last saved when its note went out (or when it arrived), as in production;
+    # bulk_create stamps them all "now", which would look like a history import just done.
+    Order.objects.update(updated_at=F("first_received_at") + timedelta(hours=72))
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE")
@@ -115,7 +120,17 @@ def main():
             f"{DAYS} days on {connection.vendor} in {time.perf_counter() - started:.1f} s."
         )
         for weeks in (12, 52, 260):
-            timed(f"usage_figures(weeks={weeks})", lambda weeks=weeks: usage_figures(weeks=weeks, now=now))
+            timed(f"live, weeks={weeks}", lambda weeks=weeks: usage_figures(weeks=weeks, now=now, rollup=False))
+        started = time.perf_counter()
+        rolled = refresh_usage_rollup(now)
+        print(f"  rollup of {rolled} weeks (the worker's first pass) in {time.perf_counter() - started:.2f} s")
+        timed("rollup pass, nothing changed", lambda: refresh_usage_rollup(now))
+        for weeks in (12, 52, 260):
+            timed(f"from the rollup, weeks={weeks}", lambda weeks=weeks: usage_figures(weeks=weeks, now=now))
+        # The worst case: every order saved since the rollup (a bulk change), until the
+        # worker's next pass rolls the weeks up again: every week is computed live.
+        Order.objects.update(updated_at=now)
+        timed("from the rollup, all changed, 12", lambda: usage_figures(weeks=12, now=now))
         timed("awaiting_backlog()", lambda: awaiting_backlog(now=now))
 
 

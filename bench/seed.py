@@ -7,9 +7,9 @@ are the last eleven days and 100,000 are three years: the history grows, the wee
 not. Every table a page reads is filled: partners, staff users in their roles, orders
 (names with accents and apostrophes, MRNs, order ids, visit numbers, the folded search
 column), the inbound message of each order, notes, deliveries, attempts and audit
-events. Most orders are sent, the newest await a note, a few failed, were cancelled,
-or are test orders. PostgreSQL only; rows go in through COPY, so 100,000 orders take
-well under a minute.
+events, and the Usage page's weekly rollup as the worker would fill it. Most orders are
+sent, the newest await a note, a few failed, were cancelled, or are test orders.
+PostgreSQL only; rows go in through COPY, so 100,000 orders take well under a minute.
 """
 
 import io
@@ -33,6 +33,7 @@ from django.utils import timezone  # noqa: E402
 from hcoint.fields import keyring  # noqa: E402
 from orders.models import Partner  # noqa: E402
 from orders.search import order_search_text  # noqa: E402
+from orders.usage import refresh_usage_rollup  # noqa: E402
 
 ORDERS_PER_DAY = 90
 PASSWORD = "bench-password-not-a-secret"  # noqa: S105
@@ -301,6 +302,12 @@ def seed(total, *, rng=None):
         cursor.execute("CREATE INDEX order_search_trgm ON orders_order USING gin (search_text gin_trgm_ops)")
         cursor.execute("VACUUM ANALYZE")
     print(f"  vacuum analyze in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    # The Usage page's rollup, as the worker's first pass fills it (orders/usage.py).
+    started = time.perf_counter()
+    weeks = refresh_usage_rollup()
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE orders_usageweek")
+    print(f"  usage rollup of {weeks} weeks in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     return len(orders), len(deliveries)
 
 

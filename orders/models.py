@@ -354,6 +354,15 @@ class Order(LegalHold):
             models.Index(
                 fields=["state", "updated_at"], name="order_patient_kept", condition=Q(patient_purged_at__isnull=True)
             ),
+            # The backlog (worklist counts, the Usage page's "still awaiting" and backlog):
+            # a small index of the orders awaiting a note that answers those counts alone.
+            models.Index(
+                fields=["first_received_at", "partner", "is_test"],
+                name="order_awaiting",
+                condition=Q(state="awaiting_note"),
+            ),
+            # The usage rollup's check for orders changed since a week was rolled up.
+            models.Index(fields=["updated_at"], name="order_updated"),
         ]
         permissions = [
             ("upload_note", "Can upload and send clinical notes"),
@@ -684,6 +693,8 @@ class Delivery(models.Model):
             # The usage figures count deliveries by week sent and week created.
             models.Index(fields=["status", "sent_at"], name="delivery_status_sent"),
             models.Index(fields=["created_at"], name="delivery_created"),
+            # The Usage page's deliveries failed in its window, read live (orders/usage.py).
+            models.Index(fields=["status", "created_at"], name="delivery_status_created"),
             # The claim query's second half: sending rows whose lease ran out.
             models.Index(fields=["lease_expires_at"], name="delivery_lease", condition=Q(status="sending")),
             # The confirmer's claim: accepted deliveries by when they are next due.
@@ -781,6 +792,43 @@ class Delivery(models.Model):
         ):
             self.next_attempt_at = None
         self.save(update_fields=sorted({*fields, "lease_expires_at", "next_attempt_at"}))
+
+
+class UsageWeek(models.Model):
+    """One settled ISO week's usage figures for one partner (or, `partner` None, all partners
+    together), with or without test orders: the rollup the worker keeps (orders/usage.py,
+    `refresh_usage_rollup`) so the Usage page reads closed weeks instead of aggregating
+    their orders and deliveries on every view. Only the figures a closed week can no longer
+    change are kept; "still awaiting" and "deliveries failed" are always read live.
+
+    Every rolled-up week has its all-partners row (zeros included): it marks the week as
+    rolled up, so a week without activity is not mistaken for a week never computed.
+    """
+
+    week = models.DateField()  # the Monday, in TIME_ZONE
+    include_test = models.BooleanField()
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    orders_received = models.PositiveIntegerField(default=0)
+    notes_sent = models.PositiveIntegerField(default=0)
+    median_to_accept = models.DurationField(null=True, blank=True)
+    p90_to_accept = models.DurationField(null=True, blank=True)
+    # The snapshot's time less ROLLUP_MARGIN: an order saved after it makes its weeks read live.
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["include_test", "week", "partner"],
+                name="usage_week_partner_unique",
+                condition=Q(partner__isnull=False),
+            ),
+            models.UniqueConstraint(
+                fields=["include_test", "week"], name="usage_week_all_unique", condition=Q(partner__isnull=True)
+            ),
+        ]
+
+    def __str__(self):
+        return f"Usage {self.week} ({self.partner_id or 'all'})"
 
 
 class DeliveryAttempt(models.Model):

@@ -101,24 +101,46 @@ def needs_person(now):
     return Order.objects.filter(needs_person_filter(now))
 
 
+def needs_person_count(now):
+    """needs_person(now).count(), in two index-only counts: the states (`order_state_newest`)
+    and, among the few orders still sending, the long retries. One query with the retry
+    test ORed in must read every counted row's heap page for its id: it grew with the backlog."""
+    in_states = Order.objects.filter(state__in=NEEDS_PERSON_STATES).count()
+    return in_states + Order.objects.filter(_retrying_long(now), state=Order.State.SENDING).count()
+
+
 def open_orders():
     return Order.objects.exclude(state__in=Order.CLOSED_STATES).annotate(retrying=_retrying())
 
 
 def attention_count(now=None):
     """The number in the nav, on every page: orders awaiting a note plus those that need a
-    person (the worklist's two totals), in one query.
+    person (the worklist's two totals), in two index-only counts (as needs_person_count).
 
     Only the states that hold them are counted, never every open order: that would count each
     accepted note until Redox confirms it and, with confirmation off, every note ever sent.
     """
     now = now or timezone.now()
-    return Order.objects.filter(Q(state=Order.State.AWAITING_NOTE) | needs_person_filter(now)).count()
+    waiting = Order.objects.filter(state__in=[Order.State.AWAITING_NOTE, *NEEDS_PERSON_STATES]).count()
+    return waiting + Order.objects.filter(_retrying_long(now), state=Order.State.SENDING).count()
+
+
+# The "Accepted by Redox, not confirmed" group holds, with confirmation off, every note ever
+# sent: its count stops here (shown "1,000+"), as the order search's does, so the pages that
+# show it never count the history.
+ACCEPTED_COUNT_LIMIT = 1000
+
+
+class AtLeast(int):
+    """A count that stopped at its limit: there are at least this many. Shown "1,000+"."""
+
+    def __str__(self):
+        return f"{int(self):,}+"
 
 
 @dataclass(frozen=True)
 class OpenCounts:
-    groups: dict  # {group key: number of orders}, every group present
+    groups: dict  # {group key: number of orders (an AtLeast where the count stopped)}, every group present
     attention: int  # attention_count(), from the same numbers
 
 
@@ -130,21 +152,31 @@ def _retrying_counts(now):
     return counts["retrying"], counts["retrying_long"]
 
 
-def open_counts(now=None):
-    """The groups' counts and the nav's number together, in two queries.
+def _accepted_count():
+    """Orders Redox accepted (state sent), counted up to the limit + 1: an AtLeast(limit) past it."""
+    limit = ACCEPTED_COUNT_LIMIT
+    count = Order.objects.filter(state=Order.State.SENT).order_by()[: limit + 1].count()
+    return AtLeast(limit) if count > limit else count
 
-    The orders are counted per state (COUNT(*): an index-only scan of `order_state_newest`),
-    and only the few still sending are asked whether their delivery is retrying (and since when).
+
+def open_counts(now=None):
+    """The groups' counts and the nav's number together, in three small queries.
+
+    The open orders are counted per state (COUNT(*): an index-only scan of
+    `order_state_newest`), except those Redox accepted, which grow with the history when
+    confirmation is off: that count stops at ACCEPTED_COUNT_LIMIT. Only the few still
+    sending are asked whether their delivery is retrying (and since when).
     """
     now = now or timezone.now()
-    per_state = dict(
-        Order.objects.exclude(state__in=Order.CLOSED_STATES).values_list("state").annotate(n=Count("*")).order_by()
-    )
+    counted = [state for state in Order.State if state not in Order.CLOSED_STATES and state != Order.State.SENT]
+    per_state = dict(Order.objects.filter(state__in=counted).values_list("state").annotate(n=Count("*")).order_by())
     retrying, retrying_long = _retrying_counts(now)
     counts = dict.fromkeys(GROUP_BY_KEY, 0)
     counts["awaiting_note"] = per_state.get(Order.State.AWAITING_NOTE, 0)
     counts["delivery_problem"] = per_state.get(Order.State.FAILED, 0) + retrying
-    counts["unconfirmed"] = per_state.get(Order.State.SENT, 0) + per_state.get(Order.State.UNCONFIRMED, 0)
+    unconfirmed = per_state.get(Order.State.UNCONFIRMED, 0)
+    accepted = _accepted_count()
+    counts["unconfirmed"] = AtLeast(accepted + unconfirmed) if isinstance(accepted, AtLeast) else accepted + unconfirmed
     counts["failed_downstream"] = per_state.get(Order.State.FAILED_DOWNSTREAM, 0)
     counts["filtered"] = per_state.get(Order.State.FILTERED, 0)
     needing = sum(per_state.get(state, 0) for state in NEEDS_PERSON_STATES) + retrying_long

@@ -15,8 +15,20 @@ Per ISO week (Monday to Sunday in TIME_ZONE) and per partner, plus all partners 
 And now, per partner: orders awaiting a note and when the oldest of them arrived.
 
 Test orders (`Meta.Test`) are left out unless asked for. Everything is computed by the
-database with aggregates grouped by (week, partner), so the cost grows with the weeks
-shown, not with the years stored; the range filters use the order and delivery indexes.
+database with aggregates grouped by (week, partner); the range filters use the order and
+delivery indexes.
+
+The rollup. Orders received, notes sent and the times to accept of a closed week no longer
+change: they are kept per (week, partner) in UsageWeek by the worker (`refresh_usage_rollup`,
+hourly), so the page aggregates only the open week (and any week not rolled up) and reads
+the rest. What can still change for an old week is read live for every week shown, from
+small indexed sets: "still awaiting" (orders awaiting a note, `order_awaiting`) and
+"deliveries failed" (a delivery retried or abandoned late, `delivery_status_created`). A
+rolled-up week is ignored (computed live, as before) when an order it counts, or an order
+whose note it counts as sent, was saved since the week was rolled up (`Order.updated_at`,
+`order_updated`): a late import, a test flag or arrival time corrected. The next pass of
+the worker rolls such weeks up again. Delivery rows need no such check: `sent_at` is set
+once, when Redox accepts the note, and an accepted delivery stays accepted.
 
 Percentiles: PostgreSQL computes them with `percentile_cont(f) WITHIN GROUP (ORDER BY
 interval)`, the standard interpolated percentile. SQLite (development only) has no such
@@ -28,22 +40,33 @@ import logging
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
+from functools import reduce
+from operator import or_
 
 from django.db import connection, transaction
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Min, Q
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, Min, Q
 from django.db.models.functions import TruncWeek
 from django.utils import timezone
 
 from hcoint import metrics
 from hcoint.events import log_event
-from orders.models import Delivery, Order, Partner
+from orders.models import Delivery, Order, Partner, UsageWeek
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_WEEKS = 12
 MAX_WEEKS = 260
 FAILED_STATUSES = (Delivery.Status.FAILED, Delivery.Status.ABANDONED)
+# A week is rolled up only this long after it ended: a note accepted at 23:59 on Sunday is
+# committed well within it, so nothing can still land in a settled week's `sent_at` range.
+ROLLUP_GRACE = timedelta(days=1)
+# A rollup row's `computed_at` is its snapshot's time less this: an order saved (updated_at)
+# by a transaction that committed after the snapshot is then always seen as a change.
+ROLLUP_MARGIN = timedelta(hours=1)
+# Past this many orders saved since the last pass, the page stops looking for the weeks they
+# touch and computes every week live (as without a rollup) until the next pass.
+CHANGES_LIMIT = 1000
 
 
 def percentile_cont(sorted_values, fraction):
@@ -125,8 +148,12 @@ def _week_date(value):
     return value
 
 
-def usage_figures(*, weeks=DEFAULT_WEEKS, include_test=False, now=None):
-    """The figures for the `weeks` most recent ISO weeks, this one included."""
+def usage_figures(*, weeks=DEFAULT_WEEKS, include_test=False, now=None, rollup=True):
+    """The figures for the `weeks` most recent ISO weeks, this one included.
+
+    With `rollup` (the default) settled weeks come from UsageWeek where it holds them and
+    nothing they count changed since; `rollup=False` computes every week live.
+    """
     weeks = max(1, min(int(weeks), MAX_WEEKS))
     now = now or timezone.now()
     since = week_start(now) - timedelta(weeks=weeks - 1)
@@ -135,43 +162,12 @@ def usage_figures(*, weeks=DEFAULT_WEEKS, include_test=False, now=None):
     orders = Order.objects.all() if include_test else Order.objects.filter(is_test=False)
     deliveries = Delivery.objects.all() if include_test else Delivery.objects.filter(order__is_test=False)
 
-    figures = {}
-
-    def row(week, partner_id):
-        key = (_week_date(week), partner_id)
-        if key not in figures:
-            figures[key] = WeekFigures(week=key[0], partner_id=partner_id, partner_name="")
-        return figures[key]
-
-    received = (
-        orders.filter(first_received_at__gte=since)
-        .annotate(week=TruncWeek("first_received_at"))
-        .values("week", "partner_id")
-        .annotate(received=Count("id"), awaiting=Count("id", filter=Q(state=Order.State.AWAITING_NOTE)))
-        .order_by()
-    )
-    for item in received:
-        figures_row = row(item["week"], item["partner_id"])
-        figures_row.orders_received = item["received"]
-        figures_row.still_awaiting = item["awaiting"]
-
     with _driven_by_the_window():
-        if connection.vendor != "postgresql":
-            # (PostgreSQL counts them with the times to accept, in one query.)
-            sent = deliveries.filter(status__in=Delivery.ACCEPTED_STATUSES, sent_at__gte=since)
-            for week, partner_id, count in _count_by_week(sent, "sent_at"):
-                row(week, partner_id).notes_sent = count
-
-        failed = deliveries.filter(status__in=FAILED_STATUSES, created_at__gte=since)
-        for week, partner_id, count in _count_by_week(failed, "created_at"):
-            row(week, partner_id).deliveries_failed = count
-
-        per_partner, overall, sent_counts = _times_to_accept(deliveries, since)
-    for (week, partner_id), count in sent_counts.items():
-        row(week, partner_id).notes_sent = count
-    for (week, partner_id), (median, p90) in per_partner.items():
-        figures_row = row(week, partner_id)
-        figures_row.median_to_accept, figures_row.p90_to_accept = median, p90
+        rolled = rolled_up_weeks(mondays, include_test=include_test) if rollup else {}
+        live = [monday for monday in mondays if monday not in rolled]
+        figures, overall = _weekly_figures(orders, deliveries, live)
+        _add_rolled_up(figures, overall, rolled)
+        _add_live_figures(figures, orders, deliveries, since)
 
     names = dict(Partner.objects.values_list("pk", "name"))
     by_week = {}
@@ -198,6 +194,227 @@ def usage_figures(*, weeks=DEFAULT_WEEKS, include_test=False, now=None):
         now=now,
         include_test=include_test,
     )
+
+
+def _add_rolled_up(figures, overall, rolled):
+    """Put the rollup's rows ({monday: [UsageWeek]}) into `figures` and `overall`, as
+    `_weekly_figures` would have computed them."""
+    for rows in rolled.values():
+        for saved in rows:
+            if saved.partner_id is None:
+                if saved.median_to_accept is not None:
+                    overall[saved.week] = (saved.median_to_accept, saved.p90_to_accept)
+                continue
+            figures[(saved.week, saved.partner_id)] = WeekFigures(
+                week=saved.week,
+                partner_id=saved.partner_id,
+                partner_name="",
+                orders_received=saved.orders_received,
+                notes_sent=saved.notes_sent,
+                median_to_accept=saved.median_to_accept,
+                p90_to_accept=saved.p90_to_accept,
+            )
+
+
+def _week_bounds(monday):
+    """The aware start and end (the next Monday 00:00) of the local week starting `monday`."""
+    start = timezone.make_aware(datetime.combine(monday, time.min))
+    return start, timezone.make_aware(datetime.combine(monday + timedelta(days=7), time.min))
+
+
+def _in_weeks(field, mondays):
+    """Q: `field` within one of the weeks `mondays` (consecutive weeks merged into one range)."""
+    ranges = []
+    for monday in sorted(mondays):
+        start, end = _week_bounds(monday)
+        if ranges and ranges[-1][1] == start:
+            ranges[-1][1] = end
+        else:
+            ranges.append([start, end])
+    return reduce(or_, (Q(**{f"{field}__gte": start, f"{field}__lt": end}) for start, end in ranges))
+
+
+def _weekly_figures(orders, deliveries, mondays):
+    """The figures a closed week keeps, computed live for the weeks `mondays`:
+    ({(monday, partner_id): WeekFigures with orders received, notes sent and the times to
+    accept}, {monday: (median, p90) over all partners}). What the rollup stores."""
+    figures, overall = {}, {}
+    if not mondays:
+        return figures, overall
+
+    def row(week, partner_id):
+        key = (_week_date(week), partner_id)
+        if key not in figures:
+            figures[key] = WeekFigures(week=key[0], partner_id=partner_id, partner_name="")
+        return figures[key]
+
+    received = (
+        orders.filter(_in_weeks("first_received_at", mondays))
+        .annotate(week=TruncWeek("first_received_at"))
+        .values("week", "partner_id")
+        .annotate(received=Count("id"))
+        .order_by()
+    )
+    for item in received:
+        row(item["week"], item["partner_id"]).orders_received = item["received"]
+
+    # (Run inside _driven_by_the_window, as every delivery aggregate here.)
+    sent = deliveries.filter(status__in=Delivery.ACCEPTED_STATUSES).filter(_in_weeks("sent_at", mondays))
+    if connection.vendor != "postgresql":
+        # (PostgreSQL counts them with the times to accept, in one query.)
+        for week, partner_id, count in _count_by_week(sent, "sent_at"):
+            row(week, partner_id).notes_sent = count
+    per_partner, overall, sent_counts = _times_to_accept(sent)
+    for (week, partner_id), count in sent_counts.items():
+        row(week, partner_id).notes_sent = count
+    for (week, partner_id), (median, p90) in per_partner.items():
+        figures_row = row(week, partner_id)
+        figures_row.median_to_accept, figures_row.p90_to_accept = median, p90
+    wanted = set(mondays)
+    # A range's edge falls on a local Monday 00:00, so no row lands outside `mondays`.
+    return (
+        {key: item for key, item in figures.items() if key[0] in wanted},
+        {monday: value for monday, value in overall.items() if monday in wanted},
+    )
+
+
+def _add_live_figures(figures, orders, deliveries, since):
+    """Still awaiting and deliveries failed, for every week from `since`: an old week's
+    figures change whenever an order gets its note or a delivery fails, is retried or
+    abandoned late, so these are never rolled up. Both are small sets read through
+    indexes (`order_awaiting`, `delivery_status_created`)."""
+
+    def row(week, partner_id):
+        key = (_week_date(week), partner_id)
+        if key not in figures:
+            figures[key] = WeekFigures(week=key[0], partner_id=partner_id, partner_name="")
+        return figures[key]
+
+    awaiting = (
+        orders.awaiting_note()
+        .filter(first_received_at__gte=since)
+        .annotate(week=TruncWeek("first_received_at"))
+        .values_list("week", "partner_id")
+        .annotate(count=Count("*"))
+        .order_by()
+    )
+    for week, partner_id, count in awaiting:
+        row(week, partner_id).still_awaiting = count
+    failed = deliveries.filter(status__in=FAILED_STATUSES, created_at__gte=since)
+    for week, partner_id, count in _count_by_week(failed, "created_at"):
+        row(week, partner_id).deliveries_failed = count
+
+
+def rolled_up_weeks(mondays, *, include_test):
+    """{monday: [UsageWeek rows]} for the weeks of `mondays` the rollup holds and nothing
+    they count changed since: an order saved after the week's `computed_at` whose arrival,
+    or whose accepted note, falls in the week. Three small queries (one when nothing is
+    rolled up); none of the rolled-up weeks past CHANGES_LIMIT changed orders."""
+    rows = {}
+    for saved in UsageWeek.objects.filter(include_test=include_test, week__in=mondays):
+        rows.setdefault(saved.week, []).append(saved)
+    computed = {week: saved.computed_at for week, found in rows.items() for saved in found if saved.partner_id is None}
+    if not computed:
+        return {}
+    since = min(computed.values())
+    if Order.objects.filter(updated_at__gt=since).order_by()[: CHANGES_LIMIT + 1].count() > CHANGES_LIMIT:
+        # A bulk change (an import, a correction of many orders) since the last pass: every
+        # week is computed live until the worker rolls them up again, rather than sorting
+        # the changed orders into weeks on every view.
+        return {}
+    for week, changed_at in _changes_since(since):
+        if week in computed and changed_at > computed[week]:
+            del computed[week]
+    return {week: rows[week] for week in computed}
+
+
+def _changes_since(moment):
+    """(monday, last updated_at) for each week an order saved after `moment` counts in: the
+    weeks they arrived in and the weeks their notes were sent in. One query, grouped by
+    week in the database (a bulk change, a history import, touches many orders at once);
+    `order_updated` finds the orders, their deliveries come by their order."""
+    changed = Order.objects.filter(updated_at__gt=moment)
+    arrived = (
+        changed.annotate(week=TruncWeek("first_received_at")).values("week").annotate(last=Max("updated_at")).order_by()
+    )
+    sent = (
+        Delivery.objects.filter(order__updated_at__gt=moment, sent_at__isnull=False)
+        .annotate(week=TruncWeek("sent_at"))
+        .values("week")
+        .annotate(last=Max("order__updated_at"))
+        .order_by()
+    )
+    for item in arrived.union(sent, all=True):
+        yield _week_date(item["week"]), item["last"]
+
+
+def settled_weeks(now, weeks=MAX_WEEKS):
+    """The Mondays of the closed weeks among the `weeks` most recent, settled (ended
+    ROLLUP_GRACE ago) and so rolled up, newest first."""
+    first = (week_start(now) - timedelta(weeks=weeks - 1)).date()
+    last = week_start(now - ROLLUP_GRACE).date()  # the first week not settled
+    count = (last - first).days // 7
+    return [first + timedelta(weeks=offset) for offset in range(count)][::-1]
+
+
+def refresh_usage_rollup(now=None, *, weeks=MAX_WEEKS):
+    """Roll up the settled weeks (of the `weeks` most recent) that the rollup lacks or that
+    changed since they were rolled up, with and without test orders; the worker runs it
+    hourly and bench/seed.py once. Returns the number of weeks (re)computed.
+
+    Each week is computed by the page's own live code (`_weekly_figures`) and replaced in
+    one transaction, so a week is never half written or counted twice; a lock keeps two
+    workers from rolling up at once.
+    """
+    now = now or timezone.now()
+    mondays = settled_weeks(now, weeks)
+    if not mondays:
+        return 0
+    # Taken before the snapshot, less the margin (ROLLUP_MARGIN): what an order saved
+    # before this instant changed is in the snapshot, anything later is seen as a change.
+    computed_at = now - ROLLUP_MARGIN
+    done = 0
+    for include_test in (False, True):
+        current = rolled_up_weeks(mondays, include_test=include_test)
+        stale = [monday for monday in mondays if monday not in current]
+        if not stale:
+            continue
+        orders = Order.objects.all() if include_test else Order.objects.filter(is_test=False)
+        deliveries = Delivery.objects.all() if include_test else Delivery.objects.filter(order__is_test=False)
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_xact_lock(hashtext('orders.usage.rollup'))")
+            with _driven_by_the_window():
+                figures, overall = _weekly_figures(orders, deliveries, stale)
+            UsageWeek.objects.filter(include_test=include_test, week__in=stale).delete()
+            rows = [
+                UsageWeek(
+                    week=monday,
+                    include_test=include_test,
+                    partner=None,
+                    median_to_accept=overall.get(monday, (None, None))[0],
+                    p90_to_accept=overall.get(monday, (None, None))[1],
+                    computed_at=computed_at,
+                )
+                for monday in stale
+            ]
+            rows += [
+                UsageWeek(
+                    week=item.week,
+                    include_test=include_test,
+                    partner_id=item.partner_id,
+                    orders_received=item.orders_received,
+                    notes_sent=item.notes_sent,
+                    median_to_accept=item.median_to_accept,
+                    p90_to_accept=item.p90_to_accept,
+                    computed_at=computed_at,
+                )
+                for item in figures.values()
+            ]
+            UsageWeek.objects.bulk_create(rows, batch_size=1000)
+        done += len(stale)
+    return done
 
 
 @contextmanager
@@ -247,10 +464,11 @@ def _count_by_week(deliveries, date_field):
     )
 
 
-def _times_to_accept(deliveries, since):
+def _times_to_accept(sent):
     """{(monday, partner_id): (median, p90)} and {monday: (median, p90)} for all partners,
-    and on PostgreSQL {(monday, partner_id): notes sent} from the same query (else {})."""
-    sent = deliveries.filter(status__in=Delivery.ACCEPTED_STATUSES, sent_at__gte=since).annotate(
+    over the accepted deliveries `sent`, and on PostgreSQL {(monday, partner_id): notes
+    sent} from the same query (else {})."""
+    sent = sent.annotate(
         week=TruncWeek("sent_at"),
         to_accept=ExpressionWrapper(F("sent_at") - F("order__first_received_at"), output_field=DurationField()),
     )
@@ -311,7 +529,7 @@ def awaiting_backlog(*, include_test=False, names=None, now=None):
     names = names if names is not None else dict(Partner.objects.values_list("pk", "name"))
     found = (
         orders.values("partner_id")
-        .annotate(awaiting=Count("id"), oldest=Min("first_received_at"))
+        .annotate(awaiting=Count("*"), oldest=Min("first_received_at"))
         .order_by("oldest", "partner_id")
     )
     return [

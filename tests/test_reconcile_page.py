@@ -125,3 +125,24 @@ def test_the_nav_count_does_not_grow_with_accepted_notes(client, uploader, order
     assert '<span class="nav-count">7</span>' in html
     counting = [q["sql"] for q in queries.captured_queries if "COUNT(*)" in q["sql"] and '"orders_order"' in q["sql"]]
     assert counting and all("'sent'" not in sql and "NOT (" not in sql for sql in counting), counting
+
+
+def test_the_accepted_count_stops_at_its_limit(client, uploader, orders, monkeypatch):
+    """With confirmation off every note ever sent stays "Accepted by Redox": the orders page
+    and the reconcile page count those only up to a limit, then say "1,000+" (here 3+)."""
+    from orders import reconcile
+
+    monkeypatch.setattr(reconcile, "ACCEPTED_COUNT_LIMIT", 3)
+    for number in range(3):
+        OrderFactory(partner=orders["accepted"].partner, ehr_order_id=f"MORE{number}", state=Order.State.SENT)
+    counts = reconcile.open_counts()
+    assert counts.groups["unconfirmed"] == 4  # at least 3 accepted, plus the one unconfirmed
+    assert str(counts.groups["unconfirmed"]) == "4+"
+    assert counts.attention == 7  # exact: the accepted ones are not in it
+    client.force_login(uploader)
+    html = client.get(reverse("order_list")).content.decode()
+    assert "Accepted by Redox, not confirmed: <strong>4+</strong>" in html
+    assert "Accepted by Redox, not confirmed (4+)" in client.get(reverse("reconcile")).content.decode()
+    # Below the limit the count is exact.
+    Order.objects.filter(ehr_order_id__startswith="MORE").update(state=Order.State.FILED)
+    assert str(reconcile.open_counts().groups["unconfirmed"]) == "2"
