@@ -12,6 +12,7 @@ sent, the newest await a note, a few failed, were cancelled, or are test orders.
 PostgreSQL only; rows go in through COPY, so 100,000 orders take well under a minute.
 """
 
+import hashlib
 import io
 import json
 import random
@@ -60,6 +61,7 @@ PDF = (
     b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
     b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
 )
+PDF_SHA256 = hashlib.sha256(PDF).hexdigest()
 
 
 def sealed(value):
@@ -115,7 +117,7 @@ def seed(total, *, rng=None):
     uploader = staff[1]
 
     started = time.perf_counter()
-    orders, messages, links, notes, deliveries, attempts, audits = [], [], [], [], [], [], []
+    orders, messages, links, notes, pieces, deliveries, attempts, audits = [], [], [], [], [], [], [], []
     span = timedelta(days=total / ORDERS_PER_DAY)
     times = sorted((now - span * rng.random() for _ in range(total)), reverse=False)
     order_ids = rng.sample(range(100_000_000, 999_999_999), total)
@@ -184,7 +186,9 @@ def seed(total, *, rng=None):
         if state in ("sent", "failed"):
             uploaded = received + timedelta(hours=rng.uniform(0.25, 60))
             sent = uploaded + timedelta(seconds=rng.uniform(2, 90))
-            notes.append((pk, pk, "note.pdf", sealed(PDF), len(PDF), "0" * 64, 1, uploaded, uploader.pk))
+            # The PDF in one piece (orders/note_content.py), the old column empty, as note_upload stores it.
+            notes.append((pk, pk, "note.pdf", b"", len(PDF), PDF_SHA256, 1, uploaded, uploader.pk))
+            pieces.append((pk, pk, 0, sealed(PDF)))
             deliveries.append(
                 (
                     pk, pk, pk, state, False, "", uploaded, 1 if state == "sent" else 8, None, None,
@@ -266,6 +270,7 @@ def seed(total, *, rng=None):
         ("id", "order_id", "file_name", "content", "size", "sha256", "page_count", "uploaded_at", "uploaded_by_id"),
         notes,
     )
+    copy_rows("orders_notechunk", ("id", "note_id", "index", "data"), pieces)
     copy_rows(
         "orders_delivery",
         (
