@@ -329,7 +329,11 @@ def machine():
 
 def encryption(pg):
     """bench/bench_encryption.py's figures (it creates and drops its own test database)."""
-    env = app_env(pg.url("hcoint_bench_encryption"), LOG_LEVEL="WARNING", DD_TRACE_ENABLED="false")
+    # Its ingest posts through Django's test client, whose requests name the host "testserver"
+    # (the webhook checks the Host header like every other view).
+    env = app_env(
+        pg.url("hcoint_bench_encryption"), LOG_LEVEL="WARNING", DD_TRACE_ENABLED="false", ALLOWED_HOSTS="testserver"
+    )
     result = subprocess.run(
         [PYTHON, "bench_encryption.py", "--json"], cwd=ROOT / "bench", env=env, capture_output=True, text=True
     )
