@@ -33,17 +33,13 @@ from django.utils import timezone
 
 from hcoint.events import log_event
 from orders import ingest_statement
+from orders.ingest_rows import Delivery, crash_reason, marked, new_message
 from orders.models import InboundMessage, Redelivery
 from orders.order_apply import OrderExists, apply_orders, fit
 from redox import inbound
-from redox.values import clean_text
 
 logger = logging.getLogger(__name__)
 
-# Headers worth keeping for triage. An allow-list, so the verification token (and
-# anything else secret a proxy may add) is never stored with the message.
-KEPT_HEADERS = ("content-type", "content-length", "user-agent", "application-name", "x-request-id")
-HEADER_MAX_CHARS = 500
 FINISHED = (InboundMessage.Status.PROCESSED, InboundMessage.Status.IGNORED)
 
 
@@ -62,7 +58,7 @@ def message_ingest(*, partner, body, headers, received_at=None, read=None):
     `received_at` lets an import keep the original arrival time; `read` is what
     `inbound.read(body)` returned already (`new_orders_ingest`), so a body is read once.
     """
-    delivery = _Delivery.of(body, headers, received_at, read)
+    delivery = Delivery.of(body, headers, received_at, read)
     read, meta, key, stored = delivery.read, delivery.meta, delivery.key, delivery.stored(partner)
     try:
         message, logged = _store_and_apply(meta=meta, key=key, read=read, settled=True, **stored)
@@ -101,11 +97,11 @@ def new_orders_ingest(*, partner, token, body, headers):
     as it does for any delivery. A redelivery is counted as `message_ingest` counts it
     (the statement that met the dedupe key had verified the token).
     """
-    delivery = _Delivery.of(body, headers, None, None)
+    delivery = Delivery.of(body, headers, None, None)
     read, meta, key, stored = delivery.read, delivery.meta, delivery.key, delivery.stored(partner)
     if not ingest_statement.applies(read):
         return None, read
-    message = _new_message(meta=meta, key=key, **_marked(read), **stored)
+    message = new_message(meta=meta, key=key, **marked(read), **stored)
     try:
         done = ingest_statement.store_new_orders(message, read, token=token)
     except ingest_statement.PartnerNotVerified:
@@ -115,43 +111,6 @@ def new_orders_ingest(*, partner, token, body, headers):
     if done is None:
         return None, read
     return _stored(message, done[1], partner=partner, meta=meta), read
-
-
-@dataclass(frozen=True)
-class _Delivery:
-    """One delivery's bytes and what is known of it before anything is stored."""
-
-    body: bytes
-    body_sha256: str
-    arrived: object
-    headers: dict
-    read: object
-    meta: inbound.Meta
-    key: str
-
-    @classmethod
-    def of(cls, body, headers, received_at, read):
-        body = bytes(body)
-        read = _read(body) if read is None else read
-        meta = read.meta if isinstance(read, inbound.Inbound) else inbound.Meta()
-        return cls(
-            body=body,
-            body_sha256=hashlib.sha256(body).hexdigest(),
-            arrived=received_at or timezone.now(),
-            headers=_kept_headers(headers),
-            read=read,
-            meta=meta,
-            key=inbound.dedupe_key(body, meta),
-        )
-
-    def stored(self, partner):
-        return dict(
-            partner=partner,
-            body=self.body,
-            body_sha256=self.body_sha256,
-            headers=self.headers,
-            received_at=self.arrived,
-        )
 
 
 def _stored(message, logged, *, partner, meta):
@@ -185,60 +144,21 @@ def _store_and_apply(*, meta, key, read, settled, **stored):
     Otherwise (the metadata was refused) it is inserted as received, and applying writes
     the metadata and the status, as reprocessing does.
     """
-    marked = _marked(read) if settled else {}
+    marks = marked(read) if settled else {}
     one_statement_tried = settled and ingest_statement.applies(read)
     if one_statement_tried:
         # The common case, new orders: one statement (orders/ingest_statement.py), or
         # None, having stored nothing, for the general path below.
-        message = _new_message(meta=meta, key=key, **marked, **stored)
+        message = new_message(meta=meta, key=key, **marks, **stored)
         done = ingest_statement.store_new_orders(message, read)
         if done is not None:
             return message, done[1]
     with transaction.atomic():
-        message = _new_message(meta=meta, key=key, **marked, **stored)
+        message = new_message(meta=meta, key=key, **marks, **stored)
         message.save(force_insert=True)
         # After the statement was refused (as a rule: an order we hold already), inserting
         # the orders first again is certain to fail too: read and update them straight away.
         return message, _apply_fresh(message, read, settled=settled, insert_first=not one_statement_tried)
-
-
-def _marked(read):
-    """The status columns of a message whose reading is `read`, as applying it will leave them."""
-    now = timezone.now()
-    if isinstance(read, Exception):
-        return {"status": InboundMessage.Status.FAILED, "error": _crash_reason(read), "processed_at": now}
-    if read.error is not None:
-        return {"status": InboundMessage.Status.FAILED, "error": read.error, "processed_at": now}
-    status = InboundMessage.Status.IGNORED if read.ignored else InboundMessage.Status.PROCESSED
-    return {"status": status, "processed_at": now}
-
-
-def _read(body):
-    """What `body` says (`inbound.read`, which never raises for content), or the exception a
-    bug in reading raised: not the partner's problem, so the message is still stored, and
-    processing marks it failed."""
-    try:
-        return inbound.read(body)
-    except Exception as exc:
-        return exc
-
-
-def _new_message(*, partner, meta, key, body, body_sha256, headers, received_at, **marked):
-    """The message row to insert (unsaved)."""
-    return InboundMessage(
-        partner=partner,
-        dedupe_key=key,
-        redox_log_id=fit(InboundMessage, "redox_log_id", meta.log_id),
-        data_model=fit(InboundMessage, "data_model", meta.data_model),
-        event_type=fit(InboundMessage, "event_type", meta.event_type),
-        event_at=meta.event_at,
-        body=body,
-        body_sha256=body_sha256,
-        headers=headers,
-        received_at=received_at,
-        last_seen_at=received_at,
-        **marked,
-    )
 
 
 def _duplicate(integrity_error, *, partner, key, body, body_sha256, headers, received_at):
@@ -264,15 +184,6 @@ def message_process(*, message):
     its new status.
     """
     return _process(message)
-
-
-def _kept_headers(headers):
-    kept = {}
-    for name, value in (headers or {}).items():
-        lowered = str(name).lower()
-        if lowered in KEPT_HEADERS:
-            kept[lowered] = clean_text(str(value)[:HEADER_MAX_CHARS])
-    return kept
 
 
 def _count_duplicate(*, partner, dedupe_key, body, body_sha256, headers, received_at):
@@ -325,7 +236,7 @@ def _apply_fresh(message, read, *, settled, insert_first=True):
     """
     if isinstance(read, Exception) or read.error is not None:
         crash = read if isinstance(read, Exception) else None
-        reason = _crash_reason(read) if crash else read.error
+        reason = crash_reason(read) if crash else read.error
         if settled:
             return [_failed_event(message, reason, crash)]
         return _mark_failed(message, reason, crash=crash)
@@ -341,7 +252,7 @@ def _apply_fresh(message, read, *, settled, insert_first=True):
                 return _apply_message(message, read, settled=settled)
     except Exception as exc:
         # Unconditionally: a settled row already says processed, and only its effect was undone.
-        return _mark_failed(message, _crash_reason(exc), crash=exc, fresh=True)
+        return _mark_failed(message, crash_reason(exc), crash=exc, fresh=True)
 
 
 def _process(message):
@@ -356,18 +267,11 @@ def _process(message):
             if read.error is None:
                 logged = _apply_message(locked, read)
     except Exception as exc:
-        return _fail(message, _crash_reason(exc), crash=exc)
+        return _fail(message, crash_reason(exc), crash=exc)
     if read.error is not None:
         return _fail(message, read.error)
     _log_outcome(locked, logged)
     return locked
-
-
-def _crash_reason(exc):
-    # Our problem, not the partner's: keep the message for reprocessing and answer 200.
-    # The exception text is not kept or logged, because database errors quote the
-    # values they choked on.
-    return f"HCOINT could not apply this message ({type(exc).__name__})."
 
 
 def _fail(message, reason, crash=None):
