@@ -29,7 +29,8 @@ from django.db.models import F  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from orders.models import ClinicalNote, Delivery, Order, Partner  # noqa: E402
-from orders.usage import awaiting_backlog, refresh_usage_rollup, usage_figures  # noqa: E402
+from orders.usage import awaiting_backlog, usage_figures  # noqa: E402
+from orders.usage_rollup import refresh_usage_rollup  # noqa: E402
 
 ORDERS = int(os.environ.get("BENCH_ORDERS", "100000"))
 DAYS = 3 * 365

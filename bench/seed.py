@@ -34,7 +34,7 @@ from django.utils import timezone  # noqa: E402
 from hcoint.fields import keyring  # noqa: E402
 from orders.models import Partner  # noqa: E402
 from orders.search import order_search_text  # noqa: E402
-from orders.usage import refresh_usage_rollup  # noqa: E402
+from orders.usage_rollup import refresh_usage_rollup  # noqa: E402
 
 ORDERS_PER_DAY = 90
 PASSWORD = "bench-password-not-a-secret"  # noqa: S105
@@ -307,7 +307,7 @@ def seed(total, *, rng=None):
         cursor.execute("CREATE INDEX order_search_trgm ON orders_order USING gin (search_text gin_trgm_ops)")
         cursor.execute("VACUUM ANALYZE")
     print(f"  vacuum analyze in {time.perf_counter() - started:.1f} s", file=sys.stderr)
-    # The Usage page's rollup, as the worker's first pass fills it (orders/usage.py).
+    # The Usage page's rollup, as the worker's first pass fills it (orders/usage_rollup.py).
     started = time.perf_counter()
     weeks = refresh_usage_rollup()
     with connection.cursor() as cursor:

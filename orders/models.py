@@ -796,7 +796,7 @@ class Delivery(models.Model):
 
 class UsageWeek(models.Model):
     """One settled ISO week's usage figures for one partner (or, `partner` None, all partners
-    together), with or without test orders: the rollup the worker keeps (orders/usage.py,
+    together), with or without test orders: the rollup the worker keeps (orders/usage_rollup.py,
     `refresh_usage_rollup`) so the Usage page reads closed weeks instead of aggregating
     their orders and deliveries on every view. Only the figures a closed week can no longer
     change are kept; "still awaiting" and "deliveries failed" are always read live.

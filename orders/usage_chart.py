@@ -17,7 +17,7 @@ the line, a zero bar) and values in the billions (a rounded axis and compact lab
 import math
 from dataclasses import dataclass, field
 
-from orders.usage import humanize_duration
+from orders.usage_weeks import humanize_duration
 
 WIDTH = 560
 HEIGHT = 230

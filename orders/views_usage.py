@@ -4,8 +4,9 @@ from django import forms
 from django.contrib.auth.decorators import permission_required
 from django.shortcuts import render
 
-from orders.usage import DEFAULT_WEEKS, MAX_WEEKS, usage_figures
+from orders.usage import DEFAULT_WEEKS, usage_figures
 from orders.usage_chart import usage_charts
+from orders.usage_weeks import MAX_WEEKS
 
 
 class UsageForm(forms.Form):

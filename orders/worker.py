@@ -45,7 +45,8 @@ from orders.confirm import confirm_due
 from orders.delivery import NOTIFY_CHANNEL, delivery_send_once
 from orders.digest import digest_send_if_due
 from orders.retention import purge
-from orders.usage import refresh_usage_rollup, usage_report
+from orders.usage import usage_report
+from orders.usage_rollup import refresh_usage_rollup
 
 logger = logging.getLogger(__name__)
 usage_logger = logging.getLogger("orders.usage")
@@ -223,7 +224,7 @@ class Worker:
         # The jobs run between turns, each at most once per its interval; the first turn runs them all.
         self.periodic = [
             Periodic(report_usage, self.report_seconds, failed_event="usage.report_failed", log=usage_logger),
-            # The Usage page's per-week rollup (orders/usage.py), on the report's interval.
+            # The Usage page's per-week rollup (orders/usage_rollup.py), on the report's interval.
             Periodic(refresh_usage_rollup, self.report_seconds, failed_event="usage.rollup_failed"),
             Periodic(confirm_due, settings.REDOX_CONFIRM_POLL_SECONDS, failed_event="delivery.confirm_failed"),
             # The class name only: an SMTP error's text can quote addresses.

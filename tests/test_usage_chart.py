@@ -10,8 +10,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from orders.models import Delivery, Order
-from orders.usage import WeekFigures
 from orders.usage_chart import compact, counts_chart, nice_step, turnaround_chart
+from orders.usage_weeks import WeekFigures
 from tests.factories import DeliveryFactory, OrderFactory
 
 MONDAY = date(2026, 11, 23)

@@ -12,7 +12,9 @@ from django.db import connection
 
 from orders.history import orders_close_before
 from orders.models import Delivery, Order
-from orders.usage import awaiting_backlog, percentile_cont, refresh_usage_rollup, usage_figures
+from orders.usage import awaiting_backlog, usage_figures
+from orders.usage_rollup import refresh_usage_rollup
+from orders.usage_weeks import percentile_cont
 from tests.factories import DeliveryFactory, OrderFactory, UserFactory
 
 LA = ZoneInfo("America/Los_Angeles")

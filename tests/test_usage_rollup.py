@@ -1,4 +1,4 @@
-"""The usage rollup (UsageWeek, orders/usage.py): the page shows the same figures with it as
+"""The usage rollup (UsageWeek, orders/usage_rollup.py): the page shows the same figures with it as
 without it, whatever happened after the rollup ran, and a missing or stale rollup is never
 read. Runs on SQLite and on PostgreSQL."""
 
@@ -9,7 +9,8 @@ from django.db import connection
 
 from orders import worker as worker_module
 from orders.models import Delivery, Order, UsageWeek
-from orders.usage import refresh_usage_rollup, rolled_up_weeks, settled_weeks, usage_figures
+from orders.usage import usage_figures
+from orders.usage_rollup import refresh_usage_rollup, rolled_up_weeks, settled_weeks
 from tests.factories import OrderFactory, PartnerFactory, UserFactory
 from tests.test_usage_figures import LAST_WEEK, NOW, THIS_WEEK, Seeder, at
 
@@ -203,10 +204,10 @@ def test_the_page_reads_only_the_open_week_live(history, django_assert_max_num_q
 
 
 def test_after_a_bulk_change_every_week_is_computed_live(history, monkeypatch):
-    from orders import usage
+    from orders import usage_rollup
 
     refresh_usage_rollup(ROLLED_AT)
-    monkeypatch.setattr(usage, "CHANGES_LIMIT", 3)
+    monkeypatch.setattr(usage_rollup, "CHANGES_LIMIT", 3)
     Order.objects.filter(pk__in=Order.objects.order_by("pk").values("pk")[:4]).update(updated_at=ROLLED_AT + H)
     assert rolled_up_weeks([LAST_WEEK], include_test=False) == {}
     assert_same_as_live()

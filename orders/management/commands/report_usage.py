@@ -6,7 +6,8 @@ orders awaiting a note read what it emits.
 
 from django.core.management.base import BaseCommand
 
-from orders.usage import MAX_WEEKS, usage_report
+from orders.usage import usage_report
+from orders.usage_weeks import MAX_WEEKS
 
 
 class Command(BaseCommand):
