@@ -37,6 +37,10 @@ def test_backoff_doubles_from_half_a_second_to_thirty_with_jitter():
     assert take(lambda: 0.0) == [0.25, 0.5, 1, 2, 4, 8, 15, 15, 15]
 
 
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="Django keeps an in-memory SQLite test database's one connection open; reconnecting is PostgreSQL's case",
+)
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_lost_database_is_logged_once_retried_with_backoff_and_its_return_logged(caplog):
     outcomes = [OperationalError("server closed the connection"), OperationalError("refused"), mock.sentinel.sent]
@@ -89,6 +93,7 @@ def test_a_bug_in_a_turn_is_logged_by_class_only_and_the_loop_goes_on(caplog):
     assert secret not in caplog.text
 
 
+@pytest.mark.django_db  # on SQLite each turn's close_old_connections() touches the shared in-memory test connection
 def test_sigterm_during_a_send_lets_it_finish_then_the_worker_exits():
     attempts = []
 
@@ -103,6 +108,7 @@ def test_sigterm_during_a_send_lets_it_finish_then_the_worker_exits():
     assert len(attempts) == 1
 
 
+@pytest.mark.django_db  # on SQLite each turn's close_old_connections() touches the shared in-memory test connection
 def test_a_stop_ends_an_idle_wait_at_once():
     worker = Worker(idle_seconds=30)
     timer = threading.Timer(0.2, worker.stop)
