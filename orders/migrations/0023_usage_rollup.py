@@ -1,4 +1,4 @@
-"""The usage rollup (UsageWeek, kept by the worker: orders/usage.py) and the indexes that
+"""The usage rollup (UsageWeek, kept by the worker: orders/usage_rollup.py) and the indexes that
 keep the list-type pages and the Usage page independent of history.
 
 - `usageweek`: a new, empty table (the worker fills it on its first pass; until then the
