@@ -7,6 +7,7 @@ deleted from the app (see AuditEvent).
 from dataclasses import dataclass
 
 from axes.helpers import get_client_ip_address
+from django.db import connection
 from django.db.models import Count
 
 from orders.models import AuditEvent
@@ -56,7 +57,7 @@ def view_summaries(order):
     """Per viewing action (order, PDF), in GROUPED_VIEWS' order: how often, by how many
     people, and the latest view; only the actions that happened.
 
-    Two queries, whatever the number of views (the audit table's order_id index).
+    Two queries on PostgreSQL, whatever the number of views (the audit table's order_id index).
     """
     views = order.audit_events.filter(**GROUPED_VIEW)
     figures = {
@@ -65,8 +66,13 @@ def view_summaries(order):
     }
     if not figures:
         return []
-    # The newest view of each action: DISTINCT ON (action), PostgreSQL's.
-    latest = {event.action: event for event in views.order_by("action", "-created_at", "-id").distinct("action")}
+    # The newest view of each action: DISTINCT ON (action) where the database has it
+    # (PostgreSQL); elsewhere (SQLite, `make run`) one small query per action.
+    if connection.features.can_distinct_on_fields:
+        newest = views.order_by("action", "-created_at", "-id").distinct("action")
+    else:
+        newest = [views.filter(action=action).order_by("-created_at", "-id").first() for action in figures]
+    latest = {event.action: event for event in newest}
     return [
         ViewSummary(
             action=action, count=figures[action]["count"], people=figures[action]["people"], last=latest[action]
