@@ -107,7 +107,9 @@ class Throttle:
                 f"INSERT INTO {table} (scope, key, window_start, {count_column}) VALUES (%s, %s, %s, 1) "  # noqa: S608 (names from the model, values are parameters)
                 f"ON CONFLICT (scope, key, window_start) DO UPDATE SET {count_column} = {table}.{count_column} + 1 "
                 f"RETURNING {count_column}",
-                [self.scope, key, window_start],
+                # The datetime as the ORM writes it (SQLite keeps a naive UTC string), so the
+                # ORM's reads in failures() find the row.
+                [self.scope, key, connection.ops.adapt_datetimefield_value(window_start)],
             )
             (count,) = cursor.fetchone()
         if _pruned_window.get(self.scope) != window_start:

@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from hcoint.events import log_event
 from orders import ingest_statement
-from orders.ingest_rows import Delivery, crash_reason, marked, new_message
+from orders.ingest_rows import Arrival, crash_reason, marked, new_message
 from orders.models import InboundMessage, Redelivery
 from orders.order_apply import OrderExists, apply_orders, fit
 from redox import inbound
@@ -58,7 +58,7 @@ def message_ingest(*, partner, body, headers, received_at=None, read=None):
     `received_at` lets an import keep the original arrival time; `read` is what
     `inbound.read(body)` returned already (`new_orders_ingest`), so a body is read once.
     """
-    delivery = Delivery.of(body, headers, received_at, read)
+    delivery = Arrival.of(body, headers, received_at, read)
     read, meta, key, stored = delivery.read, delivery.meta, delivery.key, delivery.stored(partner)
     try:
         message, logged = _store_and_apply(meta=meta, key=key, read=read, settled=True, **stored)
@@ -97,7 +97,7 @@ def new_orders_ingest(*, partner, token, body, headers):
     as it does for any delivery. A redelivery is counted as `message_ingest` counts it
     (the statement that met the dedupe key had verified the token).
     """
-    delivery = Delivery.of(body, headers, None, None)
+    delivery = Arrival.of(body, headers, None, None)
     read, meta, key, stored = delivery.read, delivery.meta, delivery.key, delivery.stored(partner)
     if not ingest_statement.applies(read):
         return None, read

@@ -23,8 +23,8 @@ HEADER_MAX_CHARS = 500
 
 
 @dataclass(frozen=True)
-class Delivery:
-    """One delivery's bytes and what is known of it before anything is stored."""
+class Arrival:
+    """One delivery from Redox: its bytes and what is known of it before anything is stored."""
 
     body: bytes
     body_sha256: str

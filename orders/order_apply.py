@@ -8,6 +8,7 @@ overwrite newer data, a sparse event does not wipe what we hold, a Cancel always
 from django.db import IntegrityError, transaction
 
 from orders.models import Order
+from orders.usage_rollup import forget_week_of
 from redox import inbound
 
 # Events whose orders are new as a rule: they are inserted without a read first.
@@ -125,6 +126,8 @@ def _update_order(order, message, parsed, info):
             order.last_event_at = event_at
     if message.received_at < order.first_received_at:
         # An import of older history: the order was first received earlier than we thought.
+        # The week it was counted in loses it, which the rollup cannot see by itself.
+        forget_week_of(order.first_received_at)
         order.first_received_at = message.received_at
     if parsed.is_cancel and not order.is_cancelled:
         order.cancel(when=event_at)

@@ -140,6 +140,11 @@ def _reusable(caught, sentinel_hash):
 
 
 def _statement():
+    # PostgreSQL only, where production runs and the time matters. Other backends (SQLite,
+    # `make run`) hand the driver adapted parameters (a time as text), which the constant
+    # check above cannot tell from a constant: they always go through for_token.
+    if connection.vendor != "postgresql":
+        return None
     key = (connection.alias, connection.vendor)
     if key not in _statements:
         _statements[key] = _capture()

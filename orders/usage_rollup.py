@@ -12,8 +12,10 @@ can still change for an old week is read live for every week shown, from small i
 delivery retried or abandoned late, `delivery_status_created`). A rolled-up week is ignored
 (computed live, as before) when an order it counts, or an order whose note it counts as
 sent, was saved since the week was rolled up (`Order.updated_at`, `order_updated`): a late
-import, a test flag or arrival time corrected. The next pass of the worker rolls such weeks
-up again. Delivery rows need no such check: `sent_at` is set once, when Redox accepts the
+import, a test flag corrected. An order whose arrival moves to an earlier week (an import of
+older history) drops its old week's rollup as it moves (`forget_week_of`, called from
+orders/order_apply.py): that week's orders no longer name it. The next pass of the worker
+rolls such weeks up again, and moves the weeks it found unchanged on to its own time. Delivery rows need no such check: `sent_at` is set once, when Redox accepts the
 note, and an accepted delivery stays accepted.
 """
 
@@ -81,6 +83,16 @@ def rolled_up_weeks(mondays, *, include_test):
     return {week: rows[week] for week in computed}
 
 
+def _locked():
+    """Take the rollup's lock for this transaction if it is free (PostgreSQL). Not waiting: a
+    worker that would wait stops delivering notes meanwhile, for work the other does."""
+    with connection.cursor() as cursor:
+        # The key predates this module (orders/usage.py held the rollup): kept, so workers
+        # running either version still exclude each other.
+        cursor.execute("SELECT pg_try_advisory_xact_lock(hashtext('orders.usage.rollup'))")
+        return cursor.fetchone()[0]
+
+
 def _changes_since(moment):
     """(monday, last updated_at) for each week an order saved after `moment` counts in: the
     weeks they arrived in and the weeks their notes were sent in. One query, grouped by
@@ -99,6 +111,14 @@ def _changes_since(moment):
     )
     for item in arrived.union(sent, all=True):
         yield week_date(item["week"]), item["last"]
+
+
+def forget_week_of(moment):
+    """Drop the rolled-up figures of the week `moment` falls in, so the page computes it live
+    and the next pass rolls it up again. For a change the weeks' change detection cannot see:
+    an order whose arrival moves out of a week (`_changes_since` finds only the week it
+    arrived in now)."""
+    UsageWeek.objects.filter(week=week_start(moment).date()).delete()
 
 
 def settled_weeks(now, weeks=MAX_WEEKS):
@@ -129,17 +149,19 @@ def refresh_usage_rollup(now=None, *, weeks=MAX_WEEKS):
     done = 0
     for include_test in (False, True):
         current = rolled_up_weeks(mondays, include_test=include_test)
+        # The weeks found unchanged were checked against every order saved up to now: they
+        # hold as of `computed_at`, so the next pass looks only at what is saved after it
+        # (otherwise the oldest pass's time would stay the start of every check, and the
+        # changes since it would pile up to CHANGES_LIMIT).
+        UsageWeek.objects.filter(include_test=include_test, week__in=list(current)).update(computed_at=computed_at)
         stale = [monday for monday in mondays if monday not in current]
         if not stale:
             continue
         orders = Order.objects.all() if include_test else Order.objects.filter(is_test=False)
         deliveries = Delivery.objects.all() if include_test else Delivery.objects.filter(order__is_test=False)
         with transaction.atomic():
-            if connection.vendor == "postgresql":
-                with connection.cursor() as cursor:
-                    # The key predates this module (orders/usage.py held the rollup): kept, so
-                    # workers running either version still exclude each other.
-                    cursor.execute("SELECT pg_advisory_xact_lock(hashtext('orders.usage.rollup'))")
+            if connection.vendor == "postgresql" and not _locked():
+                return done  # another worker is rolling up; it does these weeks
             with driven_by_the_window():
                 figures, overall = weekly_figures(orders, deliveries, stale)
             UsageWeek.objects.filter(include_test=include_test, week__in=stale).delete()

@@ -2,15 +2,19 @@
 without it, whatever happened after the rollup ran, and a missing or stale rollup is never
 read. Runs on SQLite and on PostgreSQL."""
 
+import json
 from datetime import timedelta
 
 import pytest
 from django.db import connection
 
 from orders import worker as worker_module
+from orders.ingest import message_ingest
 from orders.models import Delivery, Order, UsageWeek
 from orders.usage import usage_figures
 from orders.usage_rollup import refresh_usage_rollup, rolled_up_weeks, settled_weeks
+from redox.sample_messages import fresh_copy
+from tests.conftest import sample_bytes
 from tests.factories import OrderFactory, PartnerFactory, UserFactory
 from tests.test_usage_figures import LAST_WEEK, NOW, THIS_WEEK, Seeder, at
 
@@ -19,6 +23,7 @@ pytestmark = pytest.mark.django_db
 H = timedelta(hours=1)
 WEEK = timedelta(days=7)
 ROLLED_AT = NOW  # the worker's pass, before the late changes below
+LAST_WEEK_AT = at(10, 7, 9)  # a Wednesday of LAST_WEEK
 
 
 def figures(usage):
@@ -212,4 +217,35 @@ def test_after_a_bulk_change_every_week_is_computed_live(history, monkeypatch):
     assert rolled_up_weeks([LAST_WEEK], include_test=False) == {}
     assert_same_as_live()
     Order.objects.filter(updated_at=ROLLED_AT + H).update(updated_at=ROLLED_AT - H)
+    assert LAST_WEEK in rolled_up_weeks([LAST_WEEK], include_test=False)
+
+
+def test_an_order_whose_arrival_moves_to_an_earlier_week_leaves_its_old_week_too(history):
+    """An import of older history: a later message for an order we hold says it first arrived
+    weeks earlier. Both its old week and its new one must show it where it is now."""
+    partner = history["partners"][0]
+    body = json.dumps(fresh_copy(json.loads(sample_bytes("order-new.json")), new_order_id=True)).encode()
+    message_ingest(partner=partner, body=body, headers={}, received_at=LAST_WEEK_AT)
+    refresh_usage_rollup(ROLLED_AT)
+    assert_same_as_live()
+    update = json.loads(sample_bytes("order-update.json"))
+    update["Order"]["ID"] = json.loads(body)["Order"]["ID"]
+    update = json.dumps(fresh_copy(update, new_order_id=False)).encode()
+    message_ingest(partner=partner, body=update, headers={}, received_at=LAST_WEEK_AT - 3 * WEEK)
+    assert Order.objects.get(ehr_order_id=json.loads(body)["Order"]["ID"]).first_received_at == LAST_WEEK_AT - 3 * WEEK
+    assert LAST_WEEK not in rolled_up_weeks([LAST_WEEK], include_test=False)
+    assert_same_as_live()
+
+
+def test_a_pass_moves_the_checked_weeks_on_so_old_changes_are_not_counted_again(history, monkeypatch):
+    from orders import usage_rollup
+
+    refresh_usage_rollup(ROLLED_AT)
+    # Saves after the first pass that touch only the open week: not changes of a closed week.
+    Order.objects.filter(first_received_at__gte=at(10, 12, 0)).update(updated_at=ROLLED_AT + H)
+    refresh_usage_rollup(ROLLED_AT + 3 * H)
+    passed_at = ROLLED_AT + 3 * H - usage_rollup.ROLLUP_MARGIN
+    assert set(UsageWeek.objects.values_list("computed_at", flat=True)) == {passed_at}
+    # So a bulk change is counted from the latest pass, not from the first one.
+    monkeypatch.setattr(usage_rollup, "CHANGES_LIMIT", 1)
     assert LAST_WEEK in rolled_up_weeks([LAST_WEEK], include_test=False)
