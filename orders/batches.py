@@ -17,6 +17,7 @@ flight and is refused. Unsent files are deleted UPLOAD_BATCH_EXPIRY_DAYS after t
 upload, by the worker (orders/worker.py).
 """
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -84,7 +85,8 @@ def _check_file(batch, position, upload):
         row.save()
         log_event(logger, "batch.file_refused", batch_id=batch.pk, batch_file_id=row.pk, reason=rejected.reason)
         return row, 0
-    content = checked.content
+    with contextlib.closing(checked):
+        content = checked.content
     row.content = content
     row.original_sha256 = checked.original_sha256
     row.page_count = checked.page_count

@@ -204,7 +204,7 @@ def _claim(now, lease_seconds, *, delivery_id=None):
     """
     while True:
         with transaction.atomic():
-            # With the note for _take's retention check; its content only when it is sent.
+            # With the note for _take's retention check; its PDF is read, in pieces, only when it is sent.
             claimable = Delivery.objects.claimable(now).select_related("note").defer("note__content")
             candidates = _lock_deliveries_only(claimable, skip_locked=True)
             if delivery_id is not None:

@@ -24,7 +24,10 @@ def send_delivery(delivery):
     """Build the message from the stored order, partner and note, and send it."""
     order = Order.objects.select_related("partner").get(pk=delivery.order_id)
     # The claim loads the note (orders/delivery.py); its PDF is read here, a piece at a time.
-    note = delivery.note if Delivery.note.is_cached(delivery) else ClinicalNote.objects.get(pk=delivery.note_id)
+    if Delivery.note.is_cached(delivery):
+        note = delivery.note
+    else:
+        note = ClinicalNote.objects.defer("content").get(pk=delivery.note_id)
     client = redox_client.get_client()
     # Inline base64 up to REDOX_INLINE_MAX_BYTES, else uploaded to the blob store first and
     # referenced by URI (Redox advises against embedding files over ~200 KB).

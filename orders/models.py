@@ -498,7 +498,7 @@ class ClinicalNote(models.Model):
     written through orders/note_content.py so no process holds more than a piece of it at
     once. `sha256` and `size` describe that copy; `original_sha256` identifies the file as
     uploaded, which is not kept. `content` holds the PDF of notes stored before chunks
-    (migration 0022 copies it into chunks and leaves it for the previous release's
+    (migration 0024 copies it into chunks and leaves it for the previous release's
     containers during that deploy); new notes leave it empty.
     """
 
@@ -540,7 +540,8 @@ class NoteChunk(models.Model):
     (docs/performance.md, "Large notes"); a piece costs a few times its own size.
     """
 
-    note = models.ForeignKey(ClinicalNote, on_delete=models.CASCADE, related_name="chunks")
+    # No index of its own: the unique (note, index) constraint's index leads with it.
+    note = models.ForeignKey(ClinicalNote, on_delete=models.CASCADE, related_name="chunks", db_index=False)
     index = models.PositiveIntegerField(help_text="0 is the first piece.")
     data = EncryptedBinaryField()
 

@@ -16,8 +16,8 @@ the pieces to Redox.
 
 Each piece is encrypted on its own (hcoint/fields.py). Reading checks that the pieces are
 all there, in order, and add up to the note's size and SHA-256: a missing, reordered or
-swapped piece raises NoteContentError before the reader has seen the end of the file, so
-a Redox upload or a download fed from `pieces` is cut short rather than completed wrong.
+swapped piece raises NoteContentError before the last piece is given out, so a Redox
+upload or a download fed from `pieces` is cut short rather than completed wrong.
 
 Notes stored before pieces keep their PDF in `ClinicalNote.content` (see the model); they
 are read from there when they have no pieces.
@@ -86,19 +86,16 @@ def pieces(note):
         index += 1
         if size > note.size:
             raise NoteContentError(f"Note {note.pk}: its stored pieces are longer than the note.")
+        # Checked before the last piece goes out: a reader that streams (a download, the
+        # Redox upload) then stops short instead of completing a wrong file.
+        if size == note.size and digest.hexdigest() != note.sha256:
+            raise NoteContentError(f"Note {note.pk}: its stored pieces do not match its SHA-256.")
         yield data
-    if digest.hexdigest() != note.sha256:
-        raise NoteContentError(f"Note {note.pk}: its stored pieces do not match its SHA-256.")
 
 
 def read(note):
     """The whole PDF as a bytearray, built in one allocation of the note's size."""
-    buffer = bytearray(note.size)
-    offset = 0
-    for piece in pieces(note):
-        buffer[offset : offset + len(piece)] = piece
-        offset += len(piece)
-    return buffer
+    return file_source(note).read_all()
 
 
 def file_source(note):

@@ -31,9 +31,14 @@ def note_page_png(note, page_index):
     cached = NotePreview.objects.filter(note=note, page_index=page_index).values_list("png", "problem").first()
     if cached is not None:
         png, problem = cached
-        if problem:
+        # "not_pdf" cannot be true of a stored note (each passed the upload check): it is what
+        # a container of the release before note pieces saw of a note stored only in pieces
+        # (migration 0022), so it is rendered again rather than believed.
+        if problem and problem != "not_pdf":
             raise PreviewError(problem)
-        return bytes(png)
+        if not problem:
+            return bytes(png)
+        NotePreview.objects.filter(note=note, page_index=page_index).delete()
     content = note_content.read(note)
     started = time.monotonic()
     try:

@@ -15,7 +15,8 @@ sent, was saved since the week was rolled up (`Order.updated_at`, `order_updated
 import, a test flag corrected. An order whose arrival moves to an earlier week (an import of
 older history) drops its old week's rollup as it moves (`forget_week_of`, called from
 orders/order_apply.py): that week's orders no longer name it. The next pass of the worker
-rolls such weeks up again, and moves the weeks it found unchanged on to its own time. Delivery rows need no such check: `sent_at` is set once, when Redox accepts the
+rolls such weeks up again, and moves the weeks it found unchanged on to its own time.
+Delivery rows need no such check: `sent_at` is set once, when Redox accepts the
 note, and an accepted delivery stays accepted.
 """
 

@@ -194,6 +194,8 @@ def upload_note(request, pk):
                 form.add_error(None, refused.message)
             else:
                 return redirect("review_note", pk=note.pk)
+            finally:
+                form.checked.close()  # the rebuilt copy's temporary file
         else:
             notes.note_upload_rejected(order=order, user=request.user, request=request, reason=form.rejection_reason())
     else:

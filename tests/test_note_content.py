@@ -83,7 +83,7 @@ def test_a_note_stored_before_pieces_reads_from_its_old_column(small_pieces):
 
 
 def test_the_migration_copies_old_notes_into_pieces_and_back(small_pieces):
-    migration = importlib.import_module("orders.migrations.0022_note_chunks")
+    migration = importlib.import_module("orders.migrations.0024_note_chunks_copy")
     old, new = ClinicalNoteFactory(), ClinicalNoteFactory(content=text_pdf(["A newer note"]))
     NoteChunk.objects.filter(note=old).delete()
     store_raw(ClinicalNote, "content", old.pk, SAMPLE_PDF)
@@ -151,3 +151,21 @@ def test_a_refused_upload_from_a_temporary_file_says_why_and_stores_nothing(
         response = client.post(reverse("upload_note", args=[OrderFactory().pk]), {"file": upload})
     assert response.status_code == 400 and message in response.content.decode()
     assert not ClinicalNote.objects.exists() and not NoteChunk.objects.exists()
+
+
+def test_a_stream_of_swapped_pieces_stops_before_its_last_byte(small_pieces, client, viewer):
+    """A download streams the pieces with the note's length: the check comes before the last
+    piece, so the browser never gets a complete file that is the wrong one."""
+    note = ClinicalNoteFactory()
+    first, second = NoteChunk.objects.filter(note=note, index__in=[0, 1]).order_by("index")
+    NoteChunk.objects.filter(pk=first.pk).update(data=bytes(second.data))
+    NoteChunk.objects.filter(pk=second.pk).update(data=bytes(first.data))
+    given = b""
+    with pytest.raises(note_content.NoteContentError, match="SHA-256"):
+        for piece in note_content.pieces(note):
+            given += bytes(piece)
+    assert len(given) < note.size
+    client.force_login(viewer)
+    response = client.get(reverse("note_download", args=[note.pk]))
+    with pytest.raises(note_content.NoteContentError):
+        b"".join(response.streaming_content)

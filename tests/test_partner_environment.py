@@ -77,6 +77,10 @@ def test_the_admin_shows_the_mismatch_on_the_message(client, admin_user, partner
     assert "Mismatch" not in page
 
 
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="SQLite rebuilds a table to change it, so the previous release's columns are not kept there",
+)
 def test_the_old_source_columns_stay_for_the_previous_release(partner):
     """Migration 0012 keeps source_id/source_name in the database (old containers read and
     write them during a deploy) with a default, so this release's inserts still work."""

@@ -95,6 +95,10 @@ class CheckedPdf:
     def content(self) -> bytes:
         return self.open().read()
 
+    def close(self) -> None:
+        """Remove the temporary file (closing it unlinks it)."""
+        self.copy.close()
+
 
 def refuse_basics(data, limits, *, size=None):
     """The checks that need no parser; the web process runs them too, before the child.

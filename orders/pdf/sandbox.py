@@ -115,13 +115,12 @@ def check_in_child(data, limits):
         )
         if not answer["ok"]:
             raise PdfRejected(answer["message"], answer["reason"])
-    except ChildFailed:
+        return CheckedPdf(page_count=answer["page_count"], original_sha256=sha256_of(data), copy=copy, offset=offset)
+    except BaseException as failed:
         copy.close()
-        raise PdfRejected.because("too_complex") from None
-    except PdfRejected:
-        copy.close()
+        if isinstance(failed, ChildFailed):
+            raise PdfRejected.because("too_complex") from None
         raise
-    return CheckedPdf(page_count=answer["page_count"], original_sha256=sha256_of(data), copy=copy, offset=offset)
 
 
 def sha256_of(data):
