@@ -42,8 +42,8 @@ from orders.usage_weeks import (
     WeekFigures,
     count_by_week,
     driven_by_the_window,
+    figures_row,
     humanize_duration,
-    week_date,
     week_start,
     weekly_figures,
 )
@@ -136,12 +136,6 @@ def _add_live_figures(figures, orders, deliveries, since):
     abandoned late, so these are never rolled up. Both are small sets read through
     indexes (`order_awaiting`, `delivery_status_created`)."""
 
-    def row(week, partner_id):
-        key = (week_date(week), partner_id)
-        if key not in figures:
-            figures[key] = WeekFigures(week=key[0], partner_id=partner_id, partner_name="")
-        return figures[key]
-
     awaiting = (
         orders.awaiting_note()
         .filter(first_received_at__gte=since)
@@ -151,10 +145,10 @@ def _add_live_figures(figures, orders, deliveries, since):
         .order_by()
     )
     for week, partner_id, count in awaiting:
-        row(week, partner_id).still_awaiting = count
+        figures_row(figures, week, partner_id).still_awaiting = count
     failed = deliveries.filter(status__in=FAILED_STATUSES, created_at__gte=since)
     for week, partner_id, count in count_by_week(failed, "created_at"):
-        row(week, partner_id).deliveries_failed = count
+        figures_row(figures, week, partner_id).deliveries_failed = count
 
 
 def awaiting_backlog(*, include_test=False, names=None, now=None):

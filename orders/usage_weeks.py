@@ -116,6 +116,15 @@ def _in_weeks(field, mondays):
     return reduce(or_, (Q(**{f"{field}__gte": start, f"{field}__lt": end}) for start, end in ranges))
 
 
+def figures_row(figures, week, partner_id):
+    """The WeekFigures of (week, partner) in `figures`, {(monday, partner id): WeekFigures},
+    added empty the first time it is asked for."""
+    key = (week_date(week), partner_id)
+    if key not in figures:
+        figures[key] = WeekFigures(week=key[0], partner_id=partner_id, partner_name="")
+    return figures[key]
+
+
 def weekly_figures(orders, deliveries, mondays):
     """The figures a closed week keeps, computed live for the weeks `mondays`:
     ({(monday, partner_id): WeekFigures with orders received, notes sent and the times to
@@ -123,12 +132,6 @@ def weekly_figures(orders, deliveries, mondays):
     figures, overall = {}, {}
     if not mondays:
         return figures, overall
-
-    def row(week, partner_id):
-        key = (week_date(week), partner_id)
-        if key not in figures:
-            figures[key] = WeekFigures(week=key[0], partner_id=partner_id, partner_name="")
-        return figures[key]
 
     received = (
         orders.filter(_in_weeks("first_received_at", mondays))
@@ -138,20 +141,20 @@ def weekly_figures(orders, deliveries, mondays):
         .order_by()
     )
     for item in received:
-        row(item["week"], item["partner_id"]).orders_received = item["received"]
+        figures_row(figures, item["week"], item["partner_id"]).orders_received = item["received"]
 
     # (Run inside driven_by_the_window, as every delivery aggregate here.)
     sent = deliveries.filter(status__in=Delivery.ACCEPTED_STATUSES).filter(_in_weeks("sent_at", mondays))
     if connection.vendor != "postgresql":
         # (PostgreSQL counts them with the times to accept, in one query.)
         for week, partner_id, count in count_by_week(sent, "sent_at"):
-            row(week, partner_id).notes_sent = count
+            figures_row(figures, week, partner_id).notes_sent = count
     per_partner, overall, sent_counts = _times_to_accept(sent)
     for (week, partner_id), count in sent_counts.items():
-        row(week, partner_id).notes_sent = count
+        figures_row(figures, week, partner_id).notes_sent = count
     for (week, partner_id), (median, p90) in per_partner.items():
-        figures_row = row(week, partner_id)
-        figures_row.median_to_accept, figures_row.p90_to_accept = median, p90
+        target = figures_row(figures, week, partner_id)
+        target.median_to_accept, target.p90_to_accept = median, p90
     wanted = set(mondays)
     # A range's edge falls on a local Monday 00:00, so no row lands outside `mondays`.
     return (
