@@ -13,7 +13,9 @@ unique constraint.
 """
 
 import logging
+import tempfile
 import time
+from pathlib import Path
 
 from hcoint.events import log_event
 from orders import note_content
@@ -39,10 +41,15 @@ def note_page_png(note, page_index):
         if not problem:
             return bytes(png)
         NotePreview.objects.filter(note=note, page_index=page_index).delete()
-    content = note_content.read(note)
     started = time.monotonic()
     try:
-        png = render_page(content, page_index)
+        # The note goes to the renderer's child as a temporary file, written a piece at a
+        # time: the web process never holds the whole PDF.
+        with tempfile.NamedTemporaryFile(prefix="note-", suffix=".pdf") as spooled:
+            for piece in note_content.pieces(note):
+                spooled.write(piece)
+            spooled.flush()
+            png = render_page(Path(spooled.name), page_index)
     except PreviewError as failed:
         if failed.reason not in NOT_KEPT:
             _keep(NotePreview(note=note, page_index=page_index, png=b"", problem=failed.reason))

@@ -12,6 +12,8 @@ orders/pdf/render.py), with the gate's CPU-time and memory limits. Anything that
 there raises `PreviewError`: `message` in plain words for staff, `reason` for logs.
 """
 
+from pathlib import Path
+
 from django.conf import settings
 
 from orders.pdf.refusals import PDF_MAGIC
@@ -41,9 +43,10 @@ class PreviewError(Exception):
         super().__init__(self.message)
 
 
-def render_page(data: bytes, page_index: int = 0) -> bytes:
-    """The page at `page_index` (0 is the first) as PNG bytes, its longer side at most
-    NOTE_PREVIEW_MAX_PX pixels. Pages past NOTE_PREVIEW_MAX_PAGES are not rendered."""
+def render_page(data: bytes | Path, page_index: int = 0) -> bytes:
+    """The page at `page_index` (0 is the first) of `data` (the PDF's bytes, or the Path of a
+    file holding it) as PNG bytes, its longer side at most NOTE_PREVIEW_MAX_PX pixels. Pages
+    past NOTE_PREVIEW_MAX_PAGES are not rendered."""
     if not 0 <= page_index < settings.NOTE_PREVIEW_MAX_PAGES:
         raise PreviewError("no_such_page")
     answer, content = _run("render", data, page_index=page_index, max_px=settings.NOTE_PREVIEW_MAX_PX)
@@ -120,7 +123,12 @@ def _error(answer):
 
 
 def _run(job, data, **params):
-    if not data or not data.startswith(PDF_MAGIC):
+    if isinstance(data, Path):
+        with data.open("rb") as file:
+            head = file.read(len(PDF_MAGIC))
+    else:
+        head = bytes(data[: len(PDF_MAGIC)])
+    if head != PDF_MAGIC:
         raise PreviewError("not_pdf")
     try:
         answer, content = run_in_child(
