@@ -71,8 +71,9 @@ def store(note, source):
 
 
 def pieces(note):
-    """The note's PDF in pieces, one query each; raises NoteContentError (possibly after the last
-    piece) when they do not add up to the note's size and SHA-256."""
+    """The note's PDF in pieces, one query each; raises NoteContentError, at the latest in
+    place of the last piece, when they do not add up to the note's size and SHA-256. A note
+    stored before pieces (none yet copied by migration 0024) comes from its old column, whole."""
     digest = hashlib.sha256()
     size = index = 0
     while size < note.size:
