@@ -65,6 +65,20 @@ def settings_defaults(monkeypatch, *names):
     return {name: module[name] for name in names}
 
 
+def end_this_connection():
+    """End the server side of Django's connection from another session, as a PostgreSQL
+    restart or an idle timeout would; returns the ended backend's pid."""
+    from django.db import connection
+
+    connection.ensure_connection()
+    pid = connection.connection.info.backend_pid
+    other = connection.copy()
+    with other.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+    other.close()
+    return pid
+
+
 def sample_bytes(name):
     return (SAMPLES / name).read_bytes()
 

@@ -7,7 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from orders.models import InboundMessage
-from tests.conftest import PARTNER_TOKEN, sample_bytes
+from tests.conftest import PARTNER_TOKEN, end_this_connection, sample_bytes
 
 pytestmark = [
     pytest.mark.skipif(connection.vendor != "postgresql", reason="drops a PostgreSQL backend"),
@@ -57,13 +57,7 @@ def test_a_delivery_on_a_reused_connection_sends_no_separate_health_check(client
 
 
 def test_a_delivery_on_a_connection_the_server_dropped_is_stored(client, partner, health_checks):
-    connection.ensure_connection()
-    pid = connection.connection.info.backend_pid
-    # Another session ends ours, as a server restart or an idle timeout would.
-    other = connection.copy()
-    with other.cursor() as cursor:
-        cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
-    other.close()
+    pid = end_this_connection()
     assert post(client).status_code == 200
     assert connection.connection.info.backend_pid != pid
     assert InboundMessage.objects.get().status == InboundMessage.Status.PROCESSED

@@ -17,7 +17,7 @@ from django.test.utils import CaptureQueriesContext
 
 from orders import partner_lookup
 from orders.models import InboundMessage, Order, Partner, hash_token
-from tests.conftest import PARTNER_TOKEN, SECOND_PARTNER_TOKEN, events, sample_json
+from tests.conftest import PARTNER_TOKEN, SECOND_PARTNER_TOKEN, end_this_connection, events, sample_json
 
 pytestmark = [
     pytest.mark.skipif(connection.vendor != "postgresql", reason="the one-statement path is PostgreSQL's"),
@@ -160,12 +160,7 @@ def test_a_guess_expires(verified, monkeypatch):
 def test_a_connection_the_server_dropped_still_stores_the_delivery(client, verified):
     # The one statement is the request's first query: it fails on the dead connection,
     # having stored nothing, and the usual way's lookup reconnects (orders/webhook.py).
-    connection.ensure_connection()
-    pid = connection.connection.info.backend_pid
-    other = connection.copy()
-    with other.cursor() as cursor:
-        cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
-    other.close()
+    pid = end_this_connection()
     assert post(client, body("after-restart")).status_code == 200
     assert connection.connection.info.backend_pid != pid
     message = InboundMessage.objects.get(orders__ehr_order_id="after-restart")
