@@ -21,7 +21,6 @@ more. Two-digit years are taken in the last hundred years (03/07/80 is 1980).
 import datetime
 import functools
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -170,7 +169,7 @@ def first_word(value):
 def fold_words(text):
     """Text as compared: case, accents and apostrophes gone, every other run of
     punctuation or space one space."""
-    folded = search_fold(unicodedata.normalize("NFC", text or ""))
+    folded = search_fold(text or "")  # NFKD inside, so any normalisation before it is moot
     return NON_WORD.sub(" ", APOSTROPHES.sub("", folded)).strip()
 
 
@@ -182,8 +181,10 @@ def dates_in(content, *, today):
                     yield date
     for pattern in NAMED_DATE_FORMS:
         for match in pattern.finditer(content):
-            month = MONTHS[match["month_name"].lower()]
-            if date := _date(match["year"], month, int(match["day"]), today):
+            # The pattern matches case-insensitively, so also letters that only fold to a
+            # month's ("ſep", with a long s): casefold, and skip what still names none.
+            month = MONTHS.get(match["month_name"].casefold())
+            if month and (date := _date(match["year"], month, int(match["day"]), today)):
                 yield date
 
 

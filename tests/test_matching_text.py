@@ -33,6 +33,8 @@ def dates(text):
         ("03/07/2030", set()),  # in the future
         ("1.2.3.4", set()),  # a version number, not a date
         ("12/05/1980-01/01/1990", {datetime.date(1980, 12, 5), datetime.date(1990, 1, 1)}),
+        ("7 ſep 1980", {datetime.date(1980, 9, 7)}),  # a long s folds to "sep" (it crashed matching)
+        ("7 İan 1980", set()),  # matches "jan" case-insensitively but folds to no month
     ],
 )
 def test_dates(text, expected):
