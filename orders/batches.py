@@ -30,7 +30,7 @@ from hcoint.events import log_event
 from orders.audit import audit_record
 from orders.matching import propose_all
 from orders.models import AuditEvent, BatchFile, NotePreview, Order, UploadBatch
-from orders.notes import NoteRefused, clean_file_name, note_send, note_upload
+from orders.notes import NoteRefused, clean_file_name, note_send, note_upload, order_send_blocker
 from orders.pdf import PdfRejected, pdf_check_upload
 from orders.pdf.preview import PreviewError, first_pages_texts, render_page, text_groups
 
@@ -110,8 +110,8 @@ def _match(rows):
             for candidate in proposal.candidates
         ]
         row.proposed_order = proposal.preselected
-        row.save(update_fields=["proposal", "proposed_order"])
         preselected += proposal.preselected is not None
+    BatchFile.objects.bulk_update(rows, ["proposal", "proposed_order"])
     return preselected
 
 
@@ -205,10 +205,11 @@ def _open_rows(batch):
 def _send_row(row, order, *, user, request, now):
     """The row's file as a note for `order`, and its delivery: both or neither.
 
-    note_upload and note_send apply the rules (a cancelled order, a note in flight or
-    accepted: one billable result per order) under the order's lock. A refusal rolls back
-    the note stored for it, and with it the failure record note_upload or note_send wrote;
-    `_refuse` then records the one failure that stays, after the rollback.
+    The rules (a cancelled order, a note in flight or accepted: one billable result per
+    order) are asked first, under the order's lock, held until the commit: a refused row
+    stores, audits and logs nothing but `_refuse`'s one failure. note_upload and note_send
+    apply the same rules again under the same lock, as the backstop; should one of them
+    refuse, the rollback takes the note and their failure record with it.
     """
     action = AuditEvent.Action.UPLOAD_NOTE
     try:
@@ -218,6 +219,11 @@ def _send_row(row, order, *, user, request, now):
             if locked.decision != BatchFile.Decision.CONFIRMED:
                 # Not a refusal: nothing was attempted, so nothing is audited.
                 raise AlreadyDecided
+            if blocker := order_send_blocker(order=Order.objects.select_for_update().get(pk=order.pk)):
+                message, reason = blocker
+                if reason != "order_cancelled":  # the single path refuses a cancelled order at upload
+                    action = AuditEvent.Action.SEND_NOTE
+                raise NoteRefused(message, reason)
             note = note_upload(
                 order=order,
                 file_name=locked.file_name,
@@ -282,15 +288,12 @@ def candidate_orders(rows):
 def batch_purge_expired(now=None):
     """Delete every batch past its expiry, with its files and their bytes. Returns (batches, unsent files)."""
     now = now or timezone.now()
-    expired = list(UploadBatch.objects.filter(expires_at__lte=now).values_list("pk", flat=True))
-    if not expired:
-        return 0, 0
-    files = BatchFile.objects.filter(batch_id__in=expired)
-    unsent = files.exclude(decision=BatchFile.Decision.SENT).count()
-    # The files first, in one statement (nothing refers to them), so no row's bytes are read.
-    files.delete()
-    UploadBatch.objects.filter(pk__in=expired).delete()
-    return len(expired), unsent
+    expired = UploadBatch.objects.filter(expires_at__lte=now)
+    unsent = BatchFile.objects.filter(batch__in=expired).exclude(decision=BatchFile.Decision.SENT).count()
+    # The batches' delete takes their files with it in one statement (nothing refers to a
+    # file, so Django's cascade reads no row's bytes).
+    _, deleted = expired.delete()
+    return deleted.get(UploadBatch._meta.label, 0), unsent
 
 
 def batch_purge():

@@ -265,7 +265,7 @@ def test_a_refused_send_keeps_one_failure_record_and_no_note(client, uploader, b
     DeliveryFactory(order=busy, sending=True)
     row = BatchFileFactory(batch=batch, proposed_order=busy)
     client.force_login(uploader)
-    with caplog.at_level(logging.INFO, logger="orders.batches"):
+    with caplog.at_level(logging.INFO):
         send(client, batch, [(row, busy.pk)])
     assert busy.notes.count() == 1  # the delivery's own note only
     failures = AuditEvent.objects.filter(outcome=AuditEvent.Outcome.FAILURE)
@@ -276,6 +276,8 @@ def test_a_refused_send_keeps_one_failure_record_and_no_note(client, uploader, b
     refused = [record for record in batch_logs if record.getMessage() == "batch.send_refused"]
     assert len(refused) == 1 and (refused[0].batch_file_id, refused[0].reason) == (row.pk, "in_flight")
     assert not [record for record in batch_logs if hasattr(record, "note_id")]
+    # Nor does the single path's code log a note that the rollback removed.
+    assert not [record for record in caplog.records if record.name == "orders.notes"]
 
 
 def test_a_skip_never_overwrites_a_row_another_window_sent(uploader, batch, orders):
