@@ -84,15 +84,19 @@ class Command(BaseCommand):
 
     def _count(self, column, pending, *, decrypt):
         """--dry-run: print and log what a run would rewrite (a real run counts nothing ahead;
-        each count scans the column's first bytes)."""
+        a count scans the column's first bytes, once per column)."""
         plaintext = older_key = encrypted = 0
         if decrypt:
             # Every pending row is enveloped (pending_rows): one count.
             encrypted = pending.count()
             self.stdout.write(f"{column}: {encrypted} encrypted row(s) would be written back as plaintext.")
         else:
-            plaintext = pending.exclude(_magic=MAGIC).count()
-            older_key = pending.filter(_magic=MAGIC).count()
+            # One scan of the column for both figures.
+            figures = pending.aggregate(
+                plaintext=models.Count("pk", filter=~models.Q(_magic=MAGIC)),
+                older_key=models.Count("pk", filter=models.Q(_magic=MAGIC)),
+            )
+            plaintext, older_key = figures["plaintext"], figures["older_key"]
             self.stdout.write(
                 f"{column}: {plaintext} plaintext row(s) and {older_key} under an older key would be "
                 "re-encrypted under the newest key."
