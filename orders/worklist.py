@@ -73,10 +73,10 @@ def _partners():
     return list(Partner.objects.only("pk", "note_due_days"))
 
 
-def worklist_counts(now=None, *, partners=None):
+def worklist_counts(now=None):
     """How many orders await a note, how many of them are overdue, how many need a person."""
     now = now or timezone.now()
-    partners = _partners() if partners is None else partners
+    partners = _partners()
     # Counting a column of `order_awaiting` (first_received_at, never null), not the id:
     # that small index holds partner and arrival, so the count reads it alone, not the rows.
     awaiting = Order.objects.awaiting_note().aggregate(
