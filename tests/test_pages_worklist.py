@@ -119,6 +119,27 @@ def test_lists_are_capped_with_how_many_more(client, uploader, partner, monkeypa
     assert len(rows(html)) == 2
     assert "3 more</a> awaiting a note" in html
     assert f'href="{reverse("order_list")}?state=awaiting_note"' in html
+    # The deliveries that need a person are capped the same way, pointing to To reconcile.
+    for _ in range(3):
+        DeliveryFactory(order=OrderFactory(partner=partner, state=Order.State.FAILED), created_by=uploader, failed=True)
+    html = client.get("/").content.decode()
+    assert f'<a href="{reverse("reconcile")}">1 more</a> on the To reconcile page.' in html
+
+
+def test_the_nav_number_is_the_pages_own_count_not_a_second_query(client, uploader, partner, monkeypatch):
+    from orders import context_processors
+
+    awaiting(partner, "ORD-NAV", 3)
+    DeliveryFactory(order=OrderFactory(partner=partner, state=Order.State.FAILED), created_by=uploader, failed=True)
+
+    def not_asked():
+        raise AssertionError("the nav's own count ran on the worklist")
+
+    monkeypatch.setattr(context_processors, "attention_count", not_asked)
+    client.force_login(uploader)
+    html = client.get("/").content.decode()
+    assert worklist_counts().awaiting + worklist_counts().needs_person == 2
+    assert 'To reconcile <span class="nav-count">2</span>' in html
 
 
 def test_the_number_of_queries_does_not_grow_with_the_rows(client, uploader, partner, second_partner):
