@@ -193,13 +193,12 @@ def batch_send(*, batch, choices, user, request=None):
     return outcome
 
 
-OPEN = (BatchFile.Decision.PENDING, BatchFile.Decision.CONFIRMED)
 # What a skipped row lets go of: its bytes and any refusal.
 DISCARDED = {"content": b"", "preview_png": b"", "problem": "", "reason": ""}
 
 
 def _open_rows(batch):
-    return BatchFile.objects.filter(batch=batch, decision__in=OPEN)
+    return BatchFile.objects.filter(batch=batch, decision__in=BatchFile.OPEN_DECISIONS)
 
 
 def _send_row(row, order, *, user, request, now):
@@ -270,7 +269,7 @@ def batches_open_for(user, now=None):
     from django.db.models import Count, Q
 
     now = now or timezone.now()
-    waiting = Q(files__decision__in=OPEN)
+    waiting = Q(files__decision__in=BatchFile.OPEN_DECISIONS)
     return (
         UploadBatch.objects.filter(created_by=user, expires_at__gt=now)
         .annotate(waiting=Count("files", filter=waiting), stored=Count("files"))

@@ -1039,10 +1039,12 @@ class BatchFile(models.Model):
     def __str__(self):
         return f"Batch file {self.pk}"
 
+    # Still waiting for a person (a confirmed row whose send did not happen stays open too).
+    OPEN_DECISIONS = (Decision.PENDING, Decision.CONFIRMED)
+
     @property
     def is_open(self):
-        """Still waiting for a person (a confirmed row whose send did not happen stays open too)."""
-        return self.decision in (self.Decision.PENDING, self.Decision.CONFIRMED)
+        return self.decision in self.OPEN_DECISIONS
 
     def mark_sent(self, note, now):
         """Done with: the note holds the bytes now."""
